@@ -1,0 +1,241 @@
+"""Checkpoint files: the authors' formats and ours.
+
+The authors' formats (read and written):
+
+* generator file (``g_XXXXXXXX``, ``generator_v2``): ``{"generator": state_dict}``;
+* discriminator/optimizer file (``do_XXXXXXXX``):
+  ``{"mpd", "msd", "optim_g", "optim_d", "steps", "epoch"}``.
+
+Their state dicts use the names of the old ``torch.nn.utils.weight_norm`` (``conv_pre.weight_g``,
+``conv_pre.weight_v``); our modules use ``torch.nn.utils.parametrizations`` and
+:func:`to_reference_keys` / :func:`from_reference_keys` translate between the two. Spectral
+norm (first MSD sub-discriminator) has the same names in both (``weight_orig``, ``weight_u``,
+``weight_v``).
+
+Our checkpoint is a superset of the authors' generator file: ``{"format": "hifigan",
+"version", "config", "generator", ...}`` with the state dicts in the authors' key names, so their
+tools can read our ``generator`` entry, and ours carries its config. Everything is loaded with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .config import HiFiGANConfig
+from .errors import CheckpointError, HiFiGANError
+from .generator import Generator
+from .io import save_torch
+
+FORMAT = "hifigan"
+_G_OURS = ".parametrizations.weight.original0"
+_V_OURS = ".parametrizations.weight.original1"
+
+
+def to_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Rename parametrized weight-norm keys to the authors' ``weight_g``/``weight_v``."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith(_G_OURS):
+            key = key[: -len(_G_OURS)] + ".weight_g"
+        elif key.endswith(_V_OURS):
+            key = key[: -len(_V_OURS)] + ".weight_v"
+        out[key] = value
+    return out
+
+
+def from_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Inverse of :func:`to_reference_keys`. ``weight_v`` is a weight-norm key only where a
+    matching ``weight_g`` exists (spectral norm also has a ``weight_v``)."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".weight_g"):
+            key = key[: -len(".weight_g")] + _G_OURS
+        elif key.endswith(".weight_v") and key[: -len("v")] + "g" in state:
+            key = key[: -len(".weight_v")] + _V_OURS
+        out[key] = value
+    return out
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with one-line errors for every failure."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError("checkpoint not found", path)
+    if path.is_dir():
+        raise CheckpointError("is a folder, not a checkpoint file", path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise CheckpointError(
+                "refused to load: the file holds Python objects other than tensors and plain "
+                "containers (torch.load weights_only=True)",
+                path,
+            ) from None
+        raise CheckpointError(
+            "cannot read checkpoint: the file is corrupt or truncated", path
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError):
+        raise CheckpointError(
+            "cannot read checkpoint: the file is corrupt or truncated", path
+        ) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"expected a dict of state dicts, found {type(obj).__name__}", path)
+    return obj
+
+
+def generator_state(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Tensor]:
+    """The generator state dict (authors' key names) inside a loaded checkpoint."""
+    state = checkpoint.get("generator")
+    if state is None and any(str(k).startswith("conv_pre.") for k in checkpoint):
+        state = checkpoint  # a bare state dict
+    if not isinstance(state, dict):
+        keys = ", ".join(sorted(map(str, checkpoint))[:6])
+        hint = " (this looks like a discriminator 'do_' file)" if "mpd" in checkpoint else ""
+        raise CheckpointError(
+            f"no generator weights in checkpoint (top-level keys: {keys}){hint}", path
+        )
+    return state
+
+
+def load_state_strict(
+    module: nn.Module, state: dict[str, Tensor], path: str | Path, what: str
+) -> None:
+    """``module.load_state_dict(state)`` with a one-line description of any mismatch."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} is {tuple(state[k].shape)} in the checkpoint but {tuple(expected[k].shape)} in the model"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if wrong:
+        problems.append(f"{len(wrong)} tensors of another shape ({wrong[0]})")
+    if missing:
+        problems.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    if problems:
+        raise CheckpointError(
+            f"{what} weights do not match the config: " + "; ".join(problems), path
+        )
+    module.load_state_dict(state)
+
+
+def load_generator_weights(
+    generator: Generator, state: dict[str, Tensor], path: str | Path
+) -> None:
+    """Load a generator state dict in the authors' key names (with or without weight norm)."""
+    if generator.has_weight_norm and not any(k.endswith(".weight_g") for k in state):
+        generator.remove_weight_norm()  # a checkpoint saved with weight norm already folded
+    load_state_strict(generator, from_reference_keys(state), path, "generator")
+
+
+def resolve_config(
+    path: str | Path, checkpoint: dict[str, Any], config: HiFiGANConfig | str | Path | None
+) -> HiFiGANConfig:
+    """The config for a checkpoint: the one given, else the one it carries, else
+    ``config.json`` beside it (the authors' layout)."""
+    path = Path(path)
+    if isinstance(config, HiFiGANConfig):
+        return config
+    if config is not None:
+        return HiFiGANConfig.load(config)
+    if isinstance(checkpoint.get("config"), dict):
+        return HiFiGANConfig.from_dict(checkpoint["config"], source=f"{path} (embedded config)")
+    beside = path.parent / "config.json"
+    if beside.exists():
+        return HiFiGANConfig.from_file(beside)
+    raise CheckpointError(
+        "no config: the checkpoint carries none and there is no config.json beside it; "
+        "pass one (--config v1|v2|v3|PATH)",
+        path,
+    )
+
+
+def load_generator(
+    path: str | Path, config: HiFiGANConfig | str | Path | None = None
+) -> tuple[Generator, HiFiGANConfig]:
+    """Read a generator from any supported checkpoint. Returns ``(generator, config)``; the
+    generator keeps weight norm when the file has it."""
+    checkpoint = read_checkpoint(path)
+    state = generator_state(checkpoint, path)
+    cfg = resolve_config(path, checkpoint, config)
+    generator = Generator.from_config(cfg)
+    load_generator_weights(generator, state, path)
+    return generator, cfg
+
+
+def save_checkpoint(
+    path: str | Path, config: HiFiGANConfig, generator: Generator, **extra: Any
+) -> None:
+    """Write our checkpoint format atomically: config, version, generator and any ``extra``
+    entries (modules are stored as state dicts in the authors' key names)."""
+    from . import __version__
+
+    obj: dict[str, Any] = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": config.to_dict(),
+        "generator": to_reference_keys(generator.state_dict()),
+    }
+    for key, value in extra.items():
+        obj[key] = to_reference_keys(value.state_dict()) if isinstance(value, nn.Module) else value
+    save_torch(obj, path)
+
+
+def export_reference_generator(generator: Generator, path: str | Path) -> None:
+    """Write the authors' generator file ``{"generator": state_dict}``."""
+    save_torch({"generator": to_reference_keys(generator.state_dict())}, path)
+
+
+def export_reference_discriminators(
+    path: str | Path,
+    *,
+    mpd: nn.Module,
+    msd: nn.Module,
+    optim_g: dict[str, Any],
+    optim_d: dict[str, Any],
+    steps: int,
+    epoch: int,
+) -> None:
+    """Write the authors' ``do_`` file. The optimizer state dicts must come from optimizers
+    built in the authors' parameter order: generator parameters for ``optim_g``, and
+    ``msd`` then ``mpd`` parameters for ``optim_d``."""
+    save_torch(
+        {
+            "mpd": to_reference_keys(mpd.state_dict()),
+            "msd": to_reference_keys(msd.state_dict()),
+            "optim_g": optim_g,
+            "optim_d": optim_d,
+            "steps": steps,
+            "epoch": epoch,
+        },
+        path,
+    )
+
+
+__all__ = [
+    "CheckpointError",
+    "HiFiGANError",
+    "export_reference_discriminators",
+    "export_reference_generator",
+    "from_reference_keys",
+    "generator_state",
+    "load_generator",
+    "load_generator_weights",
+    "load_state_strict",
+    "read_checkpoint",
+    "resolve_config",
+    "save_checkpoint",
+    "to_reference_keys",
+]

