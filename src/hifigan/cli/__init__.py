@@ -1,28 +1,39 @@
 """The ``hifigan`` command: one subcommand per pipeline stage.
 
-Each subcommand lives in its own module of this package and exposes ``add_arguments(parser)``
-and ``run(args) -> int``; :data:`COMMANDS` lists them with a one-line help. Modules are imported
-only when their command runs, so ``hifigan --help`` stays fast.
+Every module of this package that defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int`` is a subcommand named after the module (``_`` becomes ``-``). Commands are
+listed in pipeline order (:data:`ORDER`), any others after them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 import warnings
 
 from ..errors import HiFiGANError
 
-#: name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "mel": ("mel", "compute log-mel spectrograms of audio files (.npy, (n_mels, frames))"),
-    "vocode": ("vocode", "turn audio (copy synthesis) or mel files into wav files"),
-}
+ORDER = ["demo", "models", "prepare", "train", "mel", "vocode", "evaluate", "export", "bench"]
+_NOT_COMMANDS = {"common"}
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
+
+
+def command_modules() -> dict[str, object]:
+    """Subcommand name -> module, in display order."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _NOT_COMMANDS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f".{info.name}", __name__)
+        if hasattr(module, "HELP") and hasattr(module, "run"):
+            found[info.name.replace("_", "-")] = module
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return dict(sorted(found.items(), key=lambda item: (rank.get(item[0], len(ORDER)), item[0])))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,10 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hifigan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
-        importlib.import_module(f".{module}", __name__).add_arguments(p)
+    for name, module in command_modules().items():
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.__doc__ or module.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(_run=module.run)
+        module.add_arguments(p)
     return parser
 
 
@@ -49,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.formatwarning = _format_warning
     try:
-        return importlib.import_module(f".{args._module}", __name__).run(args)
+        return args._run(args)
     except HiFiGANError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

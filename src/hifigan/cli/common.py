@@ -12,6 +12,30 @@ import torch
 from ..errors import HiFiGANError
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint PATH`` and ``--config PRESET|PATH``: which generator to load.
+
+    Every command that loads a model uses this pair (and :func:`model_source`), so that model
+    selection behaves the same everywhere.
+    """
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="generator checkpoint (ours or the authors')"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="preset name or JSON config, needed only if the checkpoint carries none and has no "
+        "config.json beside it",
+    )
+
+
+def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The checkpoint path and config chosen by :func:`add_model_arguments`' options."""
+    if args.checkpoint is None:
+        raise HiFiGANError("no model given: pass --checkpoint PATH")
+    return args.checkpoint, args.config
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"

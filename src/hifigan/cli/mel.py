@@ -14,6 +14,8 @@ from ..io import AUDIO_SUFFIXES, atomic_path, collect_inputs, load_audio
 from ..mel import MelSpectrogram
 from .common import add_threads_argument, apply_threads, process_files
 
+HELP = "compute log-mel spectrograms of audio files (<stem>.npy, (n_mels, frames))"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders of them")

@@ -20,7 +20,15 @@ from ..io import (
     load_mel,
     save_wav,
 )
-from .common import add_threads_argument, apply_threads, process_files
+from .common import (
+    add_model_arguments,
+    add_threads_argument,
+    apply_threads,
+    model_source,
+    process_files,
+)
+
+HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,19 +36,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs", nargs="+", metavar="INPUT", help="audio files, mel files (.npy/.pt) or folders"
     )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
-    p.add_argument(
-        "--checkpoint", required=True, type=Path, help="generator checkpoint (ours or the authors')"
-    )
-    p.add_argument(
-        "--config", default=None, help="preset or JSON config, if the checkpoint has none beside it"
-    )
+    add_model_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
-    vocoder = Vocoder.from_checkpoint(args.checkpoint, config=args.config, device=args.device)
+    checkpoint, config = model_source(args)
+    vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES + MEL_SUFFIXES)
 
     def work(path: Path, out: Path) -> None:
