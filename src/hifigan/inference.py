@@ -9,7 +9,6 @@ into waveforms with a trained generator.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -129,7 +128,7 @@ class Vocoder:
         return self(self.mel(audio))
 
     @classmethod
-    def from_pretrained(cls, name: str, **kwargs: Any) -> Vocoder:
+    def from_pretrained(cls, name: str, **kwargs: object) -> Vocoder:
         """Load a built-in model by name (``lj-v1``, ``universal-v1``; see ``hifigan models``),
         or a checkpoint by path.
 
