@@ -126,3 +126,18 @@ class Vocoder:
     def copy_synthesis(self, audio: Tensor | np.ndarray) -> Tensor:
         """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop,)``."""
         return self(self.mel(audio))
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: object) -> Vocoder:
+        """Load a built-in model by name (``lj-v1``, ``universal-v1``; see ``hifigan models``),
+        or a checkpoint by path.
+
+        A registered model's weight file is verified against its sha256 first. ``kwargs``
+        (``device``, ``config`` to override the registered preset, ...) go to
+        :meth:`from_checkpoint`.
+        """
+        from .pretrained import resolve_model
+
+        path, config = resolve_model(name)
+        kwargs.setdefault("config", config)
+        return cls.from_checkpoint(path, **kwargs)

@@ -12,13 +12,23 @@ import torch
 from ..errors import HiFiGANError
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint PATH`` and ``--config PRESET|PATH``: which generator to load.
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
+    """``--model NAME|PATH`` or ``--checkpoint PATH``, and ``--config PRESET|PATH``: which
+    generator to load.
 
-    Every command that loads a model uses this pair (and :func:`model_source`), so that model
-    selection behaves the same everywhere.
+    Every command that loads a model uses these options (and :func:`model_source`), so that
+    model selection behaves the same everywhere. With ``default_model`` (a registered name),
+    that model is used when neither ``--model`` nor ``--checkpoint`` is given.
     """
-    parser.add_argument(
+    choice = parser.add_mutually_exclusive_group()
+    default_note = f" (default: {default_model})" if default_model else ""
+    choice.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        default=None,
+        help="a built-in model (see `hifigan models`) or a checkpoint path" + default_note,
+    )
+    choice.add_argument(
         "--checkpoint", type=Path, default=None, help="generator checkpoint (ours or the authors')"
     )
     parser.add_argument(
@@ -27,13 +37,36 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="preset name or JSON config, needed only if the checkpoint carries none and has no "
         "config.json beside it",
     )
+    parser.set_defaults(default_model=default_model)
 
 
 def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The checkpoint path and config chosen by :func:`add_model_arguments`' options."""
-    if args.checkpoint is None:
-        raise HiFiGANError("no model given: pass --checkpoint PATH")
-    return args.checkpoint, args.config
+    """The checkpoint path and config chosen by :func:`add_model_arguments`' options.
+
+    A registered model name is resolved to its installed weight file (sha256 verified) and
+    its config preset; ``--config`` overrides the config in every case.
+    """
+    from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
+
+    if args.checkpoint is not None:
+        return args.checkpoint, args.config
+    name = args.model
+    if name is None:
+        default = getattr(args, "default_model", None)
+        if default is None:
+            raise HiFiGANError(
+                "no model given: pass --model NAME (see `hifigan models`) or --checkpoint PATH"
+            )
+        model = get_model(default)
+        if model is not None and not is_installed(model):
+            raise HiFiGANError(
+                f"no model given, and the default model {default} is not installed: "
+                f"{INSTALL_HINT} (or pass --model NAME|PATH)"
+            )
+        print(f"model: {default} (the default; choose another with --model)", file=sys.stderr)
+        name = default
+    path, config = resolve_model(name)
+    return path, args.config or config
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
-"""``hifigan vocode INPUT... -o OUTDIR --checkpoint PATH``: audio or mel files to 16-bit wavs.
+"""``hifigan vocode INPUT... -o OUTDIR [--model NAME|PATH]``: audio or mel files to 16-bit wavs.
 
 Audio inputs (wav, flac, ogg, ...) are re-synthesized through their own mel (copy synthesis);
-mel inputs (``.npy``/``.pt``, shape ``(n_mels, frames)``) are vocoded directly.
+mel inputs (``.npy``/``.pt``, shape ``(n_mels, frames)``) are vocoded directly. Without
+``--model``/``--checkpoint`` the built-in ``lj-v1`` is used (``pip install 'hifigan[pretrained]'``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..io import (
     load_mel,
     save_wav,
 )
+from ..pretrained import DEFAULT_MODEL
 from .common import (
     add_model_arguments,
     add_threads_argument,
@@ -36,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "inputs", nargs="+", metavar="INPUT", help="audio files, mel files (.npy/.pt) or folders"
     )
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
-    add_model_arguments(p)
+    add_model_arguments(p, default_model=DEFAULT_MODEL)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     add_threads_argument(p)
 

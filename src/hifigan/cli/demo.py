@@ -1,0 +1,194 @@
+"""``hifigan demo``: hear a pretrained HiFi-GAN in one command.
+
+Vocodes real speech through its own mel-spectrogram (copy synthesis) with the default model
+(``lj-v1``) and writes, to OUTDIR (default ``hifigan-demo``):
+
+  input.wav    the speech that was vocoded, at the model's sample rate
+  output.wav   what the model made of its mel-spectrogram
+  mel.png      input and output mel-spectrograms and their difference
+  report.txt   model, duration, synthesis speed (× real time) and, with
+               ``pip install 'hifigan[eval]'``, objective metrics
+
+Without ``--input`` it uses a bundled 6.5 s public-domain LibriVox reading (Shakespeare's
+Sonnet 1; provenance in ``hifigan/data/SOURCE.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import HiFiGANError, InputError
+from ..inference import Vocoder
+from ..io import atomic_write_text, load_audio, save_wav, warn
+from ..pretrained import DEFAULT_MODEL, get_model
+from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
+
+HELP = "vocode real speech with a pretrained model: audio, mel plots and a report"
+
+DEMO_CLIP = "sonnet1_librivox.flac"
+DEMO_CLIP_LABEL = (
+    "a LibriVox reading of Shakespeare's Sonnet 1, public domain "
+    "(bundled; provenance in hifigan/data/SOURCE.md)"
+)
+EVAL_HINT = "pip install 'hifigan[eval]'"
+WARMUP_FRAMES = 32
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="speech to vocode (default: a bundled 6.5 s public-domain LibriVox reading)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("hifigan-demo"),
+        metavar="OUTDIR",
+        help="folder for the audio, plot and report (default: hifigan-demo)",
+    )
+    add_model_arguments(p, default_model=DEFAULT_MODEL)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_threads_argument(p)
+
+
+def model_description(args: argparse.Namespace) -> str:
+    """The model as the report names it."""
+    if args.checkpoint is not None:
+        return f"checkpoint {args.checkpoint}"
+    name = args.model or args.default_model
+    model = get_model(name)
+    if model is None:
+        return f"checkpoint {name}"
+    return f"{model.name}: trained on {model.trained_on}; {model.source}, licence {model.licence}"
+
+
+def timed_synthesis(vocoder: Vocoder, mel: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Vocode ``mel``; returns the audio and the seconds the generator took, measured after
+    a short warm-up run (the first call of a model pays one-time set-up costs)."""
+    vocoder(mel[..., :WARMUP_FRAMES])
+    if vocoder.device.type == "cuda":
+        torch.cuda.synchronize(vocoder.device)
+    start = time.perf_counter()
+    audio = vocoder(mel)
+    if vocoder.device.type == "cuda":
+        torch.cuda.synchronize(vocoder.device)
+    return audio.cpu().numpy(), time.perf_counter() - start
+
+
+def write_mel_plot(
+    vocoder: Vocoder, reference: np.ndarray, generated: np.ndarray, title: str, path: Path
+) -> str | None:
+    """Save the input-vs-output mel figure; returns why it was not written, or None."""
+    from ..plots import mel_comparison_figure, save_figure
+
+    real = vocoder.mel(reference).cpu().numpy()
+    fake = vocoder.mel(generated).cpu().numpy()
+    try:
+        fig = mel_comparison_figure(
+            real, fake, title=title, hop_seconds=vocoder.hop_length / vocoder.sample_rate
+        )
+        save_figure(fig, path)
+    except HiFiGANError as e:
+        return str(e)
+    return None
+
+
+def objective_metrics(
+    reference: np.ndarray, generated: np.ndarray, sample_rate: int
+) -> dict[str, float] | None:
+    """The evaluation extra's quick metrics of ``generated`` against ``reference``, or None
+    when that extra is not installed."""
+    try:
+        from ..evaluation import quick_metrics
+
+        return quick_metrics(reference, generated, sample_rate)
+    except (ImportError, HiFiGANError):
+        return None
+
+
+def format_report(
+    *,
+    model: str,
+    source: str,
+    duration: float,
+    sample_rate: int,
+    seconds: float,
+    device: str,
+    metrics: dict[str, float] | None,
+    plot_problem: str | None,
+    outdir: Path,
+) -> str:
+    """The demo's plain-text report."""
+    threads = f", {torch.get_num_threads()} threads" if device == "cpu" else ""
+    speed = duration / seconds if seconds > 0 else float("inf")
+    if metrics is None:
+        metric_text = f"not installed ({EVAL_HINT})"
+    else:
+        metric_text = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
+    files = ["input.wav", "output.wav"] + ([] if plot_problem else ["mel.png"]) + ["report.txt"]
+    lines = [
+        "HiFi-GAN demo: copy synthesis (speech -> mel-spectrogram -> speech)",
+        f"model:     {model}",
+        f"input:     {source}",
+        f"duration:  {duration:.2f} s at {sample_rate} Hz",
+        f"synthesis: {seconds:.2f} s on {device}{threads}: {speed:.1f}x real time",
+        f"metrics:   {metric_text}",
+    ]
+    if plot_problem:
+        lines.append(f"plot:      not written ({plot_problem})")
+    lines.append(f"files:     {', '.join(files)} in {outdir}")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    checkpoint, config = model_source(args)
+    vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
+    rate = vocoder.sample_rate
+    if args.input is not None:
+        audio, _ = load_audio(args.input, rate)
+        source = str(args.input)
+    else:
+        clip = importlib.resources.files("hifigan") / "data" / DEMO_CLIP
+        with importlib.resources.as_file(clip) as path:
+            audio, _ = load_audio(path, rate)
+        source = f"{DEMO_CLIP}: {DEMO_CLIP_LABEL}"
+    try:
+        mel = vocoder.mel(audio)
+    except InputError as e:
+        raise InputError(str(e), args.input) from None
+
+    generated, seconds = timed_synthesis(vocoder, mel)
+    reference = audio[: generated.shape[0]]
+    outdir: Path = args.output
+    save_wav(outdir / "input.wav", audio, rate)
+    save_wav(outdir / "output.wav", generated, rate)
+    plot_problem = write_mel_plot(
+        vocoder, reference, generated, "input vs vocoded output", outdir / "mel.png"
+    )
+    if plot_problem:
+        warn(f"mel plot not written: {plot_problem}")
+    report = format_report(
+        model=model_description(args),
+        source=source,
+        duration=audio.shape[0] / rate,
+        sample_rate=rate,
+        seconds=seconds,
+        device=str(vocoder.device),
+        metrics=objective_metrics(reference, generated, rate),
+        plot_problem=plot_problem,
+        outdir=outdir,
+    )
+    atomic_write_text(outdir / "report.txt", report)
+    print(report, end="")
+    return 0

