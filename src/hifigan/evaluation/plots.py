@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from ..config import HiFiGANConfig
+from ..io import atomic_path
 from ..mel import MelSpectrogram
 from ..plots import _pyplot, mel_comparison_figure, save_figure
 from .metrics import METRICS, SAMPLE_RATE
@@ -61,6 +63,23 @@ def save_summary_chart(
     return Path(path)
 
 
+def save_palette_png(fig, path: Path, *, dpi: int = 100, colors: int = 96) -> None:
+    """Save a figure as a palette PNG of ``colors`` colours (about 4x smaller than RGB for
+    spectrograms), atomically, and close it."""
+    from PIL import Image
+
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    buffer.seek(0)
+    image = Image.open(buffer).convert("RGB").quantize(colors=colors)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", optimize=True)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
@@ -70,20 +89,22 @@ def save_mel_figures(
     folder: Path,
     *,
     dpi: int = 100,
+    max_seconds: float = 4.0,
 ) -> list[Path]:
     """For each ``(dataset, file, system) -> (reference, generated)`` 22.05 kHz pair, a PNG
-    ``<dataset>_<file>_<system>.png`` with both log-mels (80 bands to Nyquist) and their
-    difference."""
+    ``<dataset>_<file>_<system>.png`` with both log-mels (80 bands to Nyquist) of the first
+    ``max_seconds`` and their difference."""
+    limit = int(max_seconds * SAMPLE_RATE)
     mel = MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
     paths = []
     for (dataset, name, system), (ref, gen) in clips.items():
         with torch.inference_mode():
-            real = mel(torch.from_numpy(np.ascontiguousarray(ref))).numpy()
-            fake = mel(torch.from_numpy(np.ascontiguousarray(gen))).numpy()
+            real = mel(torch.from_numpy(np.ascontiguousarray(ref[:limit]))).numpy()
+            fake = mel(torch.from_numpy(np.ascontiguousarray(gen[:limit]))).numpy()
         fig = mel_comparison_figure(
             real, fake, title=f"{dataset} / {name}: {system}", hop_seconds=256 / SAMPLE_RATE
         )
         path = Path(folder) / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
-        save_figure(fig, path, dpi=dpi)
+        save_palette_png(fig, path, dpi=dpi)
         paths.append(path)
     return paths

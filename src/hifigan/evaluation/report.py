@@ -60,7 +60,8 @@ def dataset_files(spec: str | Path) -> tuple[str, list[Path]]:
         )
         if not files:
             raise InputError(f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})", path)
-        return path.name, files
+        name = path.resolve().parent.name if path.resolve().name == "wavs" else path.resolve().name
+        return name, files
     if not path.is_file():
         raise InputError("not found (expected a folder of audio files or an id|text list)", path)
     files = []
