@@ -65,29 +65,21 @@ class GriffinLim:
             raise InputError(f"audio is too short: {x.shape[-1]} samples")
         return self.mel_transform(x)
 
-    def _stft(self, audio: Tensor) -> Tensor:
+    def _stft_options(self) -> dict:
         c = self.mel_config
-        return torch.stft(
-            audio,
-            c.n_fft,
-            hop_length=c.hop_length,
-            win_length=c.win_length,
-            window=self.window,
-            center=True,
-            return_complex=True,
-        )
+        return {
+            "n_fft": c.n_fft,
+            "hop_length": c.hop_length,
+            "win_length": c.win_length,
+            "window": self.window,
+            "center": True,
+        }
+
+    def _stft(self, audio: Tensor) -> Tensor:
+        return torch.stft(audio, **self._stft_options(), return_complex=True)
 
     def _istft(self, spec: Tensor, length: int) -> Tensor:
-        c = self.mel_config
-        return torch.istft(
-            spec,
-            c.n_fft,
-            hop_length=c.hop_length,
-            win_length=c.win_length,
-            window=self.window,
-            center=True,
-            length=length,
-        )
+        return torch.istft(spec, **self._stft_options(), length=length)
 
     @torch.inference_mode()
     def __call__(self, mel: Tensor | np.ndarray) -> Tensor:
