@@ -160,11 +160,19 @@ def run(args: argparse.Namespace) -> int:
             plot_files=plot_files,
             progress=progress,
         )
+    if not report.rows:
+        raise HiFiGANError(
+            f"no file could be scored ({report.failures[0] if report.failures else 'no input'})"
+        )
     argv = sys.argv[1:]
     report.command = "hifigan " + shlex.join(argv) if argv[:1] == ["evaluate"] else ""
     written = report.write(args.output, plots=not args.no_plots, dpi=args.dpi)
+    if report.failures:
+        print(f"error: {len(report.failures)} file(s) could not be scored:", file=sys.stderr)
+        for line in report.failures:
+            print(f"  {line}", file=sys.stderr)
     print(
         f"wrote {len(written)} files to {args.output} (report: {args.output / 'report.md'})",
         file=sys.stderr,
     )
-    return 0
+    return 1 if report.failures else 0

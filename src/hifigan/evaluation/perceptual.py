@@ -39,7 +39,8 @@ def pesq_wb(
     ref = to_int16_truncated(resample_for_metric(reference, sample_rate, 16000, resampler))
     gen = to_int16_truncated(resample_for_metric(generated, sample_rate, 16000, resampler))
     try:
-        return float(pesq(16000, ref, gen, "wb"))
+        with np.errstate(invalid="ignore", divide="ignore"):  # pesq divides silent input by 0
+            return float(pesq(16000, ref, gen, "wb"))
     except PesqError as e:  # e.g. no utterance detected in a silent clip
         raise HiFiGANError(f"PESQ failed: {type(e).__name__}") from None
 

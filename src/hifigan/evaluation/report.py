@@ -181,7 +181,7 @@ class Report:
         default_factory=dict
     )
     command: str = ""
-    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
     def datasets(self) -> list[str]:
         return list(dict.fromkeys(r["dataset"] for r in self.rows))
@@ -299,8 +299,9 @@ class Report:
                     f"Griffin-Lim scores as well as or better than **{system}** on: {labels}."
                 )
             lines.append("")
-        for note in self.notes:
-            lines += [note, ""]
+        if self.failures:
+            lines += [f"{len(self.failures)} file(s) could not be scored and are left out:", ""]
+            lines += [f"* {line}" for line in self.failures] + [""]
         if figures:
             lines += ["## Figures", ""]
             for fig in figures:
@@ -347,10 +348,14 @@ def _score_into(
     key: str,
     source: Path,
 ) -> None:
+    """Score one pair into ``report.rows``; a failure is recorded in ``report.failures``."""
     try:
         scores = suite.score(reference, generated, reference_key=key)
     except HiFiGANError as e:
-        raise HiFiGANError(str(e), source) from None
+        message = str(e) if e.path else f"{source}: {e}"
+        report.failures.append(f"{system}: {message}")
+        warn(f"{system}: {message}")
+        return
     report.rows.append({"dataset": dataset, "system": system, "file": name, **scores})
 
 
@@ -381,7 +386,12 @@ def evaluate_folders(
         seen = dict.fromkeys((stem, ref) for _, _, stem, ref, _ in jobs)
         jobs = [(GROUND_TRUTH, i, stem, ref, ref) for i, (stem, ref) in enumerate(seen)] + jobs
     for system, index, stem, ref_path, gen_path in progress(jobs, "evaluate"):
-        ref, gen = load_pair(ref_path, gen_path)
+        try:
+            ref, gen = load_pair(ref_path, gen_path)
+        except HiFiGANError as e:
+            report.failures.append(f"{system}: {e}")
+            warn(f"{system}: {e}")
+            continue
         _score_into(
             report,
             suite,
@@ -425,7 +435,12 @@ def evaluate_copy_synthesis(
     report = Report(metrics=suite.metrics)
     jobs = [(d, i, f) for d, files in datasets.items() for i, f in enumerate(files)]
     for dataset, index, path in progress(jobs, "copy synthesis + metrics"):
-        ref, _ = load_audio(path, SAMPLE_RATE)
+        try:
+            ref, _ = load_audio(path, SAMPLE_RATE)
+        except HiFiGANError as e:
+            report.failures.append(str(e))
+            warn(str(e))
+            continue
         if normalize:
             ref = (ref / max(float(np.abs(ref).max()), 1e-8) * 0.95).astype(np.float32)
         key = f"{dataset}/{path}"
@@ -444,8 +459,10 @@ def evaluate_copy_synthesis(
         for system, synth in systems.items():
             try:
                 generated = synth.copy_synthesis(ref).detach().cpu().numpy()
-            except InputError as e:
-                raise InputError(str(e), path) from None
+            except HiFiGANError as e:
+                report.failures.append(f"{system}: {path}: {e}")
+                warn(f"{system}: {path}: {e}")
+                continue
             if audio_dir is not None:
                 save_wav(
                     Path(audio_dir) / dataset / system / f"{path.stem}.wav", generated, SAMPLE_RATE
