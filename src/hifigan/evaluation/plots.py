@@ -41,6 +41,8 @@ def summary_figure(summary: dict, metrics: Sequence[str]):
                 means.append(stats["mean"])
                 errors.append(stats["ci95"] or 0.0)
             ax.bar(xs, means, width, yerr=errors, capsize=2, color=colours(j % 10), label=system)
+        if metric in ("pesq", "visqol", "dnsmos"):  # MOS-like scales start at 1
+            ax.set_ylim(bottom=1.0)
         info = METRICS[metric]
         ax.set_title(f"{info.label} {'↑' if info.higher_is_better else '↓'}", fontsize=9)
         ax.set_xticks(range(len(datasets)))
