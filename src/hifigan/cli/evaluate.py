@@ -1,0 +1,178 @@
+"""``hifigan evaluate``: objective metrics, per-file CSV, summary JSON, Markdown report, plots.
+
+Score existing files (paired by stem with the references):
+
+    hifigan evaluate --ref refs/ --gen model_a/ --gen model_b/ -o report/
+
+Or re-synthesize reference clips first (copy synthesis), beside a Griffin-Lim baseline:
+
+    hifigan evaluate --data ../shared/data/ljspeech/wavs --checkpoint generator_v2 -o report/
+    hifigan evaluate --data ../shared/data/unseen/wavs --data ../shared/data/kathleen/eval.txt \\
+        --checkpoint generator_v2 --compare lj_v1=generator_LJSpeech.pth.tar -o report/
+
+``--data`` takes a folder of audio files or an ``id|text`` list with the audio in ``wavs/``
+beside it. Profiles: ``--quick`` (PESQ, ESTOI, M-STFT, mel L1, LSD, MCD: no neural metric) or
+the default full set; ``--metrics a,b,c`` picks any. Needs ``pip install 'hifigan[eval]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import HiFiGANError
+from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
+
+HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    files = p.add_argument_group("score existing files")
+    files.add_argument("--ref", type=Path, metavar="DIR", help="reference audio folder")
+    files.add_argument(
+        "--gen",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="generated audio folder, files named like the references (repeatable)",
+    )
+    files.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="label of each --gen folder (default: the folder name), or of --checkpoint",
+    )
+    synth = p.add_argument_group("copy synthesis first")
+    synth.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR|LIST",
+        help="reference clips: a folder of audio, or an id|text list with wavs/ beside it (repeatable)",
+    )
+    add_model_arguments(synth)
+    synth.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=CHECKPOINT",
+        help="another generator to evaluate beside --checkpoint (config from the checkpoint or "
+        "config.json beside it; repeatable)",
+    )
+    synth.add_argument(
+        "--no-griffin-lim", action="store_true", help="leave out the Griffin-Lim baseline"
+    )
+    synth.add_argument(
+        "--normalize", action="store_true", help="peak-normalise references to 0.95 first"
+    )
+    synth.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="first N clips per dataset"
+    )
+    synth.add_argument("--device", default="cpu", help="where the generators run (cpu or cuda)")
+    which = p.add_argument_group("metrics and report")
+    which.add_argument("--quick", action="store_true", help="quick profile: no neural metric (CI)")
+    which.add_argument("--metrics", default=None, help="comma-separated metric names or a profile")
+    which.add_argument(
+        "--crepe",
+        choices=("full", "tiny"),
+        default="full",
+        help="CREPE size for periodicity / V/UV F1 (full: as published; tiny: ~30x faster)",
+    )
+    which.add_argument(
+        "--plots",
+        type=int,
+        default=3,
+        metavar="N",
+        help="mel figures for the first N clips (0: none)",
+    )
+    which.add_argument(
+        "--no-plots", action="store_true", help="no PNG at all (no matplotlib needed)"
+    )
+    which.add_argument("--dpi", type=int, default=100, help="resolution of the PNG figures")
+    add_threads_argument(p)
+
+
+def _systems(args: argparse.Namespace) -> dict:
+    from ..evaluation import GRIFFIN_LIM, GriffinLim
+    from ..inference import Vocoder
+
+    systems: dict = {}
+    if args.checkpoint is not None or getattr(args, "model", None) or not args.compare:
+        checkpoint, config = model_source(args)
+        label = (args.name[0] if args.name else None) or getattr(args, "model", None)
+        label = label or Path(checkpoint).name.split(".")[0]
+        systems[label] = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
+    for item in args.compare:
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise HiFiGANError(f"--compare expects LABEL=CHECKPOINT, got {item!r}")
+        if label in systems:
+            raise HiFiGANError(f"system label {label!r} is used twice")
+        systems[label] = Vocoder.from_checkpoint(path, device=args.device)
+    if not args.no_griffin_lim:
+        systems[GRIFFIN_LIM] = GriffinLim()
+    return systems
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import MetricSuite, evaluate_copy_synthesis, evaluate_folders
+    from ..evaluation.report import dataset_files
+
+    apply_threads(args.threads)
+    if bool(args.ref) == bool(args.data):
+        raise HiFiGANError(
+            "give either --ref DIR with --gen DIR..., or --data DIR|LIST with a model"
+        )
+    if args.ref and not args.gen:
+        raise HiFiGANError("--ref needs at least one --gen DIR")
+    metrics = args.metrics or ("quick" if args.quick else "full")
+    suite = MetricSuite(metrics, crepe=args.crepe)
+    plot_files = 0 if args.no_plots else max(0, args.plots)
+    if args.ref:
+        if args.name and len(args.name) != len(args.gen):
+            raise HiFiGANError(f"{len(args.name)} --name for {len(args.gen)} --gen folders")
+        report = evaluate_folders(
+            args.ref,
+            args.gen,
+            suite,
+            names=args.name or None,
+            plot_files=plot_files,
+            progress=progress,
+        )
+    else:
+        datasets = {}
+        for spec in args.data:
+            name, files = dataset_files(spec)
+            if name in datasets:
+                raise HiFiGANError(f"two datasets are named {name!r}", spec)
+            datasets[name] = files[: args.limit] if args.limit else files
+        report = evaluate_copy_synthesis(
+            datasets,
+            _systems(args),
+            suite,
+            audio_dir=args.output / "audio",
+            normalize=args.normalize,
+            plot_files=plot_files,
+            progress=progress,
+        )
+    if not report.rows:
+        raise HiFiGANError(
+            f"no file could be scored ({report.failures[0] if report.failures else 'no input'})"
+        )
+    argv = sys.argv[1:]
+    report.command = "hifigan " + shlex.join(argv) if argv[:1] == ["evaluate"] else ""
+    written = report.write(args.output, plots=not args.no_plots, dpi=args.dpi)
+    if report.failures:
+        print(f"error: {len(report.failures)} file(s) could not be scored:", file=sys.stderr)
+        for line in report.failures:
+            print(f"  {line}", file=sys.stderr)
+    print(
+        f"wrote {len(written)} files to {args.output} (report: {args.output / 'report.md'})",
+        file=sys.stderr,
+    )
+    return 1 if report.failures else 0
