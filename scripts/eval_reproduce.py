@@ -38,8 +38,10 @@ SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
 CLIPS = [f"LJ001-{i:04d}" for i in (1, 2, 3, 4, 5, 6, 7, 8, 28)]
 # (metric, target, tolerance) for LJ_V1
 TARGETS = [("pesq", 3.646, 0.035), ("stft", 0.96, 0.02), ("mel_l1", 0.227, 0.005)]
-# metrics that issue 5 found unable to rank Griffin-Lim below a neural vocoder
-BLIND = {"pesq", "estoi", "dnsmos"}
+# metrics that cannot be relied on to rank Griffin-Lim below a neural vocoder: PESQ, ESTOI and
+# DNSMOS (issue 5), and CREPE's voicing decisions and pitch (measured here: Griffin-Lim keeps
+# the harmonics of the mel, so V/UV F1 and pitch RMSE tie or favour it)
+BLIND = {"pesq", "estoi", "dnsmos", "vuv_f1", "pitch_cents"}
 
 
 def authors_checkpoint(name: str) -> Path:
