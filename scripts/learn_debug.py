@@ -30,7 +30,8 @@ def pick(lines: list[str], n: int) -> list[str]:
 
 
 def write_lists(folder: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
-    """Filelists with ``n_train`` clips of Kathleen's train.txt and ``n_val`` of eval.txt."""
+    """Filelists with ``n_train`` clips of Kathleen's train.txt and ``n_val`` of eval.txt
+    (also used by ``tests/test_train_learning.py``)."""
     lists = []
     for name, n in (("train.txt", n_train), ("eval.txt", n_val)):
         lines = [x for x in (KATHLEEN / name).read_text().splitlines() if x.strip()]
@@ -67,6 +68,7 @@ def main() -> int:
             "--out", str(out),
             "--max-steps", str(args.steps),
             "--threads", str(args.threads),
+            "--device", "cpu",
             "--no-progress",
             *args.extra,
         ]  # fmt: skip

@@ -85,6 +85,7 @@ def data(tmp_path_factory):
 
 def options(out, data, config, **kw):
     kw.setdefault("tensorboard", False)
+    kw.setdefault("device", "cpu")
     return TrainOptions(out=out, data=data, config=str(config), progress=False, **kw)
 
 
@@ -117,8 +118,9 @@ def test_a_run_writes_checkpoints_metrics_and_tensorboard_logs(run_cli, tmp_path
     (raw / "broken.wav").write_bytes(b"RIFF....WAVEfmt " + os.urandom(300))
     run = tmp_path / "run"
     code, _, err = run_cli(
-        "train", "--config", tiny, "--data", raw, "--out", run, "--keep", "2", "--no-progress"
-    )
+        "train", "--config", tiny, "--data", raw, "--out", run, "--keep", "2", "--no-progress",
+        "--device", "cpu",
+    )  # fmt: skip
     assert code == 0, err
     assert "skipped 1 files" in err and "broken.wav: cannot read audio" in err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
@@ -200,7 +202,7 @@ def test_sigterm_writes_a_loadable_checkpoint_and_the_run_resumes(tmp_path, data
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "hifigan", "train", "--config", str(tiny), "--data", str(data)]
     cmd += ["--out", str(run), "--max-steps", "10000", "--checkpoint-interval", "10000"]
-    cmd += ["--val-interval", "10000", "--no-progress", "--threads", "1"]
+    cmd += ["--val-interval", "10000", "--no-progress", "--threads", "1", "--device", "cpu"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=REPO)
     seen = []
     deadline = time.time() + 120
@@ -284,6 +286,7 @@ def test_fine_tuning_from_the_authors_checkpoint_on_given_mels(run_cli, tmp_path
     code, _, err = run_cli("mel", *wavs, "-o", mels)
     assert code == 0, err
     args = ["train", "--config", tmp_path / "v2tiny.json", "--data", data, "--no-progress"]
+    args += ["--device", "cpu"]
     args += ["--checkpoint", need(LJ_V2), "--fine-tune-mels", mels]
     code, _, err = run_cli(*args, "--out", tmp_path / "ft")
     assert code == 0, err

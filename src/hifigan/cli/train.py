@@ -72,7 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint-interval", type=int, default=None, help="steps between checkpoints"
     )
-    p.add_argument("--keep", type=int, default=3, help="step checkpoints to keep (default 3)")
+    p.add_argument(
+        "--keep", type=int, default=3, help="step checkpoints to keep (default 3; 0 keeps all)"
+    )
     p.add_argument("--val-clips", type=int, default=None, help="validate on the first N clips")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")

@@ -8,10 +8,13 @@ Per step (paper section 2.4, the authors' ``train.py``):
   + 2 (fm_mpd + fm_msd) + 45 mel`` (weights from :func:`hifigan.losses.loss_weights`), where
   ``mel`` is the L1 distance of the loss-mels (fmax = Nyquist) of real and generated audio.
 
-Two differences from the authors' step change no number: in the generator update the
-discriminators' parameters do not require gradients (the authors compute those gradients and
-throw them away) and the real audio goes through the discriminators under ``no_grad`` (only its
-feature maps are needed). With ``disc_pass="joint"`` the discriminator update runs real and
+Three differences from the authors' step change no number (beyond float rounding): in the
+generator update the discriminators' parameters do not require gradients (the authors compute
+those gradients and throw them away), the real audio goes through the discriminators under
+``no_grad`` (only its feature maps are needed), and the weight-normed weights of the
+discriminators are computed once per update instead of once per pass
+(:func:`torch.nn.utils.parametrize.cached`; the gradients of the real and generated passes are
+summed before, not after, the weight-norm backward). With ``disc_pass="joint"`` the discriminator update runs real and
 generated audio as one batch: faster, and identical except that the spectral-norm power
 iteration of the first MSD sub-discriminator runs once instead of twice in that update.
 
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import parametrize
 
 from ..checkpoint import load_generator_weights
 from ..config import HiFiGANConfig
@@ -238,7 +242,7 @@ def train_step(
 
     # discriminator update: disc_mpd + disc_msd on (real, fake.detach())
     set_requires_grad([n.mpd, n.msd], True)
-    with autocast:
+    with autocast, parametrize.cached():  # each weight-normed weight computed once, not twice
         if n.disc_pass == "joint":
             b = real.shape[0]
             both = torch.cat([real, fake.detach()])
@@ -255,7 +259,7 @@ def train_step(
 
     # generator update against the updated discriminators, which are constants here
     set_requires_grad([n.mpd, n.msd], False)
-    with autocast:
+    with autocast, parametrize.cached():
         with torch.no_grad():
             mpd_real_fmaps, msd_real_fmaps = n.mpd_frozen(real)[1], n.msd_frozen(real)[1]
         mpd_fake, mpd_fake_fmaps = n.mpd_frozen(fake)
