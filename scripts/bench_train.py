@@ -11,7 +11,8 @@ two loss mels. The paths:
   the real audio through them with autograd on;
 * ``ours``: :func:`hifigan.train.step.train_step` as ``hifigan train`` runs it by default on
   the CPU (fp32, separate real/fake discriminator passes, filterbank built once);
-* ``ours-joint``, ``ours-bf16``: the ``--disc-pass joint`` and ``--precision bf16`` options.
+* ``ours-joint``, ``ours-bf16``, ``ours-compile``: the ``--disc-pass joint``,
+  ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step).
 
 Each round runs every path for ``--steps`` steps, in a rotating order; each path has its own
 copy of the networks and optimizers, initialised identically. Prints the median time per step,
@@ -118,7 +119,8 @@ def main() -> None:
     ap.add_argument(
         "--paths",
         default="authors,ours",
-        help="comma-separated: authors, ours, ours-joint, ours-bf16 (default authors,ours)",
+        help="comma-separated: authors, ours, ours-joint, ours-bf16, ours-compile "
+        "(default authors,ours)",
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -131,6 +133,7 @@ def main() -> None:
         "ours": {},
         "ours-joint": {"disc_pass": "joint"},
         "ours-bf16": {"precision": "bf16"},
+        "ours-compile": {"compile": True},
     }
     names = args.paths.split(",")
     nets = {name: build_networks(config, device, **options[name])[0] for name in names}

@@ -59,8 +59,10 @@ def test_ljspeech_folder_gives_a_manifest_and_a_deterministic_split(tmp_path, lj
         assert clip.sample_rate == 22050
     assert read_manifest(tmp_path / "a") == a.clips  # the file round-trips
     # deterministic: another run, and another order of the files, give the same split
-    b = prepare(lj_folder, tmp_path / "b", sample_rate=22050)
-    assert [(c.id, c.split) for c in b.clips] == [(c.id, c.split) for c in a.clips]
+    b = prepare(lj_folder, tmp_path / "b", sample_rate=22050, jobs=2)  # in 2 processes
+    assert [(c.id, c.split, c.duration) for c in b.clips] == [
+        (c.id, c.split, c.duration) for c in a.clips
+    ]
     cands, _, _ = find_clips(lj_folder)
     shuffled = assign_split(list(reversed(cands)))
     assert {c.id for c in shuffled if c.split == "val"} == {

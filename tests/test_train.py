@@ -356,3 +356,30 @@ def test_torchrun_with_two_processes_matches_one_process(tmp_path, data, tiny):
         read_metrics(tmp_path / r / "metrics.jsonl")[-1]["val_mel_l1"] for r in ("one", "two")
     ]
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-4)
+
+
+def test_the_readme_commands(run_cli, tmp_path, monkeypatch):
+    """README: train the debug preset on the LJSpeech folder, resume it, vocode with best.pt."""
+    monkeypatch.chdir(tmp_path)
+    data = str(need(LJSPEECH))
+    code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", "runs/debug",
+                           "--max-steps", "10")  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli("train", "--out", "runs/debug", "--max-steps", "20", "--resume")
+    assert code == 0, err
+    assert "resuming from runs/debug/checkpoints/step_00000010.pt (step 10, epoch 2)" in err
+    code, _, err = run_cli("vocode", f"{data}/wavs/LJ001-0001.flac", "-o", "out",
+                           "--checkpoint", "runs/debug/checkpoints/best.pt")  # fmt: skip
+    assert code == 0, err
+    assert sf.info(tmp_path / "out" / "LJ001-0001.wav").frames == 831 * 256
+    assert [r["step"] for r in read_metrics(tmp_path / "runs/debug/metrics.jsonl")] == [0, 10, 20]
+
+
+@pytest.mark.slow
+def test_compiled_networks_train_like_eager_ones(tmp_path, data, tiny):
+    eager = train(options(tmp_path / "eager", data, tiny, max_steps=3))
+    compiled = train(options(tmp_path / "compiled", data, tiny, max_steps=3, compile=True))
+    a, _ = state_of(eager.checkpoint)
+    b, _ = state_of(compiled.checkpoint)
+    worst = max((a[k] - b[k]).abs().max().item() for k in a if k.startswith("generator."))
+    assert worst < 2e-5  # fused kernels round differently; see the torchrun test

@@ -28,7 +28,7 @@ def test_debug_preset_learns_on_40_kathleen_clips(tmp_path):
     kathleen = need(SHARED / "data" / "kathleen")
     train_list, val_list = learn_debug_module().write_lists(tmp_path, 40, 5)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # robust on a busy machine; the speed is the script's business
     try:
         result = train(
             TrainOptions(

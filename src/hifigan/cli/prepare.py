@@ -35,6 +35,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="validation clips when no split is given (default 2%%, 5 to 100)",
     )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="processes checking/converting clips (default 1)"
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,7 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--config", default="v1", help="preset or JSON config giving the sample rate (default v1)"
     )
     add_data_arguments(p)
-    p.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:

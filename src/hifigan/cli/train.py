@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             val_list=args.val_list,
             wavs=args.wavs,
             val_size=args.val_size,
+            jobs=max(1, args.jobs),
             fine_tune_mels=args.fine_tune_mels,
             checkpoint=checkpoint,
             resume=args.resume,

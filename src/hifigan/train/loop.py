@@ -62,6 +62,7 @@ class TrainOptions:
     val_list: Path | None = None
     wavs: Path | None = None
     val_size: int | None = None
+    jobs: int = 1
     fine_tune_mels: Path | None = None
     checkpoint: Path | None = None
     resume: bool = False
@@ -185,6 +186,7 @@ def load_clips(
                     val_list=options.val_list,
                     wavs=options.wavs,
                     val_size=options.val_size,
+                    jobs=options.jobs,
                 )
                 _say(f"data: {result.layout} in {data}")
                 if result.converted:

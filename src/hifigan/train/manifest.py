@@ -17,7 +17,8 @@ is given, a deterministic one is drawn from a hash of each clip's id.
 
 The manifest is one JSON object per line: ``id``, ``path`` (relative to the manifest's folder),
 ``duration`` (seconds), ``sample_rate``, ``split`` (``train`` or ``val``), ``speaker`` and, for
-converted clips, ``source``.
+converted clips, ``source``. Paths below the manifest's folder are relative to it, others
+absolute.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -133,15 +133,23 @@ def find_clips(
         raise DataError(
             "no audio files, metadata.csv, filelists or manifest.jsonl in this folder", data
         )
-    found = []
-    for p in files:
-        rel = p.relative_to(data)
-        speaker = rel.parts[-2] if len(rel.parts) > 1 else ""
-        found.append(Candidate(rel.with_suffix("").as_posix(), p, None, speaker))
-    speakers = {c.speaker for c in found}
+    # ids are the file names, or the paths below DATA when names repeat; a file's speaker is
+    # its folder when the files sit in several folders (speaker subfolders)
+    stems = [p.stem for p in files]
+    unique = len(set(stems)) == len(stems)
+    folders = {p.parent for p in files}
+    found = [
+        Candidate(
+            p.stem if unique else p.relative_to(data).with_suffix("").as_posix(),
+            p,
+            None,
+            p.parent.name if len(folders) > 1 else "",
+        )
+        for p in files
+    ]
     layout = (
-        f"folder of speaker subfolders ({len(speakers)} speakers)"
-        if len(speakers) > 1
+        f"folder of speaker subfolders ({len(folders)} speakers)"
+        if len(folders) > 1
         else "folder of audio files"
     )
     return _unique(found, []), [], layout
@@ -341,16 +349,22 @@ def write_manifest(path: Path, clips: list[Clip]) -> None:
     for c in clips:
         row: dict[str, object] = {
             "id": c.id,
-            "path": os.path.relpath(c.path, base),
+            "path": _relative(c.path, base),
             "duration": c.duration,
             "sample_rate": c.sample_rate,
             "split": c.split,
             "speaker": c.speaker,
         }
         if c.source is not None:
-            row["source"] = os.path.relpath(c.source, base)
+            row["source"] = _relative(c.source, base)
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when it lies below it (the folder can move), else absolute."""
+    path = Path(path).resolve()
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
 def read_manifest(path: Path) -> list[Clip]:

@@ -144,10 +144,14 @@ def build_networks(
     optim_d = torch.optim.AdamW(itertools.chain(msd.parameters(), mpd.parameters()), **adamw)
 
     def wrap(m: nn.Module, synchronised: bool) -> nn.Module:
+        """DDP for the modules that are updated (under torchrun), then ``torch.compile``. MSD
+        stays eager: its spectral norm updates buffers in place between the real and the
+        generated pass, which compiled autograd graphs refuse."""
+        compiled = compile and not isinstance(m, MultiScaleDiscriminator)
         if synchronised and procs.enabled:
             ids = [device.index] if device.type == "cuda" else None
             m = DistributedDataParallel(m, device_ids=ids, broadcast_buffers=False)
-        return torch.compile(m) if compile else m
+        return torch.compile(m) if compiled else m
 
     nets = Networks(
         generator=generator,
