@@ -79,6 +79,11 @@ class TrainConfig:
     lambda_mel: float = 45.0
     seed: int = 1234
     num_workers: int = 4
+    # run length and intervals (in steps), the authors' command-line defaults
+    max_steps: int = 2_500_000
+    log_interval: int = 100
+    val_interval: int = 1000
+    checkpoint_interval: int = 5000
 
 
 @dataclass
@@ -246,6 +251,9 @@ class HiFiGANConfig:
             )
         if t.batch_size < 1:
             fail("batch_size must be positive")
+        for key in ("max_steps", "log_interval", "val_interval", "checkpoint_interval"):
+            if getattr(t, key) < 1:
+                fail(f"train.{key} must be positive, got {getattr(t, key)}")
 
 
 def preset_names() -> list[str]:

@@ -1,0 +1,180 @@
+"""Training throughput on the CPU: our training step against a plain fp32 eager step of the
+same networks, the way the authors' ``train.py`` does it, measured in one run.
+
+Full V1 (generator, MPD and MSD at the paper's sizes), batch 2, segment 8192, real speech
+(LJSpeech clips from ``../shared``). Every step includes the input mel of the batch and the
+two loss mels. The paths:
+
+* ``authors``: fp32 eager; the mel filterbank and window rebuilt on every mel call (their
+  ``mel_basis`` cache never hits: it is keyed by ``str(fmax) + '_' + device`` but looked up by
+  ``fmax``); the generator update also computes the discriminators' weight gradients and runs
+  the real audio through them with autograd on;
+* ``ours``: :func:`hifigan.train.step.train_step` as ``hifigan train`` runs it by default on
+  the CPU (fp32, separate real/fake discriminator passes, filterbank built once);
+* ``ours-joint``, ``ours-bf16``, ``ours-compile``: the ``--disc-pass joint``,
+  ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step).
+
+Each round runs every path for ``--steps`` steps, in a rotating order; each path has its own
+copy of the networks and optimizers, initialised identically. Prints the median time per step,
+steps/s, and the median over rounds of each path's speed-up against ``authors``.
+
+    python scripts/bench_train.py --threads 2 --rounds 5 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hifigan import HiFiGANConfig, MelSpectrogram
+from hifigan.losses import discriminator_loss_terms, generator_loss_terms, loss_weights
+from hifigan.mel import mel_filterbank
+from hifigan.train.dataset import SegmentDataset
+from hifigan.train.manifest import Clip
+from hifigan.train.step import Networks, build_networks, train_step
+
+SHARED = Path(os.environ.get("HIFIGAN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def authors_mel(y: torch.Tensor, config: HiFiGANConfig, fmax: float | None) -> torch.Tensor:
+    """The authors' ``mel_spectrogram``: filterbank and window rebuilt on every call."""
+    m = config.mel
+    basis = torch.from_numpy(mel_filterbank(m.sample_rate, m.n_fft, m.n_mels, m.fmin, fmax))
+    basis = basis.to(y.device)
+    window = torch.hann_window(m.win_length).to(y.device)
+    pad = (m.n_fft - m.hop_length) // 2
+    y = F.pad(y.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    spec = torch.stft(
+        y, m.n_fft, m.hop_length, m.win_length, window, center=False, return_complex=True
+    )
+    spec = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + 1e-9)
+    return torch.log(torch.clamp(torch.matmul(basis, spec), min=1e-5))
+
+
+def authors_step(nets: Networks, y: torch.Tensor, config: HiFiGANConfig) -> None:
+    """One step of the authors' loop (input mel and real loss mel as their loader computes
+    them), on ``y (B, T)``."""
+    w = loss_weights(config.train)
+    x = authors_mel(y, config, config.mel.fmax)
+    y_mel = authors_mel(y, config, config.mel.fmax_loss)
+    y = y.unsqueeze(1)
+    y_g_hat = nets.generator(x)
+    y_g_hat_mel = authors_mel(y_g_hat.squeeze(1), config, config.mel.fmax_loss)
+    nets.optim_d.zero_grad()
+    mpd_r, mpd_g = nets.mpd(y)[0], nets.mpd(y_g_hat.detach())[0]
+    msd_r, msd_g = nets.msd(y)[0], nets.msd(y_g_hat.detach())[0]
+    d = discriminator_loss_terms(mpd_r, mpd_g, msd_r, msd_g)
+    (d["disc_mpd"] + d["disc_msd"]).backward()
+    nets.optim_d.step()
+    nets.optim_g.zero_grad()
+    (mpd_r, mpd_rf), (mpd_g, mpd_gf) = nets.mpd(y), nets.mpd(y_g_hat)
+    (msd_r, msd_rf), (msd_g, msd_gf) = nets.msd(y), nets.msd(y_g_hat)
+    g = generator_loss_terms(
+        mpd_fake=mpd_g,
+        msd_fake=msd_g,
+        mpd_real_fmaps=mpd_rf,
+        mpd_fake_fmaps=mpd_gf,
+        msd_real_fmaps=msd_rf,
+        msd_fake_fmaps=msd_gf,
+        real_mel=y_mel,
+        fake_mel=y_g_hat_mel,
+    )
+    sum(w[k] * v for k, v in g.items()).backward()
+    nets.optim_g.step()
+
+
+def real_batches(config: HiFiGANConfig, batch: int, segment: int, n: int) -> list[torch.Tensor]:
+    """``n`` batches ``(batch, segment)`` of peak-normalised LJSpeech segments."""
+    import soundfile as sf
+
+    files = sorted((SHARED / "data" / "ljspeech" / "wavs").glob("*.flac"))
+    if not files:
+        raise SystemExit(f"no LJSpeech clips in {SHARED}/data/ljspeech (set HIFIGAN_SHARED)")
+    clips = [Clip(f.stem, f, sf.info(f).duration, 22050, "train") for f in files]
+    ds = SegmentDataset(clips, config.mel, segment)
+    keys = [(i % len(clips), i) for i in range(n * batch)]
+    return [
+        torch.stack([ds[k][1] for k in keys[j : j + batch]]) for j in range(0, len(keys), batch)
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ap.add_argument("--config", default="v1")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--segment", type=int, default=8192)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=3, help="steps per path per round")
+    ap.add_argument(
+        "--paths",
+        default="authors,ours",
+        help="comma-separated: authors, ours, ours-joint, ours-bf16, ours-compile "
+        "(default authors,ours)",
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    config = HiFiGANConfig.load(args.config)
+    device = torch.device(args.device)
+    mel_in = MelSpectrogram.from_config(config.mel).to(device)
+    batches = [b.to(device) for b in real_batches(config, args.batch, args.segment, args.steps)]
+    options = {
+        "authors": {},
+        "ours": {},
+        "ours-joint": {"disc_pass": "joint"},
+        "ours-bf16": {"precision": "bf16"},
+        "ours-compile": {"compile": True},
+    }
+    names = args.paths.split(",")
+    nets = {name: build_networks(config, device, **options[name])[0] for name in names}
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(name: str, audio: torch.Tensor) -> None:
+        if name == "authors":
+            authors_step(nets[name], audio, config)
+        else:
+            train_step(nets[name], mel_in(audio), audio.unsqueeze(1))
+
+    for name in names:  # warm-up: first-call allocations, oneDNN primitive caches
+        run(name, batches[0])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(args.rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            sync()
+            start = time.perf_counter()
+            for audio in batches:
+                run(name, audio)
+            sync()
+            times[name].append((time.perf_counter() - start) / len(batches))
+    print(
+        f"{config.name} on {args.device}: batch {args.batch}, segment {args.segment}, "
+        f"{args.threads} threads, "
+        f"{args.rounds} rounds x {args.steps} steps per path, torch {torch.__version__}"
+    )
+    for name in names:
+        t = statistics.median(times[name])
+        line = f"{name:>11}: {t:.3f} s/step, {1 / t:.3f} steps/s"
+        if name != "authors" and "authors" in times:
+            ratios = [a / b for a, b in zip(times["authors"], times[name])]
+            line += f", speed-up over authors x{statistics.median(ratios):.2f} (rounds: "
+            line += ", ".join(f"{x:.2f}" for x in ratios) + ")"
+        print(line)
+    print(f"load average during the run: {np.round(os.getloadavg(), 2).tolist()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""``hifigan train --config v1|v2|v3|debug|PATH --data DIR --out RUN_DIR``: train a vocoder.
+
+DIR is a dataset folder (anything ``hifigan prepare`` accepts; it is prepared into
+``RUN_DIR/data``) or a folder prepared by ``hifigan prepare``. The run folder receives
+``config.json``, ``checkpoints/step_XXXXXXXX.pt`` (the last ``--keep``), ``checkpoints/best.pt``
+(the generator with the best validation mel L1), ``metrics.jsonl`` (one JSON object per
+validation) and ``tensorboard/``. ``--resume`` continues from the newest checkpoint exactly
+(models, optimizers, schedulers, step, data position, RNG states). SIGINT/SIGTERM write a
+checkpoint and stop.
+
+Fine-tuning: ``--checkpoint`` starts from any generator checkpoint (ours or the authors' ``g_``
+file, with its ``do_`` file beside it for the discriminators) and ``--fine-tune-mels DIR`` reads
+``<id>.npy`` mels (a TTS model's teacher-forced output) instead of computing them.
+
+Several processes: ``torchrun --nproc_per_node N -m hifigan train ...``; the batch size is the
+global batch, split evenly across the processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
+from .prepare import add_data_arguments
+
+HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-ready"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None, metavar="DIR", help="dataset folder")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    add_model_arguments(p)
+    for action in p._actions:
+        if action.dest == "config":
+            action.help = (
+                "preset (v1, v2, v3, debug) or JSON config (default v1, or the checkpoint's)"
+            )
+        elif action.dest == "checkpoint":
+            action.help = "start from this checkpoint (ours or the authors' g_ file)"
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this step")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument(
+        "--fine-tune-mels",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of <id>.npy input mels (fine-tuning on a TTS model's output)",
+    )
+    add_data_arguments(p)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "fp16"],
+        help="autocast precision; STFT, mel and losses stay fp32 (fp16: CUDA only)",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument(
+        "--disc-pass",
+        default="separate",
+        choices=["separate", "joint"],
+        help="joint: real and generated audio in one discriminator batch (faster)",
+    )
+    add_threads_argument(p)
+    p.add_argument("--num-workers", type=int, default=None, help="data loader workers")
+    p.add_argument("--log-interval", type=int, default=None, help="steps between logs")
+    p.add_argument("--val-interval", type=int, default=None, help="steps between validations")
+    p.add_argument(
+        "--checkpoint-interval", type=int, default=None, help="steps between checkpoints"
+    )
+    p.add_argument(
+        "--keep", type=int, default=3, help="step checkpoints to keep (default 3; 0 keeps all)"
+    )
+    p.add_argument("--val-clips", type=int, default=None, help="validate on the first N clips")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
+    p.add_argument(
+        "--export-authors",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write RUN_DIR's newest checkpoint as the authors' g_/do_ files and exit",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import HiFiGANError
+    from ..train import TrainOptions, export_authors, list_checkpoints, train
+
+    apply_threads(args.threads)
+    if args.export_authors is not None:
+        found = list_checkpoints(args.out / "checkpoints")
+        if not found:
+            raise HiFiGANError("no step_*.pt checkpoint to export", args.out / "checkpoints")
+        g_path, do_path = export_authors(found[-1], args.export_authors)
+        print(f"wrote {g_path} and {do_path}", file=sys.stderr)
+        return 0
+    checkpoint = None
+    if args.checkpoint is not None or getattr(args, "model", None):
+        checkpoint, _ = model_source(args)
+    result = train(
+        TrainOptions(
+            out=args.out,
+            data=args.data,
+            config=args.config,
+            train_list=args.train_list,
+            val_list=args.val_list,
+            wavs=args.wavs,
+            val_size=args.val_size,
+            jobs=max(1, args.jobs),
+            fine_tune_mels=args.fine_tune_mels,
+            checkpoint=checkpoint,
+            resume=args.resume,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            log_interval=args.log_interval,
+            val_interval=args.val_interval,
+            checkpoint_interval=args.checkpoint_interval,
+            num_workers=args.num_workers,
+            device=args.device,
+            precision=args.precision,
+            compile=args.compile,
+            disc_pass=args.disc_pass,
+            keep_checkpoints=args.keep,
+            val_clips=args.val_clips,
+            progress=not args.no_progress,
+            tensorboard=not args.no_tensorboard,
+        )
+    )
+    if result.stopped_by in ("SIGINT", "SIGTERM"):
+        return 128 + int(getattr(signal, result.stopped_by))
+    return 0

@@ -1,0 +1,185 @@
+"""Training checkpoints in a run folder: write, find, prune, restore RNG states, export.
+
+``RUN_DIR/checkpoints/step_XXXXXXXX.pt`` holds everything needed to resume exactly (models,
+optimizers, schedulers, gradient scalers, the loop state with the data position, RNG states);
+``best.pt`` holds the generator with the best validation mel L1. Both are our checkpoint format
+(:func:`hifigan.checkpoint.save_checkpoint`), written atomically, so ``hifigan vocode`` and
+:class:`hifigan.Vocoder` load them directly, and :func:`export_authors` turns one into the
+authors' ``g_``/``do_`` files.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import (
+    export_reference_discriminators,
+    export_reference_generator,
+    from_reference_keys,
+    load_generator_weights,
+    load_state_strict,
+    read_checkpoint,
+    resolve_config,
+)
+from ..config import HiFiGANConfig
+from ..discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ..errors import CheckpointError
+from ..generator import Generator
+from ..io import atomic_write_text
+
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+BEST = "best.pt"
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """The ``step_*.pt`` files of ``folder``, oldest step first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` step checkpoints; returns the deleted paths."""
+    old = list_checkpoints(folder)[:-keep] if keep > 0 else []
+    for p in old:
+        p.unlink(missing_ok=True)
+    return old
+
+
+# ---------------------------------------------------------------------- RNG states
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch (and CUDA) RNG states, as plain containers and tensors (loadable
+    with ``torch.load(weights_only=True)``)."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------------- loading
+def load_discriminators(
+    checkpoint: dict[str, Any],
+    path: Path,
+    mpd: MultiPeriodDiscriminator,
+    msd: MultiScaleDiscriminator,
+) -> bool:
+    """Load ``mpd``/``msd`` from a checkpoint of ours, or from the authors' ``do_`` file beside a
+    ``g_`` file. Returns False when there are none (the discriminators keep their init)."""
+    if "mpd" not in checkpoint and path.name.startswith("g_"):
+        partner = path.with_name("do_" + path.name[2:])
+        if partner.is_file():
+            checkpoint, path = read_checkpoint(partner), partner
+    if "mpd" not in checkpoint or "msd" not in checkpoint:
+        return False
+    load_state_strict(mpd, from_reference_keys(checkpoint["mpd"]), path, "MPD")
+    load_state_strict(msd, from_reference_keys(checkpoint["msd"]), path, "MSD")
+    return True
+
+
+def load_start_weights(
+    path: Path, generator: Generator, mpd: MultiPeriodDiscriminator, msd: MultiScaleDiscriminator
+) -> bool:
+    """Initialise from any checkpoint, ours or the authors' (weights only; the optimizers and
+    the step start afresh). A generator saved with its weight norm folded gets weight norm
+    again. Returns whether discriminator weights were found too."""
+    checkpoint = read_checkpoint(path)
+    from ..checkpoint import generator_state
+
+    load_generator_weights(generator, generator_state(checkpoint, path), path)
+    if not generator.has_weight_norm:
+        reapply_weight_norm(generator)
+    return load_discriminators(checkpoint, path, mpd, msd)
+
+
+def reapply_weight_norm(generator: Generator) -> None:
+    """Weight norm on every convolution again (after loading folded weights); the function
+    computed is unchanged."""
+    from torch import nn
+    from torch.nn.utils.parametrizations import weight_norm
+
+    for m in generator.modules():
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
+            weight_norm(m)
+
+
+def config_of(path: Path, config: HiFiGANConfig | str | Path | None) -> HiFiGANConfig:
+    """The config to train a starting checkpoint with: ``config`` when given, else the one it
+    carries, else ``config.json`` beside it."""
+    return resolve_config(path, read_checkpoint(path), config)
+
+
+# ---------------------------------------------------------------------- export
+def export_authors(path: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Write a training checkpoint of ours as the authors' ``g_XXXXXXXX`` and ``do_XXXXXXXX``
+    (plus their flat ``config.json``), which their ``train.py`` resumes from."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path)
+    if "optim_d" not in checkpoint or "state" not in checkpoint:
+        raise CheckpointError(
+            "not a training checkpoint (no optimizer states); export step_*.pt files", path
+        )
+    config = resolve_config(path, checkpoint, None)
+    generator = Generator.from_config(config)
+    mpd, msd = (
+        MultiPeriodDiscriminator.from_config(config),
+        MultiScaleDiscriminator.from_config(config),
+    )
+    load_generator_weights(generator, checkpoint["generator"], path)
+    load_discriminators(checkpoint, path, mpd, msd)
+    state = checkpoint["state"]
+    out_dir = Path(out_dir)
+    g_path, do_path = out_dir / f"g_{state['step']:08d}", out_dir / f"do_{state['step']:08d}"
+    export_reference_generator(generator, g_path)
+    export_reference_discriminators(
+        do_path,
+        mpd=mpd,
+        msd=msd,
+        optim_g=checkpoint["optim_g"],
+        optim_d=checkpoint["optim_d"],
+        steps=int(state["step"]),
+        epoch=int(state["epoch"]),
+    )
+    import json
+
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_reference_dict(), indent=2))
+    return g_path, do_path

@@ -1,0 +1,408 @@
+"""Data preparation: find the clips of a dataset, check and convert them once, write a manifest.
+
+Accepted layouts (:func:`find_clips`):
+
+* a prepared folder (``manifest.jsonl``) or a manifest file;
+* the authors' filelists: ``id|text`` lines for training and validation, audio in ``wavs/<id>.*``
+  (given explicitly, or found in the folder as ``training.txt``/``validation.txt``,
+  ``train.txt``/``eval.txt`` ...);
+* an LJSpeech folder: ``metadata.csv`` (``id|text|...``) and ``wavs/``;
+* any folder of audio files, searched recursively; a file's speaker is its parent folder
+  (a VCTK-style folder of speaker subfolders).
+
+Every clip is decoded once (:func:`inspect_clip`): unreadable, empty, silent or too-short files
+are skipped and listed, never fatal. Clips at another sample rate or with several channels are
+converted once (resampled, mixed to mono) into ``cache/`` and reused on later runs. When no split
+is given, a deterministic one is drawn from a hash of each clip's id.
+
+The manifest is one JSON object per line: ``id``, ``path`` (relative to the manifest's folder),
+``duration`` (seconds), ``sample_rate``, ``split`` (``train`` or ``val``), ``speaker`` and, for
+converted clips, ``source``. Paths below the manifest's folder are relative to it, others
+absolute.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HiFiGANError, InputError
+from ..io import AUDIO_SUFFIXES, atomic_write_text, load_audio, resample, save_wav
+
+MANIFEST = "manifest.jsonl"
+SKIPPED = "skipped.tsv"
+CACHE = "cache"
+SPLITS = ("train", "val")
+TRAIN_LIST_NAMES = ("training.txt", "train.txt", "train_filelist.txt", "train_list.txt")
+VAL_LIST_NAMES = (
+    "validation.txt",
+    "val.txt",
+    "valid.txt",
+    "eval.txt",
+    "val_filelist.txt",
+    "val_list.txt",
+)
+
+
+class DataError(HiFiGANError):
+    """A dataset that cannot be used (no clips, a bad filelist or manifest)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A clip found in a dataset, not yet checked."""
+
+    id: str
+    source: Path
+    split: str | None = None
+    speaker: str = ""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A checked clip as listed in the manifest (``path`` is absolute in memory)."""
+
+    id: str
+    path: Path
+    duration: float
+    sample_rate: int
+    split: str
+    speaker: str = ""
+    source: Path | None = None
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` found: the usable clips and the skipped files with the reason."""
+
+    clips: list[Clip]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    layout: str = ""
+    converted: int = 0
+    manifest: Path | None = None
+
+    def split(self, name: str) -> list[Clip]:
+        return [c for c in self.clips if c.split == name]
+
+
+# ---------------------------------------------------------------------- finding clips
+def find_clips(
+    data: Path,
+    *,
+    train_list: Path | None = None,
+    val_list: Path | None = None,
+    wavs: Path | None = None,
+) -> tuple[list[Candidate], list[tuple[str, str]], str]:
+    """The clips of a dataset folder, the listed files that are missing, and the layout name.
+
+    ``train_list``/``val_list`` are the authors' filelists (``id|text`` lines); their audio is
+    looked up in ``wavs`` (default ``data/wavs``, else ``data``).
+    """
+    data = Path(data)
+    if not data.exists():
+        raise DataError("dataset folder not found", data)
+    if not data.is_dir():
+        raise DataError("expected a dataset folder (or a manifest.jsonl)", data)
+    if train_list is None and val_list is None:
+        train_list = _first_existing(data, TRAIN_LIST_NAMES)
+        val_list = _first_existing(data, VAL_LIST_NAMES) if train_list else None
+    if wavs is None:
+        wavs = data / "wavs" if (data / "wavs").is_dir() else data
+    if train_list is not None:
+        lists = [(train_list, "train")] + ([(val_list, "val")] if val_list else [])
+        found, missing = [], []
+        for path, split in lists:
+            f, m = _read_filelist(path, wavs, split)
+            found += f
+            missing += m
+        names = " + ".join(p.name for p, _ in lists)
+        return _unique(found, missing), missing, f"filelists ({names})"
+    if (data / "metadata.csv").is_file():
+        found, missing = _read_filelist(data / "metadata.csv", wavs, None)
+        return _unique(found, missing), missing, "LJSpeech folder (metadata.csv + wavs/)"
+    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise DataError(
+            "no audio files, metadata.csv, filelists or manifest.jsonl in this folder", data
+        )
+    # ids are the file names, or the paths below DATA when names repeat; a file's speaker is
+    # its folder when the files sit in several folders (speaker subfolders)
+    stems = [p.stem for p in files]
+    unique = len(set(stems)) == len(stems)
+    folders = {p.parent for p in files}
+    found = [
+        Candidate(
+            p.stem if unique else p.relative_to(data).with_suffix("").as_posix(),
+            p,
+            None,
+            p.parent.name if len(folders) > 1 else "",
+        )
+        for p in files
+    ]
+    layout = (
+        f"folder of speaker subfolders ({len(folders)} speakers)"
+        if len(folders) > 1
+        else "folder of audio files"
+    )
+    return _unique(found, []), [], layout
+
+
+def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _read_filelist(
+    path: Path, wavs: Path, split: str | None
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """``id|text...`` lines -> candidates; ids whose audio is absent are returned as missing."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError("filelist not found", path) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read filelist ({e})", path) from None
+    found, missing = [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        clip_id = line.split("|", 1)[0].strip()
+        if not clip_id:
+            raise DataError(f"line {n} has an empty id", path)
+        audio = _locate(clip_id, [wavs, Path(path).parent])
+        if audio is None:
+            missing.append((str(wavs / clip_id), f"listed in {path} but no audio file found"))
+            continue
+        stem = Path(clip_id).name
+        stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix in AUDIO_SUFFIXES else stem
+        found.append(Candidate(stem, audio, split, ""))
+    return found, missing
+
+
+def _locate(clip_id: str, folders: list[Path]) -> Path | None:
+    """The audio file for ``clip_id`` (with or without suffix) in the first folder that has it."""
+    for folder in folders:
+        direct = folder / clip_id
+        if direct.is_file():
+            return direct
+        for suffix in AUDIO_SUFFIXES:
+            p = folder / f"{clip_id}{suffix}"
+            if p.is_file():
+                return p
+    return None
+
+
+def _unique(found: list[Candidate], skipped: list[tuple[str, str]]) -> list[Candidate]:
+    """Drop repeated ids (the first one wins), recording the repeats as skipped."""
+    seen: dict[str, Candidate] = {}
+    for c in found:
+        if c.id in seen:
+            skipped.append((str(c.source), f"id {c.id!r} already used by {seen[c.id].source}"))
+        else:
+            seen[c.id] = c
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------------- split
+def default_val_size(n: int) -> int:
+    """2% of the clips, at most 100, at least 5 (at least one, and at most a fifth, of a small
+    set; none of a single clip)."""
+    return min(100, max(round(0.02 * n), min(5, n // 5), 1 if n >= 2 else 0))
+
+
+def assign_split(candidates: list[Candidate], val_size: int | None = None) -> list[Candidate]:
+    """Give every candidate without a split one: the ``val_size`` clips whose id hashes lowest
+    are validation clips. Deterministic and independent of the order of the files."""
+    todo = [c for c in candidates if c.split is None]
+    if not todo:
+        return candidates
+    n_val = default_val_size(len(todo)) if val_size is None else min(val_size, len(todo))
+    ranked = sorted(todo, key=lambda c: hashlib.sha1(c.id.encode()).hexdigest())
+    val_ids = {c.id for c in ranked[:n_val]}
+    return [
+        c
+        if c.split is not None
+        else Candidate(c.id, c.source, "val" if c.id in val_ids else "train", c.speaker)
+        for c in candidates
+    ]
+
+
+# ---------------------------------------------------------------------- checking and converting
+def inspect_clip(
+    candidate: Candidate, sample_rate: int, cache_dir: Path, min_samples: int
+) -> tuple[Clip, bool]:
+    """Decode a clip completely, check it, and convert it into ``cache_dir`` when its rate or
+    channel count differ. Returns ``(clip, converted)``; raises :class:`InputError` (naming the
+    file) for a file that cannot be used."""
+    import soundfile as sf
+
+    source = candidate.source
+    cached = cache_dir / f"{candidate.id}.wav"
+    if cached.is_file() and cached.stat().st_mtime >= source.stat().st_mtime:
+        info = sf.info(str(cached))
+        if info.samplerate == sample_rate and info.channels == 1 and info.frames >= min_samples:
+            return _clip(candidate, cached, info.frames, sample_rate, source), False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the mix-down is reported by `converted`
+        audio, rate = load_audio(source)
+    try:
+        channels = sf.info(str(source)).channels
+    except Exception:
+        channels = 1
+    if rate != sample_rate:
+        audio = resample(audio, rate, sample_rate)
+    if not np.any(audio):
+        raise InputError("silent: every sample is zero", source)
+    if audio.shape[0] < min_samples:
+        raise InputError(
+            f"too short: {audio.shape[0]} samples at {sample_rate} Hz, at least {min_samples} "
+            "needed",
+            source,
+        )
+    if rate == sample_rate and channels == 1:
+        return _clip(candidate, source, audio.shape[0], sample_rate, None), False
+    save_wav(cached, audio, sample_rate)
+    return _clip(candidate, cached, audio.shape[0], sample_rate, source), True
+
+
+def _clip(c: Candidate, path: Path, frames: int, rate: int, source: Path | None) -> Clip:
+    return Clip(c.id, path.resolve(), frames / rate, rate, c.split or "train", c.speaker, source)
+
+
+def _inspect_or_reason(args: tuple[Candidate, int, Path, int]) -> tuple[Clip, bool] | str:
+    """:func:`inspect_clip`, or the reason why the clip cannot be used."""
+    try:
+        return inspect_clip(*args)
+    except HiFiGANError as e:
+        return str(e)[len(e.path) + 2 :] if e.path else str(e)
+    except OSError as e:
+        return f"cannot convert ({e.strerror or e})"
+
+
+# ---------------------------------------------------------------------- prepare
+def prepare(
+    data: Path,
+    out_dir: Path,
+    *,
+    sample_rate: int,
+    min_samples: int = 1024,
+    train_list: Path | None = None,
+    val_list: Path | None = None,
+    wavs: Path | None = None,
+    val_size: int | None = None,
+    jobs: int = 1,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
+) -> Prepared:
+    """Find, check and convert the clips of ``data`` and write ``out_dir/manifest.jsonl`` and
+    ``out_dir/skipped.tsv``. Converted clips go to ``out_dir/cache``."""
+    out_dir = Path(out_dir)
+    candidates, skipped, layout = find_clips(
+        data, train_list=train_list, val_list=val_list, wavs=wavs
+    )
+    if not candidates:
+        raise DataError("none of the listed clips was found", data)
+    work = [(c, sample_rate, out_dir / CACHE, min_samples) for c in candidates]
+    if jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+            results: Iterable = pool.map(_inspect_or_reason, work, chunksize=8)
+            results = progress(results, len(work)) if progress else results
+            outcomes = list(results)
+    else:
+        items: Iterable = progress(work, len(work)) if progress else work
+        outcomes = [_inspect_or_reason(w) for w in items]
+    usable, converted = {}, 0
+    for c, outcome in zip(candidates, outcomes):
+        if isinstance(outcome, str):
+            skipped.append((str(c.source), outcome))
+        else:
+            usable[c.id] = outcome[0]
+            converted += outcome[1]
+    # the split is drawn among the usable clips only
+    split = {
+        c.id: c.split for c in assign_split([c for c in candidates if c.id in usable], val_size)
+    }
+    clips = [dataclasses.replace(clip, split=split[i]) for i, clip in usable.items()]
+    skipped_file = out_dir / SKIPPED
+    atomic_write_text(skipped_file, "".join(f"{path}\t{reason}\n" for path, reason in skipped))
+    if not any(c.split == "train" for c in clips):
+        raise DataError(
+            f"no usable training clips ({len(skipped)} files skipped, listed in {skipped_file})",
+            data,
+        )
+    manifest = out_dir / MANIFEST
+    write_manifest(manifest, clips)
+    return Prepared(clips, skipped, layout, converted, manifest)
+
+
+# ---------------------------------------------------------------------- manifest files
+def write_manifest(path: Path, clips: list[Clip]) -> None:
+    """Write clips as JSON lines, paths relative to the manifest's folder (atomically)."""
+    base = Path(path).resolve().parent
+    lines = []
+    for c in clips:
+        row: dict[str, object] = {
+            "id": c.id,
+            "path": _relative(c.path, base),
+            "duration": c.duration,
+            "sample_rate": c.sample_rate,
+            "split": c.split,
+            "speaker": c.speaker,
+        }
+        if c.source is not None:
+            row["source"] = _relative(c.source, base)
+        lines.append(json.dumps(row, ensure_ascii=False))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when it lies below it (the folder can move), else absolute."""
+    path = Path(path).resolve()
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
+
+
+def read_manifest(path: Path) -> list[Clip]:
+    """Read a manifest written by :func:`write_manifest` (or by hand, same fields)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError("manifest not found", path) from None
+    except OSError as e:
+        raise DataError(f"cannot read manifest ({e.strerror})", path) from None
+    base = path.resolve().parent
+    clips = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            split = str(row.get("split", "train"))
+            if split not in SPLITS:
+                raise ValueError(f"split must be train or val, got {split!r}")
+            source = row.get("source")
+            clips.append(
+                Clip(
+                    id=str(row["id"]),
+                    path=(base / row["path"]).resolve(),
+                    duration=float(row["duration"]),
+                    sample_rate=int(row["sample_rate"]),
+                    split=split,
+                    speaker=str(row.get("speaker", "")),
+                    source=None if source is None else (base / source).resolve(),
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            reason = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+            raise DataError(f"line {n} is not a valid manifest entry ({reason})", path) from None
+    if not clips:
+        raise DataError("manifest lists no clips", path)
+    return clips
