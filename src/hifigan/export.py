@@ -72,16 +72,17 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _inference_copy(generator: Generator) -> Generator:
-    """A float32 CPU copy with weight norm folded, in eval mode."""
-    g = copy.deepcopy(generator).float().cpu().eval()
-    if g.has_weight_norm:
-        g.remove_weight_norm()
-    return g
+    """A float32 CPU copy in eval mode. Weight norm is folded in ``generator`` itself first:
+    removing it from a deep copy would also break the original (the copies share their
+    parametrized classes)."""
+    if generator.has_weight_norm:
+        generator.remove_weight_norm()
+    return copy.deepcopy(generator).float().cpu().eval()
 
 
 def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
-    """Export ``generator`` (float32, CPU) to a serialized ONNX model with dynamic batch and
-    frame axes. Needs ``onnx`` and ``onnxscript`` (torch's exporter)."""
+    """Export ``generator`` (float32, CPU; weight norm is folded in place) to a serialized ONNX
+    model with dynamic batch and frame axes. Needs ``onnx`` and ``onnxscript``."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -169,7 +170,8 @@ def export_onnx(
     opset: int = OPSET,
     tolerance: float = 1e-4,
 ) -> ExportReport:
-    """Export to ``path`` (atomically) after checking ONNX Runtime against eager.
+    """Export to ``path`` (atomically) after checking ONNX Runtime against eager. Weight norm
+    is folded in ``generator`` in place, as :class:`~hifigan.inference.Vocoder` does.
 
     Raises:
         ExportError: the export failed, or ONNX Runtime's output differs from eager by more

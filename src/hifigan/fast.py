@@ -119,11 +119,7 @@ class FastGenerator(nn.Module):
         fuse: bool | None = None,
     ) -> None:
         super().__init__()
-        source = generator
-        if source.has_weight_norm:
-            from copy import deepcopy
-
-            source = deepcopy(generator).remove_weight_norm()
+        source = generator  # with weight norm, .weight computes the folded weight
         n = len(source.ups)
         if not 0 <= reduced_stages < n:
             raise ValueError(f"reduced_stages must be in [0, {n - 1}], got {reduced_stages}")
