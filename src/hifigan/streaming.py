@@ -116,12 +116,11 @@ class MelStream:
     def _check(self, frames: Tensor) -> Tensor:
         if self._finished:
             raise InputError("the stream is finished; start a new one")
+        shape = tuple(frames.shape)
         if frames.dim() == 2:
             frames = frames.unsqueeze(0)
         if frames.dim() != 3 or frames.shape[1] != self.n_mels:
-            raise InputError(
-                f"mel chunk must have shape ({self.n_mels}, frames), got {tuple(frames.shape)}"
-            )
+            raise InputError(f"mel chunk must have shape ({self.n_mels}, frames), got {shape}")
         if self._buffer is not None and frames.shape[0] != self._buffer.shape[0]:
             raise InputError(
                 f"mel chunk has batch size {frames.shape[0]}, the stream {self._buffer.shape[0]}"
