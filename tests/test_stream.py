@@ -34,7 +34,7 @@ def stream_all(vocoder, mel, chunk):
 
 
 @pytest.mark.parametrize(
-    ("preset", "backend", "frames"), [("v2", "eager", 70), ("v3", "eager", 70), ("v1", "fast", 30)]
+    ("preset", "backend", "frames"), [("v2", "eager", 50), ("v3", "eager", 50), ("v1", "fast", 30)]
 )
 def test_streaming_equals_offline_for_any_chunk_size(preset, backend, frames):
     offline = random_vocoder(preset)

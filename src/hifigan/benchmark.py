@@ -95,49 +95,66 @@ def time_calls(
     return times
 
 
-def run_benchmark(
-    models: dict[str, tuple[Generator, HiFiGANConfig]],
+def product_cases(
+    models: list[str],
     *,
     backends: list[str],
     precisions: list[str],
     devices: list[str],
     threads: list[int],
+) -> list[BenchCase]:
+    """Every combination, in the order model, backend, precision, device, threads."""
+    return [
+        BenchCase(*combo)
+        for combo in itertools.product(models, backends, precisions, devices, threads)
+    ]
+
+
+def run_benchmark(
+    models: dict[str, tuple[Generator, HiFiGANConfig]],
+    cases: list[BenchCase],
+    *,
     seconds: float = 10.0,
     repeats: int = 5,
     warmup: int = 1,
     batch: int = 1,
     skipped: list[str] | None = None,
 ) -> list[BenchResult]:
-    """Time every supported combination; unsupported ones are described in ``skipped``.
+    """Time the supported ``cases``, round-robin; unsupported ones are described in ``skipped``.
 
     Args:
-        models: label -> (generator, config); weight norm is folded in place, then each case
-            gets its own copy of the generator.
+        models: label -> (generator, config), the labels that ``cases`` name; weight norm is
+            folded in place, then each case gets its own copy of the generator.
     """
     if repeats < 1 or warmup < 0 or batch < 1 or seconds <= 0:
         raise HiFiGANError("repeats and batch must be >= 1, warmup >= 0 and seconds > 0")
-    if any(t < 1 for t in threads):
-        raise HiFiGANError(f"thread counts must be at least 1, got {threads}")
+    if any(case.threads < 1 for case in cases):
+        raise HiFiGANError(f"thread counts must be at least 1, got {[c.threads for c in cases]}")
     params = {name: param_count(g) for name, (g, _) in models.items()}  # folds weight norm
     saved_threads = torch.get_num_threads()
-    cases: list[tuple[BenchCase, Vocoder, Tensor]] = []
+    built: list[tuple[BenchCase, Vocoder, Tensor]] = []
     try:
-        for (name, (generator, config)), backend, precision, device, n in itertools.product(
-            models.items(), backends, precisions, devices, threads
-        ):
-            dev = resolve_device(device)
+        for case in cases:
+            generator, config = models[case.model]
+            dev = resolve_device(case.device)
             try:
-                check_backend(backend, precision, dev)
+                check_backend(case.backend, case.precision, dev)
             except HiFiGANError as e:
                 if skipped is not None:
-                    skipped.append(f"{name} {backend}/{precision}/{device}: {e}")
+                    skipped.append(
+                        f"{case.model} {case.backend}/{case.precision}/{case.device}: {e}"
+                    )
                 continue
-            torch.set_num_threads(n)  # ONNX Runtime takes its thread count at creation
+            torch.set_num_threads(case.threads)  # ONNX Runtime takes its thread count now
             vocoder = Vocoder(
-                copy.deepcopy(generator), config, dev, backend=backend, precision=precision
+                copy.deepcopy(generator),
+                config,
+                dev,
+                backend=case.backend,
+                precision=case.precision,
             )
             mel = bench_mel(config, seconds=seconds, batch=batch).to(dev)
-            cases.append((BenchCase(name, backend, precision, device, n), vocoder, mel))
+            built.append((case, vocoder, mel))
 
         def call(case: BenchCase, vocoder: Vocoder, mel: Tensor) -> Callable[[], object]:
             def run() -> object:
@@ -146,15 +163,15 @@ def run_benchmark(
 
             return run
 
-        calls = {str(i): call(*c) for i, c in enumerate(cases)}
-        devs = {c[0].device for c in cases}
+        calls = {str(i): call(*c) for i, c in enumerate(built)}
+        devs = {c[0].device for c in built}
         times = time_calls(
             calls, repeats=repeats, warmup=warmup, device="cuda" if "cuda" in devs else None
         )
     finally:
         torch.set_num_threads(saved_threads)
     results = []
-    for i, (case, vocoder, mel) in enumerate(cases):
+    for i, (case, vocoder, mel) in enumerate(built):
         t = times[str(i)]
         median = statistics.median(t)
         samples = mel.shape[0] * mel.shape[2] * vocoder.hop_length
@@ -219,6 +236,7 @@ __all__ = [
     "bench_mel",
     "format_table",
     "param_count",
+    "product_cases",
     "run_benchmark",
     "time_calls",
 ]

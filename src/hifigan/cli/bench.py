@@ -18,7 +18,7 @@ import sys
 import torch
 
 from ..backends import BACKENDS, PRECISIONS
-from ..benchmark import format_table, run_benchmark
+from ..benchmark import format_table, product_cases, run_benchmark
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig, preset_names
 from ..errors import HiFiGANError
@@ -71,12 +71,16 @@ def run(args: argparse.Namespace) -> int:
     models = _models(args)
     threads = args.threads or [torch.get_num_threads()]
     skipped: list[str] = []
-    results = run_benchmark(
-        models,
+    cases = product_cases(
+        list(models),
         backends=args.backend,
         precisions=args.precision,
         devices=args.device,
         threads=threads,
+    )
+    results = run_benchmark(
+        models,
+        cases,
         seconds=args.seconds,
         repeats=args.repeats,
         warmup=args.warmup,
