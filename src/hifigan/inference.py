@@ -4,21 +4,38 @@ into waveforms with a trained generator.
 >>> from hifigan import Vocoder
 >>> vocoder = Vocoder.from_checkpoint("generator_v2")        # config.json beside it
 >>> audio = vocoder(mel)                                     # (80, T) -> (T * 256,)
+>>> fast = Vocoder.from_checkpoint("generator_v2", backend="fast", precision="bf16")
+>>> waves = fast([mel_a, mel_b])                             # batched, each trimmed
+>>> for piece in fast.stream(chunks_of_frames): ...          # exact streaming
+
+Backends and precisions are described in :mod:`hifigan.backends`; streaming, long inputs and
+batching in :mod:`hifigan.streaming`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .backends import make_backend
 from .checkpoint import load_generator
 from .config import HiFiGANConfig
 from .errors import HiFiGANError, InputError
 from .generator import Generator
 from .mel import MelSpectrogram
+from .streaming import (
+    MelStream,
+    ReceptiveField,
+    receptive_field,
+    synthesize_batch,
+    synthesize_blocks,
+)
+
+BLOCK_FRAMES = 2048
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -41,16 +58,37 @@ class Vocoder:
         generator: a :class:`Generator` (its weight norm is removed in place).
         config: the model's config (mel parameters and sample rate).
         device: where to run.
+        backend: ``eager`` (the reference), ``fast``, ``compiled`` or ``onnx``
+            (see :mod:`hifigan.backends`).
+        precision: ``fp32``; ``bf16`` (``fast``/``compiled``); ``fp16`` (CUDA only).
+        block_frames: mels longer than this are synthesized in blocks of this many frames
+            (exact, bounded memory).
     """
 
     def __init__(
-        self, generator: Generator, config: HiFiGANConfig, device: str | torch.device = "cpu"
+        self,
+        generator: Generator,
+        config: HiFiGANConfig,
+        device: str | torch.device = "cpu",
+        *,
+        backend: str = "eager",
+        precision: str = "fp32",
+        block_frames: int = BLOCK_FRAMES,
     ) -> None:
         self.config = config
         self.device = resolve_device(device)
+        if block_frames < 1:
+            raise HiFiGANError(f"block_frames must be at least 1, got {block_frames}")
         if generator.has_weight_norm:
             generator.remove_weight_norm()
         self.generator = generator.eval().to(self.device)
+        self.backend_name = backend
+        self.precision = precision
+        self.block_frames = block_frames
+        self.backend = make_backend(
+            backend, self.generator, precision=precision, device=self.device
+        )
+        self.receptive_field: ReceptiveField = receptive_field(config.generator)
         self.mel_transform = MelSpectrogram.from_config(config.mel).to(self.device)
 
     @classmethod
@@ -59,15 +97,22 @@ class Vocoder:
         path: str | Path,
         config: HiFiGANConfig | str | Path | None = None,
         device: str | torch.device = "cpu",
+        *,
+        backend: str = "eager",
+        precision: str = "fp32",
+        block_frames: int = BLOCK_FRAMES,
     ) -> Vocoder:
         """Load any supported checkpoint (ours or the authors').
 
         ``config`` (an object, preset name or JSON path) is needed only when the checkpoint
-        carries none and has no ``config.json`` beside it.
+        carries none and has no ``config.json`` beside it. The other arguments are those of
+        :class:`Vocoder`.
         """
         dev = resolve_device(device)
         generator, cfg = load_generator(path, config)
-        return cls(generator, cfg, dev)
+        return cls(
+            generator, cfg, dev, backend=backend, precision=precision, block_frames=block_frames
+        )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -82,34 +127,123 @@ class Vocoder:
     def n_mels(self) -> int:
         return self.config.mel.n_mels
 
+    @property
+    def latency_frames(self) -> int:
+        """Frames a stream holds back: the receptive field's future context."""
+        return self.receptive_field.right
+
+    @property
+    def latency_seconds(self) -> float:
+        """Algorithmic latency of :meth:`stream`: held-back frames x hop / sample rate."""
+        return self.latency_frames * self.hop_length / self.sample_rate
+
     # ------------------------------------------------------------------ synthesis
     def _as_tensor(self, x: Tensor | np.ndarray) -> Tensor:
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(np.ascontiguousarray(x))
         return x.to(self.device, torch.float32)
 
+    def _synthesize(self, mel: Tensor) -> Tensor:
+        """``(B, n_mels, T)`` -> ``(B, T * hop)`` with the backend, in blocks when long."""
+        if mel.shape[2] <= self.block_frames:
+            return self.backend(mel)
+        return synthesize_blocks(
+            self.backend,
+            mel,
+            field=self.receptive_field,
+            hop=self.hop_length,
+            block_frames=self.block_frames,
+        )
+
+    def _check_mel(self, x: Tensor, shape: tuple[int, ...]) -> None:
+        if x.dim() != 3 or x.shape[1] != self.n_mels:
+            raise InputError(
+                f"mel must have shape ({self.n_mels}, frames) or (batch, {self.n_mels}, frames), "
+                f"got {shape}"
+            )
+        if x.shape[2] == 0:
+            raise InputError("mel has no frames")
+
     @torch.inference_mode()
-    def __call__(self, mel: Tensor | np.ndarray) -> Tensor:
-        """Synthesize audio from a log-mel spectrogram.
+    def __call__(
+        self, mel: Tensor | np.ndarray | Sequence[Tensor | np.ndarray]
+    ) -> Tensor | list[Tensor]:
+        """Synthesize audio from a log-mel spectrogram, or from a list of them.
 
         Args:
-            mel: ``(n_mels, frames)`` or ``(batch, n_mels, frames)``.
+            mel: ``(n_mels, frames)``, ``(batch, n_mels, frames)``, or a list of
+                ``(n_mels, frames_i)`` mels of any lengths (synthesized as one batch; each
+                result equals its one-by-one synthesis, see :func:`synthesize_batch`).
 
         Returns:
-            ``(frames * hop,)`` or ``(batch, frames * hop)`` float32 in [-1, 1], on the
-            vocoder's device.
+            ``(frames * hop,)``, ``(batch, frames * hop)``, or a list of ``(frames_i * hop,)``;
+            float32 in [-1, 1], on the vocoder's device.
         """
+        if isinstance(mel, (list, tuple)):
+            return self._batch(mel)
         x = self._as_tensor(mel)
         squeeze = x.dim() == 2
         if squeeze:
             x = x.unsqueeze(0)
-        if x.dim() != 3 or x.shape[1] != self.n_mels:
-            raise InputError(
-                f"mel must have shape ({self.n_mels}, frames) or (batch, {self.n_mels}, frames), "
-                f"got {tuple(mel.shape)}"
-            )
-        audio = self.generator(x).squeeze(1)
+        self._check_mel(x, tuple(mel.shape))
+        audio = self._synthesize(x)
         return audio.squeeze(0) if squeeze else audio
+
+    def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
+        if not mels:
+            return []
+        xs = []
+        for i, m in enumerate(mels):
+            x = self._as_tensor(m)
+            if x.dim() != 2:
+                raise InputError(
+                    f"mel {i} of the list must have shape ({self.n_mels}, frames), "
+                    f"got {tuple(m.shape)}"
+                )
+            self._check_mel(x.unsqueeze(0), tuple(m.shape))
+            xs.append(x)
+        return synthesize_batch(
+            self._synthesize, xs, field=self.receptive_field, hop=self.hop_length
+        )
+
+    def streamer(self) -> MelStream:
+        """A push-style stream: ``push(frames) -> audio``, then ``finish() -> audio``; the
+        tensors are ``(n_mels, c)`` in and ``(1, samples)`` out (see :class:`MelStream`)."""
+        return MelStream(
+            self._synthesize_stream_window,
+            field=self.receptive_field,
+            hop=self.hop_length,
+            n_mels=self.n_mels,
+        )
+
+    @torch.inference_mode()
+    def _synthesize_stream_window(self, mel: Tensor) -> Tensor:
+        return self._synthesize(mel.to(self.device, torch.float32))
+
+    def stream(self, chunks: Iterable[Tensor | np.ndarray]) -> Iterator[Tensor]:
+        """Synthesize one utterance whose mel frames arrive in chunks of any size.
+
+        Args:
+            chunks: ``(n_mels, c)`` tensors or arrays, ``c >= 0``.
+
+        Yields:
+            ``(samples,)`` float32 audio as soon as it is final: all frames except the last
+            :attr:`latency_frames` received, and those when ``chunks`` is exhausted. The
+            concatenation equals ``self(whole_mel)`` to float rounding.
+        """
+        stream = self.streamer()
+        for chunk in chunks:
+            x = self._as_tensor(chunk)
+            if x.dim() != 2:
+                raise InputError(
+                    f"mel chunk must have shape ({self.n_mels}, frames), got {tuple(x.shape)}"
+                )
+            audio = stream.push(x)
+            if audio.shape[1]:
+                yield audio[0]
+        audio = stream.finish()
+        if audio.shape[1]:
+            yield audio[0]
 
     @torch.inference_mode()
     def mel(self, audio: Tensor | np.ndarray) -> Tensor:

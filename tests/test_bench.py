@@ -1,0 +1,70 @@
+"""``hifigan bench``: the table and the JSON describe what was timed, consistently."""
+
+import json
+
+import pytest
+
+from hifigan.benchmark import BenchResult, format_table, time_calls
+
+from conftest import LJ_V2, need
+
+
+def test_bench_json_for_presets_and_backends(run_cli):
+    code, out, err = run_cli(
+        "bench", "--preset", "v3", "v2", "--backend", "eager", "fast",
+        "--precision", "fp32", "bf16", "--seconds", "0.2", "--repeats", "2", "--warmup", "0",
+        "--threads", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    results = json.loads(out)
+    cases = [(r["model"], r["backend"], r["precision"]) for r in results]
+    assert cases == [
+        ("v3", "eager", "fp32"),
+        ("v3", "fast", "fp32"),
+        ("v3", "fast", "bf16"),
+        ("v2", "eager", "fp32"),
+        ("v2", "fast", "fp32"),
+        ("v2", "fast", "bf16"),
+    ]
+    assert "skipped v3 eager/bf16/cpu: backend 'eager' runs in fp32 only" in err
+    for r in results:
+        samples = round(0.2 * 22050 / 256) * 256
+        assert len(r["times"]) == 2 and r["threads"] == 1 and r["device"] == "cpu"
+        assert r["khz"] == pytest.approx(samples / r["median_s"] / 1000)
+        assert r["x_realtime"] == pytest.approx(r["khz"] * 1000 / 22050)
+    params = {r["model"]: r["params_m"] for r in results}
+    assert params == {"v3": 1.462273, "v2": 0.925985}  # golden counts, weight norm folded
+
+
+def test_bench_table_for_a_checkpoint(run_cli):
+    code, out, err = run_cli(
+        "bench", "--checkpoint", need(LJ_V2), "--backend", "onnx", "--seconds", "0.1",
+        "--repeats", "1", "--threads", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    header, _, row = out.splitlines()[:3]
+    assert header.split() == [
+        "Model", "Params", "(M)", "Backend", "Precision", "Device", "Threads", "kHz", "x", "real", "time",
+    ]  # fmt: skip
+    assert row.split()[:6] == ["generator_v2", "0.93", "onnx", "fp32", "cpu", "1"]
+    assert "median of 1 calls" in out
+
+
+def test_bench_needs_a_model_and_valid_numbers(run_cli):
+    code, _, err = run_cli("bench")
+    assert code == 1 and "no model given" in err
+    code, _, err = run_cli("bench", "--preset", "v3", "--repeats", "0")
+    assert code == 1 and "repeats and batch must be >= 1" in err
+    code, _, err = run_cli("bench", "--preset", "v3", "--backend", "eager", "--precision", "bf16")
+    assert code == 1 and "no supported combination" in err
+
+
+def test_time_calls_alternates_and_format_table_aligns():
+    order = []
+    times = time_calls({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
+    assert order == ["a", "b"] * 4  # one warm-up each, then round-robin
+    assert [len(t) for t in times.values()] == [3, 3]
+    result = BenchResult("m", 1.0, "fast", "fp32", "cpu", 2, 1, 10.0, 0.5, 441.0, 20.0)
+    lines = format_table([result]).splitlines()
+    assert len({len(line) for line in lines}) == 1
+    assert lines[2].split() == ["m", "1.00", "fast", "fp32", "cpu", "2", "441.0", "20.00"]
