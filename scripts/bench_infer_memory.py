@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from infer_common import add_json_argument, load_model, write_json
 
 VARIANTS = {
     "setup": {},
@@ -33,7 +34,6 @@ VARIANTS = {
 
 def child(variant: str, minutes: float, threads: int, out: str) -> None:
     import torch
-    from infer_common import load_model
 
     from hifigan import Vocoder
     from hifigan.benchmark import bench_mel
@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--json", default=None, help="also write the results to this file")
+    add_json_argument(ap)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.minutes, args.threads, args.out)
@@ -94,9 +94,7 @@ def main() -> None:
             f"{row['variant']:24} {row['peak_rss_mb']:7.0f} MB {row['seconds']:8.1f} s "
             f"{'' if diff is None else f'{diff:11.1e}'}"
         )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ L1 and 0.02 PESQ-WB of fp32 with the authors' LJ_V2 weights.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import torch
-from infer_common import ljspeech_clips, load_model
+from infer_common import add_json_argument, ljspeech_clips, load_model, write_json
 
 from hifigan import MelSpectrogram
 from hifigan.backends import FastBackend
@@ -41,7 +40,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["v2"], help="v1 and/or v2 (trained weights)")
     ap.add_argument("--clips", type=int, default=None, help="first N clips only")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=None, help="also write the results to this file")
+    add_json_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     clips = ljspeech_clips()[: args.clips]
@@ -96,9 +95,7 @@ def main() -> None:
                     "pesq_change": pq - base_pesq,
                 }
             )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(summary, f, indent=2)
+    write_json(args.json, summary)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ shared machine's load drift. Targets of issue 4 (2 threads, 10 s): fast fp32 >= 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 
 import torch
-from infer_common import load_model
+from infer_common import add_json_argument, load_model, write_json
 
 from hifigan.benchmark import BenchCase, run_benchmark
 
@@ -46,7 +45,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--json", default=None, help="also write the results to this file")
+    add_json_argument(ap)
     args = ap.parse_args()
 
     cases = [tuple(c.split(":")) for c in args.cases]
@@ -103,9 +102,7 @@ def main() -> None:
         f"{args.repeats} alternating repeats; torch {torch.__version__}; "
         f"load average {load_before:.2f} before, {load_after:.2f} after"
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

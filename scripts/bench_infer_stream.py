@@ -13,12 +13,11 @@ factor of streaming (audio duration / total compute).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
-from infer_common import load_model
+from infer_common import add_json_argument, load_model, write_json
 
 from hifigan import Vocoder
 from hifigan.benchmark import bench_mel
@@ -33,7 +32,7 @@ def main() -> None:
     ap.add_argument("--chunks", nargs="+", type=int, default=[1, 7, 32])
     ap.add_argument("--seconds", type=float, default=4.0, help="audio per stream (default 4)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=None, help="also write the results to this file")
+    add_json_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -82,9 +81,7 @@ def main() -> None:
     print(
         f"\nbackend {args.backend}, {args.threads} threads, {args.seconds:g} s of audio per stream"
     )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ not depend on the weights; quality figures are only meaningful for V1 and V2.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +56,13 @@ def ljspeech_clips() -> list[Path]:
     if not clips:
         raise SystemExit(f"no clips in {LJSPEECH / 'wavs'} (set HIFIGAN_SHARED)")
     return clips
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+
+
+def write_json(path: str | None, rows: list[dict]) -> None:
+    """Write ``rows`` as JSON to ``path`` (nothing when it is None)."""
+    if path:
+        Path(path).write_text(json.dumps(rows, indent=2) + "\n")

@@ -24,18 +24,19 @@ def test_fast_and_onnx_backends_match_eager(preset):
 
 
 @pytest.mark.parametrize("preset", ["v2", "v3"])
-def test_fast_generator_without_onednn_fusion_matches_too(preset):
+def test_fast_generator_with_and_without_fusion_and_tiles(preset):
+    """Every code path of the fast generator: oneDNN fusion on/off, whole stages or tiles of
+    1024 positions (each with its halo), against the reference."""
     generator, _ = random_generator(preset)
-    mel = log_mel(30, batch=1)
+    mel = log_mel(30, batch=2)
+    fusions = [False, True] if mkldnn_fusion_available() else [False]
     with torch.no_grad():
         reference = generator(mel)
-        plain = FastGenerator(generator, fuse=False)(mel)
-    assert plain.shape == reference.shape == (1, 1, 30 * 256)
-    assert max_diff(plain, reference) < 1e-4
-    if mkldnn_fusion_available():
-        with torch.no_grad():
-            fused = FastGenerator(generator, fuse=True)(mel)
-        assert max_diff(fused, reference) < 1e-4
+        for fuse in fusions:
+            for tile_elements in (None, 1):
+                out = FastGenerator(generator, fuse=fuse, tile_elements=tile_elements)(mel)
+                assert out.shape == reference.shape == (2, 1, 30 * 256)
+                assert max_diff(out, reference) < 1e-4, (fuse, tile_elements)
 
 
 def test_fast_generator_reads_weight_norm_without_touching_the_source():
