@@ -52,7 +52,10 @@ class TrainOptions:
     """How to run one training (the recipe itself is the config's ``train`` section).
 
     ``config`` is a preset name, a JSON path or a config object; when resuming, the run's own
-    config is used and only ``max_steps`` and the intervals may change.
+    config is used and only ``max_steps`` and the intervals may change. ``data`` and the four
+    options after it say where the clips come from (see :func:`~hifigan.train.manifest.prepare`);
+    ``checkpoint`` gives starting weights; ``fine_tune_mels`` a folder of ``<id>.npy`` input
+    mels. ``None`` overrides keep the config's value. ``batch_size`` is the global batch.
     """
 
     out: Path
@@ -104,6 +107,9 @@ class TrainState:
 
 @dataclass
 class TrainResult:
+    """How a run ended: its state, why it stopped, its newest checkpoint and the validation
+    records of this invocation."""
+
     state: TrainState
     stopped_by: str  # "max_steps", "SIGINT" or "SIGTERM"
     checkpoint: Path | None
