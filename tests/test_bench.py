@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from hifigan.benchmark import BenchResult, format_table, time_calls
 
@@ -68,3 +69,11 @@ def test_time_calls_alternates_and_format_table_aligns():
     lines = format_table([result]).splitlines()
     assert len({len(line) for line in lines}) == 1
     assert lines[2].split() == ["m", "1.00", "fast", "fp32", "cpu", "2", "441.0", "20.00"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_bench_skips_cuda_without_a_gpu(run_cli):
+    code, _, err = run_cli("bench", "--preset", "v3", "--device", "cuda", "--backend", "fast")
+    assert code == 1
+    assert "skipped v3 fast/fp32/cuda: device 'cuda' requested, but CUDA is not available" in err
+    assert "error: no supported combination of backend, precision and device to time" in err

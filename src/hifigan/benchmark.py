@@ -136,8 +136,8 @@ def run_benchmark(
     try:
         for case in cases:
             generator, config = models[case.model]
-            dev = resolve_device(case.device)
             try:
+                dev = resolve_device(case.device)
                 check_backend(case.backend, case.precision, dev)
             except HiFiGANError as e:
                 if skipped is not None:

@@ -232,10 +232,11 @@ def synthesize_batch(
     for size, items in groups.items():
         windows = torch.stack([mels[i][:, lengths[i] - size :] for i in items])
         tails = synthesize(windows)
+        fixed = min(field.right, size)
         for row, i in enumerate(items):
-            fixed = min(field.right, lengths[i])
-            outputs[i] = outputs[i].clone()
-            outputs[i][-fixed * hop :] = tails[row, -fixed * hop :]
+            if fixed:
+                outputs[i] = outputs[i].clone()
+                outputs[i][-fixed * hop :] = tails[row, -fixed * hop :]
     return outputs
 
 
