@@ -40,7 +40,7 @@ from .dataset import EpochBatchSampler, FineTuneMels, SegmentDataset, Utterance,
 from .distributed import Processes, start_processes, stop_processes
 from .manifest import MANIFEST, Clip, DataError, prepare, read_manifest, write_manifest
 from .monitor import Monitor
-from .step import build_networks, train_step
+from .step import build_networks, check_step_options, train_step
 
 
 class TrainingDiverged(HiFiGANError):
@@ -266,7 +266,9 @@ def train(options: TrainOptions) -> TrainResult:
     procs, device = start_processes(options.device)
     try:
         with StopSignal() as stop:
-            return _run(options, procs, device, stop)
+            result = _run(options, procs, device, stop)
+        procs.barrier()  # the others wait while the main process validates and saves
+        return result
     finally:
         stop_processes(procs)
 
@@ -274,6 +276,7 @@ def train(options: TrainOptions) -> TrainResult:
 def _run(
     options: TrainOptions, procs: Processes, device: torch.device, stop: StopSignal
 ) -> TrainResult:
+    check_step_options(device, options.precision, options.disc_pass)
     out = Path(options.out)
     ckpt_dir = out / "checkpoints"
 

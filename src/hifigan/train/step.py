@@ -93,6 +93,16 @@ class Networks:
         self.scheduler_d.step()
 
 
+def check_step_options(device: torch.device, precision: str, disc_pass: str) -> None:
+    """Raise :class:`ConfigError` for an unknown precision or pass, or fp16 off CUDA."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 needs a CUDA device (use bf16 on CPU)")
+    if disc_pass not in DISC_PASSES:
+        raise ConfigError(f"unknown discriminator pass {disc_pass!r} (use separate or joint)")
+
+
 def build_networks(
     config: HiFiGANConfig,
     device: torch.device,
@@ -110,12 +120,7 @@ def build_networks(
 
     Returns the networks and whether ``start`` held discriminator weights too.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("fp16 needs a CUDA device (use bf16 on CPU)")
-    if disc_pass not in DISC_PASSES:
-        raise ConfigError(f"unknown discriminator pass {disc_pass!r} (use separate or joint)")
+    check_step_options(device, precision, disc_pass)
     procs = procs or Processes()
     t = config.train
     random.seed(t.seed)
