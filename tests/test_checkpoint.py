@@ -85,8 +85,8 @@ def test_checkpoint_that_does_not_match_the_config():
     msg = str(e.value)
     assert msg.startswith(f"{LJ_V2}: generator weights do not match the config")
     assert (
-        "232 tensors of another shape (conv_pre.bias is (128,) in the checkpoint but (512,) in the model)"
-        in msg
+        "232 tensors of another shape"
+        " (conv_pre.bias is (128,) in the checkpoint but (512,) in the model)" in msg
     )
     assert "\n" not in msg
 

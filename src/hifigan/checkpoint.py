@@ -113,7 +113,8 @@ def load_state_strict(
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [
-        f"{k} is {tuple(state[k].shape)} in the checkpoint but {tuple(expected[k].shape)} in the model"
+        f"{k} is {tuple(state[k].shape)} in the checkpoint"
+        f" but {tuple(expected[k].shape)} in the model"
         for k in expected
         if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]

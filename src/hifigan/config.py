@@ -213,7 +213,8 @@ class HiFiGANConfig:
             value = getattr(m, key)
             if value is not None and not m.fmin < value <= nyquist:
                 fail(
-                    f"mel {key} ({value}) must lie in (fmin, sample_rate / 2] = ({m.fmin}, {nyquist}]"
+                    f"mel {key} ({value}) must lie in (fmin, sample_rate / 2]"
+                    f" = ({m.fmin}, {nyquist}]"
                 )
         if g.resblock not in (1, 2):
             fail(f"generator resblock must be 1 or 2, got {g.resblock}")
@@ -243,7 +244,8 @@ class HiFiGANConfig:
             c_in = 1 if i == 0 else d.msd_channels[i - 1]
             if c_in % groups or d.msd_channels[i] % groups:
                 fail(
-                    f"msd layer {i}: channels {c_in}->{d.msd_channels[i]} not divisible by {groups} groups"
+                    f"msd layer {i}: channels {c_in}->{d.msd_channels[i]}"
+                    f" not divisible by {groups} groups"
                 )
         if t.segment_size % m.hop_length:
             fail(

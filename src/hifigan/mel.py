@@ -95,7 +95,7 @@ class MelSpectrogram(nn.Module):
 
     @classmethod
     def from_config(cls, config: MelConfig, *, for_loss: bool = False) -> MelSpectrogram:
-        """The generator-input mel (``fmax``) or, with ``for_loss``, the loss mel (``fmax_loss``)."""
+        """The generator-input mel (``fmax``), or with ``for_loss`` the loss mel (``fmax_loss``)."""
         return cls(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,
