@@ -105,3 +105,45 @@ def test_file_errors(tmp_path):
 def test_golden_configs_are_plain_json():
     # guards the parametrised test above against a silently empty golden folder
     assert json.loads(need(GOLDEN / "config_v3.json").read_text())["resblock"] == "2"
+
+
+_BAD_VALUES = [
+    ("train", "adam_b1", 2, "train.adam_b1 must lie in [0, 1), got 2"),
+    ("train", "learning_rate", -1, "train.learning_rate must lie in (0, inf), got -1"),
+    ("train", "learning_rate", float("nan"), "train.learning_rate must lie in (0, inf), got nan"),
+    ("mel", "n_mels", float("inf"), "mel.n_mels = inf has the wrong type"),
+    ("discriminator", "msd_groups", [1, 4, 16, 0, 16, 16, 1], "msd_groups must list positive"),
+    ("discriminator", "periods", [2, 0, 5], "discriminator.periods must list positive integers"),
+    ("generator", "upsample_initial_channel", -128, "must be a positive multiple of 2 ** 4"),
+    ("generator", "upsample_initial_channel", 0, "must be a positive multiple of 2 ** 4"),
+    ("generator", "resblock_kernel_sizes", [3, -7, 11], "resblock_kernel_sizes must list positive"),
+    ("generator", "resblock_dilation_sizes", [[1, 3, 5], [1, 0, 5], [1, 3, 5]], "dilations must"),
+    ("generator", "upsample_rates", [-8, -8, 4], "upsample_rates must list positive integers"),
+    ("train", "segment_size", 0, "train.segment_size must be positive, got 0"),
+    ("train", "segment_size", -4096, "train.segment_size must be positive, got -4096"),
+    ("train", "num_workers", -2, "train.num_workers must be 0 or more, got -2"),
+    ("mel", "fmin", -5.0, "mel.fmin (-5.0) must lie in [0, sample_rate / 2)"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), _BAD_VALUES)
+def test_out_of_range_values_are_named(tmp_path, section, key, value, message):
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data[section][key] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_file(path)
+    assert str(e.value).startswith(f"{path}: ")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_authors_format_with_a_bad_or_missing_key(tmp_path):
+    data = HiFiGANConfig.preset("v1").to_reference_dict()
+    data["resblock"] = "abc"
+    with pytest.raises(ConfigError, match=r"generator\.resblock = 'abc' has the wrong type"):
+        HiFiGANConfig.from_dict(data, "a.json")
+    del data["upsample_rates"]
+    with pytest.raises(ConfigError, match="authors' config format but lacks upsample_rates"):
+        HiFiGANConfig.from_dict(data, "a.json")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -102,8 +103,8 @@ class HiFiGANConfig:
         """Build from our nested format or the authors' flat ``config.json`` format."""
         if not isinstance(data, dict):
             raise ConfigError("expected a JSON object", source)
-        if "upsample_rates" in data:
-            data = _reference_to_nested(data)
+        if _looks_flat(data):
+            data = _authors_to_nested(data, source)
         unknown = set(data) - {"name", "mel", "generator", "discriminator", "train"}
         if unknown:
             raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}", source)
@@ -196,66 +197,10 @@ class HiFiGANConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self, source: str = "config") -> None:
-        """Raise :class:`ConfigError` (naming ``source``) if the values are inconsistent."""
-        m, g, d, t = self.mel, self.generator, self.discriminator, self.train
-
-        def fail(msg: str) -> None:
-            raise ConfigError(msg, source)
-
-        if m.n_mels < 1:
-            fail(f"n_mels must be positive, got {m.n_mels}")
-        if m.win_length > m.n_fft:
-            fail(f"win_length ({m.win_length}) must not exceed n_fft ({m.n_fft})")
-        if (m.n_fft - m.hop_length) % 2 or m.hop_length > m.n_fft:
-            fail(f"n_fft - hop_length must be even and >= 0 (n_fft {m.n_fft}, hop {m.hop_length})")
-        nyquist = m.sample_rate / 2
-        for key in ("fmax", "fmax_loss"):
-            value = getattr(m, key)
-            if value is not None and not m.fmin < value <= nyquist:
-                fail(
-                    f"mel {key} ({value}) must lie in (fmin, sample_rate / 2]"
-                    f" = ({m.fmin}, {nyquist}]"
-                )
-        if g.resblock not in (1, 2):
-            fail(f"generator resblock must be 1 or 2, got {g.resblock}")
-        if len(g.upsample_rates) != len(g.upsample_kernel_sizes):
-            fail("upsample_rates and upsample_kernel_sizes must have the same length")
-        if math.prod(g.upsample_rates) != m.hop_length:
-            fail(
-                f"the product of upsample_rates {list(g.upsample_rates)} is "
-                f"{math.prod(g.upsample_rates)}, but hop_length is {m.hop_length}"
-            )
-        for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes):
-            if k < u or (k - u) % 2:
-                fail(
-                    f"upsample kernel {k} for rate {u}: need kernel >= rate and kernel - rate even"
-                )
-        if g.upsample_initial_channel % (2 ** len(g.upsample_rates)):
-            fail("upsample_initial_channel must be divisible by 2 ** (number of upsample stages)")
-        if len(g.resblock_kernel_sizes) != len(g.resblock_dilation_sizes):
-            fail("resblock_kernel_sizes and resblock_dilation_sizes must have the same length")
-        if any(k % 2 == 0 for k in g.resblock_kernel_sizes):
-            fail("resblock kernel sizes must be odd")
-        if len(d.mpd_channels) != 5:
-            fail("mpd_channels must list 5 channel counts")
-        if len(d.msd_channels) != 7 or len(d.msd_groups) != 7:
-            fail("msd_channels and msd_groups must list 7 values each")
-        for i, groups in enumerate(d.msd_groups):
-            c_in = 1 if i == 0 else d.msd_channels[i - 1]
-            if c_in % groups or d.msd_channels[i] % groups:
-                fail(
-                    f"msd layer {i}: channels {c_in}->{d.msd_channels[i]}"
-                    f" not divisible by {groups} groups"
-                )
-        if t.segment_size % m.hop_length:
-            fail(
-                f"segment_size ({t.segment_size}) must be a multiple of hop_length ({m.hop_length})"
-            )
-        if t.batch_size < 1:
-            fail("batch_size must be positive")
-        for key in ("max_steps", "log_interval", "val_interval", "checkpoint_interval"):
-            if getattr(t, key) < 1:
-                fail(f"train.{key} must be positive, got {getattr(t, key)}")
+        """Raise :class:`ConfigError` (naming ``source``) if any value is out of range or the
+        values are inconsistent with each other."""
+        for problem in _problems(self):
+            raise ConfigError(problem, source)
 
 
 def preset_names() -> list[str]:
@@ -265,7 +210,7 @@ def preset_names() -> list[str]:
 
 
 # ---------------------------------------------------------------------- helpers
-_REFERENCE_KEYS: dict[str, tuple[str, str]] = {
+_AUTHORS_KEYS: dict[str, tuple[str, str]] = {
     "resblock": ("generator", "resblock"),
     "upsample_rates": ("generator", "upsample_rates"),
     "upsample_kernel_sizes": ("generator", "upsample_kernel_sizes"),
@@ -289,16 +234,33 @@ _REFERENCE_KEYS: dict[str, tuple[str, str]] = {
     "seed": ("train", "seed"),
     "num_workers": ("train", "num_workers"),
 }
-_REFERENCE_IGNORED = {"num_gpus", "num_freq", "dist_config"}
 
 
-def _reference_to_nested(data: dict[str, Any]) -> dict[str, Any]:
-    """Map the authors' flat config keys onto our sections (unknown keys are ignored)."""
+# keys that every authors' config.json carries: without them it cannot describe a generator
+_AUTHORS_REQUIRED = ("resblock", "upsample_rates", "upsample_kernel_sizes", "num_mels")
+
+
+def _looks_flat(data: dict[str, Any]) -> bool:
+    """Whether ``data`` is the authors' flat format: several of its keys are theirs."""
+    return sum(key in _AUTHORS_KEYS for key in data) >= 2
+
+
+def _authors_to_nested(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Map the authors' flat config keys onto our sections (their other keys are ignored)."""
+    missing = [key for key in _AUTHORS_REQUIRED if key not in data]
+    if missing:
+        raise ConfigError(
+            f"looks like the authors' config format but lacks {', '.join(missing)}", source
+        )
     out: dict[str, Any] = {"mel": {}, "generator": {}, "train": {}}
     for key, value in data.items():
-        if key in _REFERENCE_KEYS:
-            section, name = _REFERENCE_KEYS[key]
-            out[section][name] = int(value) if key == "resblock" else value
+        if key in _AUTHORS_KEYS:
+            section, name = _AUTHORS_KEYS[key]
+            out[section][name] = value
+    resblock = data["resblock"]
+    if isinstance(resblock, str) and resblock.strip() in ("1", "2"):
+        # their files store the block type as a string
+        out["generator"]["resblock"] = int(resblock)
     return out
 
 
@@ -323,7 +285,7 @@ def _build(cls: type[T], data: Any, section: str, source: str) -> T:
                 values[key] = None
                 continue
             values[key] = _coerce(value, default)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(
                 f"{section}.{key} = {value!r} has the wrong type "
                 f"(expected something like {default!r})",
@@ -356,3 +318,127 @@ def _coerce(value: Any, like: Any) -> Any:
     if isinstance(like, str):
         return str(value)
     return value
+
+
+# ---------------------------------------------------------------------- validation
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _mel_problems(m: MelConfig) -> Iterator[str]:
+    for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+        if getattr(m, key) < 1:
+            yield f"mel.{key} must be a positive integer, got {getattr(m, key)}"
+            return
+    if m.n_mels > m.n_fft // 2 + 1:
+        yield f"mel.n_mels ({m.n_mels}) exceeds the {m.n_fft // 2 + 1} frequency bins of n_fft"
+    if m.win_length > m.n_fft:
+        yield f"win_length ({m.win_length}) must not exceed n_fft ({m.n_fft})"
+    if (m.n_fft - m.hop_length) % 2 or m.hop_length > m.n_fft:
+        yield f"n_fft - hop_length must be even and >= 0 (n_fft {m.n_fft}, hop {m.hop_length})"
+    nyquist = m.sample_rate / 2
+    if not (_finite(m.fmin) and 0 <= m.fmin < nyquist):
+        yield f"mel.fmin ({m.fmin}) must lie in [0, sample_rate / 2) = [0, {nyquist})"
+    for key in ("fmax", "fmax_loss"):
+        value = getattr(m, key)
+        if value is not None and not (_finite(value) and m.fmin < value <= nyquist):
+            yield f"mel.{key} ({value}) must lie in (fmin, sample_rate / 2] = ({m.fmin}, {nyquist}]"
+
+
+def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
+    if g.resblock not in (1, 2):
+        yield f"generator.resblock must be 1 or 2, got {g.resblock}"
+    lists = ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes")
+    for key in lists:
+        values = getattr(g, key)
+        if not values or any(v < 1 for v in values):
+            yield f"generator.{key} must list positive integers, got {list(values)}"
+            return
+    if len(g.upsample_rates) != len(g.upsample_kernel_sizes):
+        yield "upsample_rates and upsample_kernel_sizes must have the same length"
+    if math.prod(g.upsample_rates) != hop:
+        yield (
+            f"the product of upsample_rates {list(g.upsample_rates)} is "
+            f"{math.prod(g.upsample_rates)}, but hop_length is {hop}"
+        )
+    for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes):
+        if k < u or (k - u) % 2:
+            yield f"upsample kernel {k} for rate {u}: need kernel >= rate and kernel - rate even"
+    channels = g.upsample_initial_channel
+    stages = len(g.upsample_rates)
+    if channels < 2**stages or channels % (2**stages):
+        yield (
+            f"generator.upsample_initial_channel ({channels}) must be a positive multiple of "
+            f"2 ** {stages} (one halving per upsampling stage)"
+        )
+    if len(g.resblock_kernel_sizes) != len(g.resblock_dilation_sizes):
+        yield "resblock_kernel_sizes and resblock_dilation_sizes must have the same length"
+    if any(k % 2 == 0 for k in g.resblock_kernel_sizes):
+        yield f"resblock kernel sizes must be odd, got {list(g.resblock_kernel_sizes)}"
+    for dilations in g.resblock_dilation_sizes:
+        if not isinstance(dilations, tuple) or not dilations or any(d < 1 for d in dilations):
+            yield f"resblock dilations must be lists of positive integers, got {dilations!r}"
+
+
+def _discriminator_problems(d: DiscriminatorConfig) -> Iterator[str]:
+    for key in ("periods", "mpd_channels", "msd_channels", "msd_groups"):
+        values = getattr(d, key)
+        if not values or any(v < 1 for v in values):
+            yield f"discriminator.{key} must list positive integers, got {list(values)}"
+            return
+    if d.msd_scales < 1:
+        yield f"discriminator.msd_scales must be positive, got {d.msd_scales}"
+    if len(d.mpd_channels) != 5:
+        yield "mpd_channels must list 5 channel counts"
+    if len(d.msd_channels) != 7 or len(d.msd_groups) != 7:
+        yield "msd_channels and msd_groups must list 7 values each"
+        return
+    for i, groups in enumerate(d.msd_groups):
+        c_in = 1 if i == 0 else d.msd_channels[i - 1]
+        if c_in % groups or d.msd_channels[i] % groups:
+            yield f"msd layer {i}: channels {c_in}->{d.msd_channels[i]} not divisible by {groups}"
+
+
+# train field -> the interval it must lie in: (low, high, low included, high included)
+_TRAIN_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "learning_rate": (0.0, math.inf, False, False),
+    "adam_b1": (0.0, 1.0, True, False),
+    "adam_b2": (0.0, 1.0, True, False),
+    "weight_decay": (0.0, math.inf, True, False),
+    "lr_decay": (0.0, 1.0, False, True),
+    "lambda_adv": (0.0, math.inf, True, False),
+    "lambda_fm": (0.0, math.inf, True, False),
+    "lambda_mel": (0.0, math.inf, True, False),
+}
+
+
+def _train_problems(t: TrainConfig, hop: int) -> Iterator[str]:
+    for key, (low, high, low_in, high_in) in _TRAIN_RANGES.items():
+        value = getattr(t, key)
+        inside = (value >= low if low_in else value > low) and (
+            value <= high if high_in else value < high
+        )
+        if not (_finite(value) and inside):
+            interval = f"{'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+            yield f"train.{key} must lie in {interval}, got {value}"
+    for key in ("segment_size", "batch_size", "max_steps", "log_interval", "val_interval"):
+        if getattr(t, key) < 1:
+            yield f"train.{key} must be positive, got {getattr(t, key)}"
+    if t.checkpoint_interval < 1:
+        yield f"train.checkpoint_interval must be positive, got {t.checkpoint_interval}"
+    if t.num_workers < 0:
+        yield f"train.num_workers must be 0 or more, got {t.num_workers}"
+    if t.segment_size >= 1 and t.segment_size % hop:
+        yield f"segment_size ({t.segment_size}) must be a multiple of hop_length ({hop})"
+
+
+def _problems(config: HiFiGANConfig) -> Iterator[str]:
+    """Every problem of ``config``, mel first (later checks rely on a sane mel section)."""
+    mel = list(_mel_problems(config.mel))
+    yield from mel
+    if mel:
+        return
+    hop = config.mel.hop_length
+    yield from _generator_problems(config.generator, hop)
+    yield from _discriminator_problems(config.discriminator)
+    yield from _train_problems(config.train, hop)
