@@ -110,8 +110,66 @@ def test_missing_corrupt_and_truncated_files(tmp_path):
 def test_refuses_pickled_objects(tmp_path):
     path = tmp_path / "pickled.pt"
     torch.save({"generator": HiFiGANConfig()}, path)
-    with pytest.raises(CheckpointError, match="refused to load"):
+    with pytest.raises(CheckpointError) as e:
         read_checkpoint(path)
+    assert str(e.value) == f"{path}: refused: the checkpoint holds Python objects, not just tensors"
+
+
+def test_malicious_pickle_is_refused_without_torchs_advice(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"generator": Payload()}, path)
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(path)
+    message = str(e.value)
+    assert message.endswith("refused: the checkpoint holds Python objects, not just tensors")
+    assert "weights_only" not in message and "\n" not in message
+
+
+def _small_checkpoint(path):
+    config = HiFiGANConfig.preset("v3")
+    generator = Generator.from_config(config)
+    save_checkpoint(path, config, generator)
+    return config
+
+
+def test_our_checkpoints_carry_a_digest_that_catches_flipped_bytes(tmp_path):
+    path = tmp_path / "ours.pt"
+    _small_checkpoint(path)
+    assert set(read_checkpoint(path)["digest"]) == {"generator"}
+    data = bytearray(path.read_bytes())
+    # flip 50 bytes in the middle of the tensor data (well past the zip headers)
+    middle = len(data) // 2
+    for i in range(middle, middle + 50):
+        data[i] ^= 0x5A
+    broken = tmp_path / "flipped.pt"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as e:
+        load_generator(broken)
+    assert str(e.value) == (
+        f"{broken}: checkpoint is corrupt: the generator weights do not match their stored sha256"
+    )
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    config = HiFiGANConfig.preset("v3")
+    generator = Generator.from_config(config)
+    with torch.no_grad():
+        generator.conv_post.bias.fill_(float("nan"))
+    path = tmp_path / "diverged.pt"
+    save_checkpoint(path, config, generator)
+    with pytest.raises(CheckpointError, match="checkpoint contains non-finite generator weights"):
+        load_generator(path)
+
+
+def test_non_tensor_values_in_the_generator_state_are_refused(tmp_path):
+    path = tmp_path / "odd.pt"
+    torch.save({"generator": {"conv_pre.bias": [1.0, 2.0]}}, path)
+    with pytest.raises(CheckpointError, match="1 entries that are not tensors"):
+        load_generator(path, "v3")
 
 
 def test_discriminator_file_is_not_a_generator(tmp_path):

@@ -20,8 +20,7 @@ tools can read our ``generator`` entry, and ours carries its config. Everything 
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from torch import Tensor, nn
 from .config import HiFiGANConfig
 from .errors import CheckpointError, HiFiGANError
 from .generator import Generator
-from .io import save_torch
+from .io import save_torch, torch_load
 
 FORMAT = "hifigan"
 _G_OURS = ".parametrizations.weight.original0"
@@ -64,31 +63,59 @@ def from_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with one-line errors for every failure."""
+    """Load a checkpoint safely (tensors and plain containers only) and verify the digest
+    of its weights when it carries one, with one-line errors for every failure."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError("checkpoint not found", path)
     if path.is_dir():
         raise CheckpointError("is a folder, not a checkpoint file", path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):
-            raise CheckpointError(
-                "refused to load: the file holds Python objects other than tensors and plain "
-                "containers (torch.load weights_only=True)",
-                path,
-            ) from None
-        raise CheckpointError(
-            "cannot read checkpoint: the file is corrupt or truncated", path
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError):
-        raise CheckpointError(
-            "cannot read checkpoint: the file is corrupt or truncated", path
-        ) from None
+    obj = torch_load(path, "checkpoint", CheckpointError)
     if not isinstance(obj, dict):
         raise CheckpointError(f"expected a dict of state dicts, found {type(obj).__name__}", path)
+    verify_digest(obj, path)
     return obj
+
+
+def weights_digest(state: dict[str, Any]) -> str:
+    """sha256 over a state dict's names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        if not isinstance(value, Tensor):
+            continue
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def verify_digest(checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Compare every state dict listed in ``checkpoint["digest"]`` with its stored sha256."""
+    digests = checkpoint.get("digest")
+    if not isinstance(digests, dict):
+        return
+    for name, expected in digests.items():
+        state = checkpoint.get(name)
+        if not isinstance(state, dict) or weights_digest(state) != expected:
+            raise CheckpointError(
+                f"checkpoint is corrupt: the {name} weights do not match their stored sha256", path
+            )
+
+
+def check_finite(state: dict[str, Any], path: str | Path, what: str = "generator") -> None:
+    """Refuse weights with NaN or infinite values (a diverged run), which would vocode to
+    silence or noise."""
+    bad = [
+        k
+        for k, v in state.items()
+        if isinstance(v, Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+    ]
+    if bad:
+        raise CheckpointError(
+            f"checkpoint contains non-finite {what} weights ({len(bad)} tensors, e.g. {bad[0]})",
+            path,
+        )
 
 
 def generator_state(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Tensor]:
@@ -102,6 +129,13 @@ def generator_state(checkpoint: dict[str, Any], path: str | Path) -> dict[str, T
         raise CheckpointError(
             f"no generator weights in checkpoint (top-level keys: {keys}){hint}", path
         )
+    odd = [str(k) for k, v in state.items() if not isinstance(v, Tensor)]
+    if odd:
+        raise CheckpointError(
+            f"generator weights hold {len(odd)} entries that are not tensors (e.g. {odd[0]})",
+            path,
+        )
+    check_finite(state, path)
     return state
 
 
@@ -189,8 +223,14 @@ def save_checkpoint(
         "config": config.to_dict(),
         "generator": to_reference_keys(generator.state_dict()),
     }
+    digest = {"generator": weights_digest(obj["generator"])}
     for key, value in extra.items():
-        obj[key] = to_reference_keys(value.state_dict()) if isinstance(value, nn.Module) else value
+        if isinstance(value, nn.Module):
+            obj[key] = to_reference_keys(value.state_dict())
+            digest[key] = weights_digest(obj[key])
+        else:
+            obj[key] = value
+    obj["digest"] = digest
     save_torch(obj, path)
 
 

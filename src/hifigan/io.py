@@ -8,7 +8,9 @@ file in place of a good one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -32,13 +34,37 @@ def warn(message: str) -> None:
 
 
 # ---------------------------------------------------------------------- atomic writes
+def write_error(error: BaseException, folder: Path) -> str:
+    """Why a write failed, in a few words (``No space left on device``, ``Permission denied``).
+
+    Writers other than Python's own file objects (libsndfile, torch's zip writer) report a
+    full disk in their own words, or as a bare position error; the free space of ``folder``
+    tells what really happened.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.strerror or os.strerror(error.errno)
+    try:
+        if shutil.disk_usage(folder).free < _LOW_SPACE:
+            return os.strerror(errno.ENOSPC)
+    except OSError:
+        pass
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+# below this much free space a failed write is taken to be a full disk (a write fails for
+# want of space only once the last blocks are taken)
+_LOW_SPACE = 64 << 10
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds it replaces ``path``.
 
     The data are flushed to disk before the rename, so readers see either the old file or the
     complete new one. On any error the temporary file is removed and ``path`` is untouched;
-    ``OSError`` (full disk, no permission) becomes a one-line :class:`HiFiGANError`.
+    a failed write (full disk, no permission, whatever the writer) becomes a one-line
+    :class:`HiFiGANError` ``PATH: cannot write (reason)``.
     """
     path = Path(path)
     try:
@@ -46,7 +72,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
     except OSError as e:
-        raise HiFiGANError(f"cannot write ({e.strerror or e})", path) from None
+        reason = "a file stands where a folder should" if e.errno == errno.EEXIST else None
+        raise HiFiGANError(
+            f"cannot write ({reason or write_error(e, path.parent)})", path
+        ) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -56,9 +85,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except OSError as e:
+    except HiFiGANError:
         tmp.unlink(missing_ok=True)
-        raise HiFiGANError(f"cannot write ({e.strerror or e})", path) from None
+        raise
+    except Exception as e:
+        reason = write_error(e, path.parent)  # before the unlink frees the space again
+        tmp.unlink(missing_ok=True)
+        raise HiFiGANError(f"cannot write ({reason})", path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -79,12 +112,42 @@ def save_torch(obj: object, path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------- audio
+def _unreadable_audio(path: Path, error: Exception) -> str:
+    """A plain reason for libsndfile's failure to read ``path``."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        return f"cannot read audio ({(e.strerror or str(e)).lower()})"
+    kind = path.suffix[1:].upper() or "audio"
+    # libsndfile prefixes "Error opening 'PATH': " and says little for formats it cannot parse
+    detail = str(error).split(":")[-1].strip().rstrip(".")
+    if not detail or detail in _VAGUE_LIBSNDFILE:
+        return f"not a valid {kind} file"
+    return f"not a valid {kind} file ({detail[0].lower() + detail[1:]})"
+
+
+_VAGUE_LIBSNDFILE = {
+    "System error",
+    "Format not recognised",
+    "File does not exist or is not a regular file (possibly a pipe?)",
+}
+
+
+def _looks_like_mp3(path: Path) -> bool:
+    """An ID3 tag or an MPEG frame sync at the start (libmpg123 prints notes to the terminal
+    about anything else before failing, so other files are refused before it sees them)."""
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
 def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 mono in [-1, 1].
+    """Read an audio file as float32 mono.
 
     Multi-channel audio is averaged to mono and, when ``sample_rate`` is given, other rates are
-    resampled (soxr, high quality); both with a :class:`HiFiGANWarning`. 16-bit PCM is scaled by
-    1/32768, exactly as the authors' loader does.
+    resampled (soxr, high quality); both with a :class:`HiFiGANWarning`, as are float samples
+    beyond full scale. 16-bit PCM is scaled by 1/32768, exactly as the authors' loader does.
 
     Returns:
         ``(audio, rate)``: audio of shape ``(samples,)``, float32.
@@ -97,10 +160,13 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     if path.is_dir():
         raise InputError("is a folder, not an audio file", path)
     try:
+        if path.suffix.lower() == ".mp3" and not _looks_like_mp3(path):
+            raise InputError("not a valid MP3 file", path)
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except InputError:
+        raise
     except Exception as e:  # libsndfile raises several types for unreadable files
-        reason = str(e).split(":")[-1].strip() or type(e).__name__
-        raise InputError(f"cannot read audio ({reason})", path) from None
+        raise InputError(_unreadable_audio(path, e), path) from None
     if data.shape[0] == 0:
         raise InputError("audio file has no samples", path)
     if data.shape[1] > 1:
@@ -110,6 +176,9 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         audio = data[:, 0]
     if not np.isfinite(audio).all():
         raise InputError("audio contains NaN or infinite samples", path)
+    peak = float(np.abs(audio).max())
+    if peak > 1.0:
+        warn(f"{path}: samples reach {peak:.3g}, beyond full scale (1.0); 16-bit output clips")
     if sample_rate is not None and rate != sample_rate:
         warn(f"{path}: resampled from {rate} Hz to {sample_rate} Hz")
         audio = resample(audio, rate, sample_rate)
@@ -146,9 +215,40 @@ def save_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format="WAV")
 
 
+# ---------------------------------------------------------------------- torch files
+def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) -> object:
+    """``torch.load(path, weights_only=True)`` on CPU, with every failure as one line.
+
+    A file that holds Python objects other than tensors and plain containers is refused
+    (it could run code when unpickled); torch's advice to load it unsafely is not passed on.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch names the offending class "unsupported global" (in either case)
+        if "unsupported global" in str(e).lower():
+            raise error(
+                f"refused: the {what} holds Python objects, not just tensors", path
+            ) from None
+        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as e:
+        del e
+        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
+    except OSError as e:
+        raise error(f"cannot read {what} ({(e.strerror or str(e)).lower()})", path) from None
+
+
 # ---------------------------------------------------------------------- mel files
 def load_mel(path: str | Path) -> np.ndarray:
     """Read a mel-spectrogram from ``.npy`` or ``.pt`` (a tensor, or a dict with key ``mel``).
+
+    Suffixes are matched case-insensitively. Integer arrays are refused in both formats: a
+    log-mel holds real values, so integers mean the file holds something else.
 
     Returns:
         float32 array of shape ``(n_mels, frames)``; a leading batch axis of size 1 is dropped.
@@ -158,21 +258,23 @@ def load_mel(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", path)
-    try:
-        if path.suffix == ".npy":
+    if path.is_dir():
+        raise InputError("is a folder, not a mel file", path)
+    if path.suffix.lower() == ".npy":
+        try:
             mel = np.load(path, allow_pickle=False)
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict) and "mel" in obj:
-                obj = obj["mel"]
-            if not isinstance(obj, torch.Tensor):
-                raise InputError(f"expected a tensor, found {type(obj).__name__}", path)
-            mel = obj.detach().float().numpy()
-    except InputError:
-        raise
-    except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"cannot read mel file ({reason})", path) from None
+        except Exception as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InputError(f"cannot read mel file ({reason})", path) from None
+    else:
+        obj = torch_load(path, "mel file")
+        if isinstance(obj, dict) and "mel" in obj:
+            obj = obj["mel"]
+        if not isinstance(obj, torch.Tensor):
+            raise InputError(f"expected a tensor, found {type(obj).__name__}", path)
+        if not obj.is_floating_point():
+            raise InputError(f"mel must hold floating-point values, got {obj.dtype}", path)
+        mel = obj.detach().float().numpy()
     mel = np.asarray(mel)
     if mel.ndim == 3 and mel.shape[0] == 1:
         mel = mel[0]
