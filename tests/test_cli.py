@@ -93,7 +93,7 @@ def test_bad_inputs_are_reported_one_line_each(run_cli, tmp_path, ckpt):
     assert (tmp_path / "out" / "good.wav").exists()  # the good file is still written
     expected = [
         f"{short}: audio is too short: 100 samples, at least 385 needed for one mel frame",
-        f"{broken}: cannot read audio",
+        f"{broken}: not a valid WAV file",
         f"{tmp_path / 'bands.npy'}: mel has shape (100, 20), but the model expects 80 bands",
         f"{tmp_path / 'transposed.npy'}: mel has shape (20, 80), but the model expects 80 bands"
         " (shape (80, frames)); it looks transposed",
