@@ -150,7 +150,7 @@ def test_unusable_files_are_skipped_and_listed(tmp_path, run_cli):
     )
     reasons = {k.rsplit("/", 1)[-1]: v for k, v in skipped.items()}
     assert set(reasons) == {"corrupt.wav", "empty.wav", "silent.wav", "short.wav"}
-    assert reasons["corrupt.wav"].startswith("cannot read audio")
+    assert reasons["corrupt.wav"].startswith("not a valid WAV file")
     assert reasons["empty.wav"] == "audio file has no samples"
     assert reasons["silent.wav"].startswith("silent")
     assert reasons["short.wav"].startswith("too short: 200 samples")
