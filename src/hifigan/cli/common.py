@@ -89,27 +89,49 @@ def progress(items: list, desc: str) -> Iterable:
     return tqdm(items, desc=desc, unit="file", disable=None, file=sys.stderr, dynamic_ncols=True)
 
 
+def check_output_folder(files: list[Path], outdir: Path, suffix: str) -> None:
+    """Refuse an output folder that is a file, or one where an output would replace an input
+    (``vocode wavs -o wavs`` would otherwise overwrite the recordings), before anything runs."""
+    if outdir.exists() and not outdir.is_dir():
+        raise HiFiGANError(f"-o {outdir} is a file, not a folder")
+    inputs = {p.resolve() for p in files if p.exists()}
+    clobbered = [p for p in files if (outdir / f"{p.stem}{suffix}").resolve() in inputs]
+    if clobbered:
+        raise HiFiGANError(
+            f"-o {outdir}: the output would replace {len(clobbered)} input file(s) "
+            f"(e.g. {clobbered[0]}); choose another output folder"
+        )
+
+
 def process_files(
     files: list[Path], outdir: Path, suffix: str, work: Callable[[Path, Path], None], desc: str
 ) -> int:
     """Run ``work(input, output)`` for each file, writing ``outdir/<stem><suffix>``.
 
     A failing file does not stop the others; failures are listed at the end and the exit
-    status is 1 if there were any.
+    status is 1 if there were any. Two inputs with the same stem cannot both be written: the
+    first that succeeds keeps the name.
     """
+    check_output_folder(files, outdir, suffix)
     failures: list[str] = []
-    used: dict[Path, Path] = {}
+    written: dict[Path, Path] = {}
     for path in progress(files, desc):
         out = outdir / f"{path.stem}{suffix}"
-        if out in used:
-            failures.append(f"{path}: output {out} is already written for {used[out]}")
+        if out in written:
+            failures.append(
+                f"{path}: not written: {out} already holds the output of {written[out]}"
+            )
             continue
-        used[out] = path
+        if not path.exists():
+            failures.append(f"{path}: not found")
+            continue
         try:
             work(path, out)
         except HiFiGANError as e:
             failures.append(str(e))
-    done = len(files) - len(failures)
+        else:
+            written[out] = path
+    done = len(written)
     if failures:
         print(f"error: {len(failures)} of {len(files)} files failed:", file=sys.stderr)
         for line in failures:

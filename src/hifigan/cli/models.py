@@ -1,9 +1,8 @@
-"""``hifigan models``: the built-in pretrained models, what they are and whether they are
-installed.
+"""hifigan models: the built-in pretrained models, what they are and whether they are installed.
 
-Every command that loads a model takes ``--model NAME`` with one of these names, or
-``--model PATH`` with any checkpoint (ours or the authors'). ``--verify`` also checks each
-installed weight file against its registered sha256.
+Every command that loads a model takes --model NAME with one of these names, or --model PATH
+with any checkpoint (ours or the authors'). --verify also checks each installed weight file
+against its registered sha256.
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""Batch commands never lose a user's files and report each problem once, in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from conftest import LJ_V2, need
+
+
+def _speech(path, seconds=0.5, rate=22050):
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate)
+    return path
+
+
+def test_vocode_refuses_to_write_over_its_inputs(tmp_path, run_cli):
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    clip = _speech(folder / "x.wav")
+    before = clip.read_bytes()
+    code, _, err = run_cli("vocode", clip, "-o", folder, "--checkpoint", need(LJ_V2))
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"error: -o {folder}: the output would replace 1 input file(s) (e.g. {clip}); "
+        "choose another output folder"
+    )
+    assert clip.read_bytes() == before
+
+
+def test_output_that_is_a_file_is_said_once(tmp_path, run_cli):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    clips = [_speech(tmp_path / f"{n}.wav") for n in ("a", "b")]
+    code, _, err = run_cli("mel", *clips, "-o", afile)
+    assert code == 1
+    assert err.strip() == f"error: -o {afile} is a file, not a folder"
+    assert afile.read_text() == "keep me"
+
+
+def test_missing_input_without_suffix_is_not_found(tmp_path, run_cli):
+    code, _, err = run_cli("mel", tmp_path / "mistyped_folder", "-o", tmp_path / "out")
+    assert code == 1
+    assert f"{tmp_path / 'mistyped_folder'}: not found" in err
+
+
+def test_same_stem_collision_names_the_file_that_was_written(tmp_path, run_cli):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    broken = tmp_path / "a" / "x.wav"
+    broken.write_bytes(b"not audio")
+    good = _speech(tmp_path / "b" / "x.wav")
+    also = _speech(tmp_path / "b" / "y.wav")
+    other = tmp_path / "c"
+    other.mkdir()
+    twin = _speech(other / "y.wav")
+    out = tmp_path / "out"
+    code, _, err = run_cli("mel", broken, good, also, twin, "-o", out)
+    assert code == 1
+    # the broken first x.wav does not block the good one with the same stem
+    assert (out / "x.npy").is_file()
+    assert f"{broken}: not a valid WAV file" in err
+    assert f"{twin}: not written: {out / 'y.npy'} already holds the output of {also}" in err
+    assert "wrote 2 files" in err
