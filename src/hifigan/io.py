@@ -142,6 +142,25 @@ def _looks_like_mp3(path: Path) -> bool:
     return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block: libmpg123, inside libsndfile, prints
+    "Note: ..." lines straight to the terminal for damaged MPEG data, which would interleave
+    with our one-line messages. Python-level stderr is unaffected after the block."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 mono.
 
@@ -162,7 +181,8 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     try:
         if path.suffix.lower() == ".mp3" and not _looks_like_mp3(path):
             raise InputError("not a valid MP3 file", path)
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with _native_stderr_silenced():
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except InputError:
         raise
     except Exception as e:  # libsndfile raises several types for unreadable files
@@ -183,6 +203,8 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         warn(f"{path}: resampled from {rate} Hz to {sample_rate} Hz")
         audio = resample(audio, rate, sample_rate)
         rate = sample_rate
+        if audio.size == 0:
+            raise InputError(f"audio is too short to resample ({data.shape[0]} samples)", path)
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
@@ -223,7 +245,6 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
     (it could run code when unpickled); torch's advice to load it unsafely is not passed on.
     """
     import pickle
-    import zipfile
 
     import torch
 
@@ -236,11 +257,14 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
                 f"refused: the {what} holds Python objects, not just tensors", path
             ) from None
         raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as e:
-        del e
-        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
     except OSError as e:
+        if e.errno is None:  # torch's zip reader reports damage as a bare OSError
+            raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
         raise error(f"cannot read {what} ({(e.strerror or str(e)).lower()})", path) from None
+    except Exception:
+        # a damaged file fails anywhere inside the zip reader or the unpickler, with whatever
+        # exception that code happens to raise (IndexError, KeyError, RuntimeError, ...)
+        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
 
 
 # ---------------------------------------------------------------------- mel files
