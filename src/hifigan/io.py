@@ -306,7 +306,8 @@ def load_mel(path: str | Path) -> np.ndarray:
         raise InputError(f"mel must have shape (n_mels, frames), got {tuple(mel.shape)}", path)
     if not np.issubdtype(mel.dtype, np.floating):
         raise InputError(f"mel must hold floating-point values, got {mel.dtype}", path)
-    return np.ascontiguousarray(mel, dtype=np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range: inf, refused by check_mel
+        return np.ascontiguousarray(mel, dtype=np.float32)
 
 
 def check_mel(mel: np.ndarray, n_mels: int, path: str | Path | None = None) -> None:
