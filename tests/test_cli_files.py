@@ -62,3 +62,17 @@ def test_same_stem_collision_names_the_file_that_was_written(tmp_path, run_cli):
     assert f"{broken}: not a valid WAV file" in err
     assert f"{twin}: not written: {out / 'y.npy'} already holds the output of {also}" in err
     assert "wrote 2 files" in err
+
+
+def test_full_disk_fails_one_file_and_the_batch_goes_on(tmp_path, small_disk, run_cli):
+    rng = np.random.default_rng(0)
+    big = tmp_path / "big.npy"
+    np.save(big, rng.uniform(-8, -2, (80, 2400)).astype(np.float32))  # 1.2 MiB of 16-bit audio
+    small = tmp_path / "small.npy"
+    np.save(small, rng.uniform(-8, -2, (80, 20)).astype(np.float32))
+    code, _, err = run_cli("vocode", big, small, "-o", small_disk, "--checkpoint", need(LJ_V2))
+    assert code == 1
+    assert f"{small_disk / 'big.wav'}: cannot write (No space left on device)" in err
+    assert "Traceback" not in err and "wrote 1 file" in err
+    assert sorted(p.name for p in small_disk.iterdir()) == ["small.wav"]
+    assert sf.info(small_disk / "small.wav").frames == 20 * 256
