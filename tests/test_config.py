@@ -1,8 +1,12 @@
 import json
+import math
+from pathlib import Path
 
 import pytest
+import torch
 
-from hifigan import ConfigError, HiFiGANConfig, preset_names
+from hifigan import ConfigError, Generator, HiFiGANConfig, preset_names
+from hifigan.config import upsample_plan
 
 from conftest import GOLDEN, SHARED, need
 
@@ -147,3 +151,39 @@ def test_authors_format_with_a_bad_or_missing_key(tmp_path):
     del data["upsample_rates"]
     with pytest.raises(ConfigError, match="authors' config format but lacks upsample_rates"):
         HiFiGANConfig.from_dict(data, "a.json")
+
+
+def _rate_presets_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "write_rate_presets.py"
+    spec = importlib.util.spec_from_file_location("write_rate_presets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_upsample_plan_gives_the_papers_stages_and_splits_other_hops():
+    assert upsample_plan(256, 4) == ((8, 8, 2, 2), (16, 16, 4, 4))
+    assert upsample_plan(256, 3) == ((8, 8, 4), (16, 16, 8))
+    assert upsample_plan(480, 4) == ((8, 6, 5, 2), (16, 12, 11, 4))
+    rates, kernels = upsample_plan(300, 4)
+    assert math.prod(rates) == 300 and all((k - r) % 2 == 0 for r, k in zip(rates, kernels))
+    with pytest.raises(ConfigError, match="hop 7 cannot be split into 2 upsampling stages"):
+        upsample_plan(7, 2)
+
+
+def test_rate_presets_are_what_the_rule_derives():
+    derived = _rate_presets_script().rate_presets()
+    assert len(derived) == 12
+    for name, config in derived.items():
+        assert HiFiGANConfig.preset(name) == config, name
+
+
+@pytest.mark.parametrize("name", ["v1-16k", "v2-24k", "v3-44k", "v1-48k", "v3-48k"])
+def test_rate_presets_build_generators_with_the_right_hop(name):
+    config = HiFiGANConfig.preset(name)
+    generator = Generator.from_config(config).eval()
+    with torch.no_grad():
+        audio = generator(torch.zeros(1, config.mel.n_mels, 6))
+    assert audio.shape == (1, 1, 6 * config.mel.hop_length)

@@ -209,6 +209,56 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
+# ---------------------------------------------------------------------- other rates
+# stage factors are kept at most this large where the hop allows (the paper's largest is 8);
+# larger caps are tried only when a hop cannot be split otherwise
+_STAGE_CAPS = (8, 10, 12, 16)
+
+
+def upsample_plan(hop: int, stages: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Upsampling rates and kernel sizes for ``hop`` samples per frame in ``stages`` stages.
+
+    The rule that gives the paper's (8, 8, 2, 2) for hop 256 in four stages and (8, 8, 4) in
+    three: the earliest stages take the largest factors (at most 8 where the hop allows), every
+    stage at least 2; each kernel is twice its rate, plus one for odd rates so that kernel
+    minus rate stays even (the transposed convolution then has symmetric padding).
+    """
+    for cap in _STAGE_CAPS:
+        rates = _split(hop, stages, cap)
+        if rates is not None:
+            kernels = tuple(2 * r + (r % 2) for r in rates)
+            return rates, kernels
+    raise ConfigError(f"hop {hop} cannot be split into {stages} upsampling stages of 2 to 16")
+
+
+def _split(hop: int, stages: int, cap: int) -> tuple[int, ...] | None:
+    """The greedy split of ``hop`` into ``stages`` factors in [2, cap], largest first."""
+    if stages == 1:
+        return (hop,) if 2 <= hop <= cap else None
+    for factor in range(min(cap, hop), 1, -1):
+        if hop % factor == 0:
+            rest = _split(hop // factor, stages - 1, min(cap, factor))
+            if rest is not None:
+                return (factor, *rest)
+    return None
+
+
+def for_mel(base: HiFiGANConfig, mel: MelConfig, name: str) -> HiFiGANConfig:
+    """``base``'s architecture and recipe for another mel front end (rate, hop, bands).
+
+    The generator keeps its stage count and widths, with :func:`upsample_plan` for the new hop;
+    the training segment stays 32 frames, as in the paper (8192 samples at hop 256).
+    """
+    rates, kernels = upsample_plan(mel.hop_length, len(base.generator.upsample_rates))
+    generator = dataclasses.replace(
+        base.generator, upsample_rates=rates, upsample_kernel_sizes=kernels
+    )
+    train = dataclasses.replace(base.train, segment_size=32 * mel.hop_length)
+    config = dataclasses.replace(base, name=name, mel=mel, generator=generator, train=train)
+    config.validate(f"preset {name}")
+    return config
+
+
 # ---------------------------------------------------------------------- helpers
 _AUTHORS_KEYS: dict[str, tuple[str, str]] = {
     "resblock": ("generator", "resblock"),
