@@ -74,18 +74,9 @@ def authors_step(nets: Networks, y: torch.Tensor, config: HiFiGANConfig) -> None
     (d["disc_mpd"] + d["disc_msd"]).backward()
     nets.optim_d.step()
     nets.optim_g.zero_grad()
-    (mpd_r, mpd_rf), (mpd_g, mpd_gf) = nets.mpd(y), nets.mpd(y_g_hat)
-    (msd_r, msd_rf), (msd_g, msd_gf) = nets.msd(y), nets.msd(y_g_hat)
-    g = generator_loss_terms(
-        mpd_fake=mpd_g,
-        msd_fake=msd_g,
-        mpd_real_fmaps=mpd_rf,
-        mpd_fake_fmaps=mpd_gf,
-        msd_real_fmaps=msd_rf,
-        msd_fake_fmaps=msd_gf,
-        real_mel=y_mel,
-        fake_mel=y_g_hat_mel,
-    )
+    mpd_out = nets.mpd(y), nets.mpd(y_g_hat)
+    msd_out = nets.msd(y), nets.msd(y_g_hat)
+    g = generator_loss_terms(mpd_out, msd_out, real_mel=y_mel, fake_mel=y_g_hat_mel)
     sum(w[k] * v for k, v in g.items()).backward()
     nets.optim_g.step()
 

@@ -4,7 +4,7 @@ step 0 and the wall time of the whole run (data preparation and validations incl
 
     python scripts/learn_debug.py --threads 2
 
-Target (issue 3): the validation mel L1 falls by at least 30% within 300 steps, and the run
+Target: the validation mel L1 falls by at least 30% within 300 steps, and the run
 takes under 6 minutes on 2 quiet CPU cores. Exits with status 1 when either is missed.
 """
 
@@ -31,7 +31,7 @@ def pick(lines: list[str], n: int) -> list[str]:
 
 def write_lists(folder: Path, n_train: int, n_val: int) -> tuple[Path, Path]:
     """Filelists with ``n_train`` clips of Kathleen's train.txt and ``n_val`` of eval.txt
-    (also used by ``tests/test_train_learning.py``)."""
+    (also used by ``tests/train/test_learning.py``)."""
     lists = []
     for name, n in (("train.txt", n_train), ("eval.txt", n_val)):
         lines = [x for x in (KATHLEEN / name).read_text().splitlines() if x.strip()]

@@ -13,6 +13,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .config import TrainConfig
+from .discriminators import DiscriminatorOutput
+
+# A multi-discriminator's outputs for the real and for the generated audio.
+RealAndFake = tuple[DiscriminatorOutput, DiscriminatorOutput]
 
 
 def discriminator_loss(real_logits: list[Tensor], fake_logits: list[Tensor]) -> Tensor:
@@ -59,17 +63,21 @@ def discriminator_loss_terms(
 
 
 def generator_loss_terms(
-    *,
-    mpd_fake: list[Tensor],
-    msd_fake: list[Tensor],
-    mpd_real_fmaps: list[list[Tensor]],
-    mpd_fake_fmaps: list[list[Tensor]],
-    msd_real_fmaps: list[list[Tensor]],
-    msd_fake_fmaps: list[list[Tensor]],
-    real_mel: Tensor,
-    fake_mel: Tensor,
+    mpd: RealAndFake, msd: RealAndFake, real_mel: Tensor, fake_mel: Tensor
 ) -> dict[str, Tensor]:
-    """Named, unweighted generator terms: ``adv_mpd``, ``adv_msd``, ``fm_mpd``, ``fm_msd``, ``mel``."""
+    """Named, unweighted generator terms: ``adv_mpd``, ``adv_msd``, ``fm_mpd``, ``fm_msd``,
+    ``mel``.
+
+    Args:
+        mpd: the MPD's ``(real output, generated output)``, each ``(logits, feature maps)`` as
+            :class:`~hifigan.discriminators.MultiPeriodDiscriminator` returns them (the real
+            logits are not used).
+        msd: the same for the MSD.
+        real_mel: ``(B, n_mels, frames)`` loss-mel of the real audio.
+        fake_mel: the same for the generated audio.
+    """
+    (_, mpd_real_fmaps), (mpd_fake, mpd_fake_fmaps) = mpd
+    (_, msd_real_fmaps), (msd_fake, msd_fake_fmaps) = msd
     return {
         "adv_mpd": generator_adversarial_loss(mpd_fake),
         "adv_msd": generator_adversarial_loss(msd_fake),

@@ -1,18 +1,17 @@
-"""``hifigan train --config v1|v2|v3|debug|PATH --data DIR --out RUN_DIR``: train a vocoder.
+"""hifigan train --config v1|v2|v3|debug|PATH --data DIR --out RUN_DIR: train a vocoder.
 
-DIR is a dataset folder (anything ``hifigan prepare`` accepts; it is prepared into
-``RUN_DIR/data``) or a folder prepared by ``hifigan prepare``. The run folder receives
-``config.json``, ``checkpoints/step_XXXXXXXX.pt`` (the last ``--keep``), ``checkpoints/best.pt``
-(the generator with the best validation mel L1), ``metrics.jsonl`` (one JSON object per
-validation) and ``tensorboard/``. ``--resume`` continues from the newest checkpoint exactly
-(models, optimizers, schedulers, step, data position, RNG states). SIGINT/SIGTERM write a
-checkpoint and stop.
+DIR is a dataset folder (anything hifigan prepare accepts; it is prepared into RUN_DIR/data)
+or a folder prepared by hifigan prepare. The run folder receives config.json,
+checkpoints/step_XXXXXXXX.pt (the last --keep), checkpoints/best.pt (the generator with the
+best validation mel L1), metrics.jsonl (one JSON object per validation) and tensorboard/.
+--resume continues from the newest checkpoint exactly (models, optimizers, schedulers, step,
+data position, RNG states). SIGINT/SIGTERM write a checkpoint and stop.
 
-Fine-tuning: ``--checkpoint`` starts from any generator checkpoint (ours or the authors' ``g_``
-file, with its ``do_`` file beside it for the discriminators) and ``--fine-tune-mels DIR`` reads
-``<id>.npy`` mels (a TTS model's teacher-forced output) instead of computing them.
+Fine-tuning: --checkpoint starts from any generator checkpoint (ours or the authors' g_ file,
+with its do_ file beside it for the discriminators) and --fine-tune-mels DIR reads <id>.npy
+mels (a TTS model's teacher-forced output) instead of computing them.
 
-Several processes: ``torchrun --nproc_per_node N -m hifigan train ...``; the batch size is the
+Several processes: torchrun --nproc_per_node N -m hifigan train ...; the batch size is the
 global batch, split evenly across the processes.
 """
 
@@ -23,8 +22,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
-from .prepare import add_data_arguments
+from ..precision import PRECISIONS
+from .common import add_threads_argument, apply_threads, model_source
+from .prepare import add_data_arguments, data_options
 
 HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-ready"
 
@@ -32,14 +32,7 @@ HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-rea
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None, metavar="DIR", help="dataset folder")
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
-    add_model_arguments(p)
-    for action in p._actions:
-        if action.dest == "config":
-            action.help = (
-                "preset (v1, v2, v3, debug) or JSON config (default v1, or the checkpoint's)"
-            )
-        elif action.dest == "checkpoint":
-            action.help = "start from this checkpoint (ours or the authors' g_ file)"
+    _add_start_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this step")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size")
@@ -51,11 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder of <id>.npy input mels (fine-tuning on a TTS model's output)",
     )
     add_data_arguments(p)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+    )
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=["fp32", "bf16", "fp16"],
+        choices=list(PRECISIONS),
         help="autocast precision; STFT, mel and losses stay fp32 (fp16: CUDA only)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
@@ -87,6 +84,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_start_arguments(p: argparse.ArgumentParser) -> None:
+    """What to start from: the options of :func:`~hifigan.cli.common.add_model_arguments`
+    (read by :func:`~hifigan.cli.common.model_source`), with help texts for training."""
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        default=None,
+        help="start from a built-in model (see hifigan models) or a checkpoint path",
+    )
+    start.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="start from this checkpoint (ours, or the authors' g_ file with its do_ file "
+        "beside it for the discriminators)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="preset (v1, v2, v3, debug) or JSON config (default: the starting checkpoint's, "
+        "else v1; when resuming, the run's)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import HiFiGANError
     from ..train import TrainOptions, export_authors, list_checkpoints, train
@@ -99,19 +121,15 @@ def run(args: argparse.Namespace) -> int:
         g_path, do_path = export_authors(found[-1], args.export_authors)
         print(f"wrote {g_path} and {do_path}", file=sys.stderr)
         return 0
-    checkpoint = None
-    if args.checkpoint is not None or getattr(args, "model", None):
-        checkpoint, _ = model_source(args)
+    checkpoint, config = None, args.config
+    if args.checkpoint is not None or args.model is not None:
+        checkpoint, config = model_source(args)  # a built-in model comes with its preset
     result = train(
         TrainOptions(
             out=args.out,
             data=args.data,
-            config=args.config,
-            train_list=args.train_list,
-            val_list=args.val_list,
-            wavs=args.wavs,
-            val_size=args.val_size,
-            jobs=max(1, args.jobs),
+            config=config,
+            **data_options(args),
             fine_tune_mels=args.fine_tune_mels,
             checkpoint=checkpoint,
             resume=args.resume,

@@ -30,7 +30,7 @@ from ..io import load_audio, load_mel
 from ..mel import MelSpectrogram
 from .manifest import Clip
 
-PEAK = 0.95
+PEAK = 0.95  # the peak level of normalised training audio (the authors' recipe)
 MEL_TOLERANCE_FRAMES = 2
 LOG_MEL_FLOOR = math.log(1e-5)  # the log-mel of silence, used to pad short fine-tuning mels
 
@@ -155,16 +155,13 @@ class Utterance:
 
 
 def load_validation(
-    clips: list[Clip],
-    mel: MelConfig,
-    fine_tune: FineTuneMels | None = None,
-    limit: int | None = None,
+    clips: list[Clip], mel: MelConfig, fine_tune: FineTuneMels | None = None
 ) -> list[Utterance]:
-    """Whole validation utterances (the first ``limit``), prepared once."""
+    """The whole utterances of ``clips``, prepared once for validation."""
     mel_in = MelSpectrogram.from_config(mel)
     mel_loss = MelSpectrogram.from_config(mel, for_loss=True)
     out = []
-    for clip in clips[:limit]:
+    for clip in clips:
         audio = torch.from_numpy(read_clip(clip, normalize=fine_tune is None))
         with torch.no_grad():
             inp = torch.from_numpy(fine_tune.load(clip)) if fine_tune else mel_in(audio)

@@ -31,15 +31,16 @@ class Processes:
         """Only the main process (rank 0) logs, validates and writes files."""
         return self.rank == 0
 
-    def any(self, *flags: bool) -> list[bool]:
-        """Each flag OR-ed over all processes (so that every process takes the same branch)."""
+    def any_process(self, flag: bool) -> bool:
+        """Whether ``flag`` is True on any process (so that every process takes the same
+        branch)."""
         if not self.enabled:
-            return list(flags)
-        t = torch.tensor([float(f) for f in flags])
+            return flag
+        t = torch.tensor([float(flag)])
         if dist.get_backend() == "nccl":
             t = t.cuda()
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return [bool(v) for v in t.tolist()]
+        return bool(t.item())
 
     def barrier(self) -> None:
         if self.enabled:

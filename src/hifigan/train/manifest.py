@@ -1,6 +1,7 @@
 """Data preparation: find the clips of a dataset, check and convert them once, write a manifest.
 
-Accepted layouts (:func:`find_clips`):
+Accepted layouts (:func:`find_clips`; the options that choose among them are
+:data:`DATA_OPTIONS`):
 
 * a prepared folder (``manifest.jsonl``) or a manifest file;
 * the authors' filelists: ``id|text`` lines for training and validation, audio in ``wavs/<id>.*``
@@ -41,6 +42,8 @@ MANIFEST = "manifest.jsonl"
 SKIPPED = "skipped.tsv"
 CACHE = "cache"
 SPLITS = ("train", "val")
+# the keyword arguments of prepare() that say where the clips and their split come from
+DATA_OPTIONS = ("train_list", "val_list", "wavs", "val_size", "jobs")
 TRAIN_LIST_NAMES = ("training.txt", "train.txt", "train_filelist.txt", "train_list.txt")
 VAL_LIST_NAMES = (
     "validation.txt",
@@ -92,6 +95,27 @@ class Prepared:
     def split(self, name: str) -> list[Clip]:
         return [c for c in self.clips if c.split == name]
 
+    def summary(self, max_listed: int | None = None) -> list[str]:
+        """Lines for the user: clips per split, the layout, conversions, the skipped files (the
+        first ``max_listed``, all by default)."""
+        lines = []
+        for name in SPLITS:
+            clips = self.split(name)
+            lines.append(
+                f"{name}: {len(clips)} clips, {sum(c.duration for c in clips) / 60:.1f} min"
+            )
+        lines.append(f"layout: {self.layout}")
+        folder = self.manifest.parent if self.manifest else Path(".")
+        if self.converted:
+            rate = self.clips[0].sample_rate
+            lines.append(f"converted {self.converted} clips to {rate} Hz mono in {folder / CACHE}")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} files (listed in {folder / SKIPPED}):")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped[:max_listed]]
+            if len(self.skipped) > len(self.skipped[:max_listed]):
+                lines.append("  ...")
+        return lines
+
 
 # ---------------------------------------------------------------------- finding clips
 def find_clips(
@@ -128,7 +152,7 @@ def find_clips(
     if (data / "metadata.csv").is_file():
         found, missing = _read_filelist(data / "metadata.csv", wavs, None)
         return _unique(found, missing), missing, "LJSpeech folder (metadata.csv + wavs/)"
-    files = sorted(p for p in data.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    files = audio_files(data)
     if not files:
         raise DataError(
             "no audio files, metadata.csv, filelists or manifest.jsonl in this folder", data
@@ -155,38 +179,34 @@ def find_clips(
     return _unique(found, []), [], layout
 
 
-def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
-    return next((folder / n for n in names if (folder / n).is_file()), None)
+def audio_files(folder: Path) -> list[Path]:
+    """Every audio file (:data:`~hifigan.io.AUDIO_SUFFIXES`) below ``folder``, recursively,
+    sorted."""
+    found = Path(folder).rglob("*")
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _read_filelist(
-    path: Path, wavs: Path, split: str | None
-) -> tuple[list[Candidate], list[tuple[str, str]]]:
-    """``id|text...`` lines -> candidates; ids whose audio is absent are returned as missing."""
+def filelist_ids(path: Path) -> list[tuple[int, str]]:
+    """``(line number, id)`` for each ``id|text...`` line of a filelist (the authors' lists,
+    LJSpeech's ``metadata.csv``); blank lines and ``#`` comments are passed over."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError("filelist not found", path) from None
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read filelist ({e})", path) from None
-    found, missing = [], []
+    ids = []
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
         clip_id = line.split("|", 1)[0].strip()
         if not clip_id:
             raise DataError(f"line {n} has an empty id", path)
-        audio = _locate(clip_id, [wavs, Path(path).parent])
-        if audio is None:
-            missing.append((str(wavs / clip_id), f"listed in {path} but no audio file found"))
-            continue
-        stem = Path(clip_id).name
-        stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix in AUDIO_SUFFIXES else stem
-        found.append(Candidate(stem, audio, split, ""))
-    return found, missing
+        ids.append((n, clip_id))
+    return ids
 
 
-def _locate(clip_id: str, folders: list[Path]) -> Path | None:
+def locate_audio(clip_id: str, folders: list[Path]) -> Path | None:
     """The audio file for ``clip_id`` (with or without suffix) in the first folder that has it."""
     for folder in folders:
         direct = folder / clip_id
@@ -197,6 +217,26 @@ def _locate(clip_id: str, folders: list[Path]) -> Path | None:
             if p.is_file():
                 return p
     return None
+
+
+def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
+    return next((folder / n for n in names if (folder / n).is_file()), None)
+
+
+def _read_filelist(
+    path: Path, wavs: Path, split: str | None
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
+    """``id|text...`` lines -> candidates; ids whose audio is absent are returned as missing."""
+    found, missing = [], []
+    for _, clip_id in filelist_ids(path):
+        audio = locate_audio(clip_id, [wavs, Path(path).parent])
+        if audio is None:
+            missing.append((str(wavs / clip_id), f"listed in {path} but no audio file found"))
+            continue
+        stem = Path(clip_id).name
+        stem = stem[: -len(Path(stem).suffix)] if Path(stem).suffix in AUDIO_SUFFIXES else stem
+        found.append(Candidate(stem, audio, split, ""))
+    return found, missing
 
 
 def _unique(found: list[Candidate], skipped: list[tuple[str, str]]) -> list[Candidate]:

@@ -65,7 +65,8 @@ class Monitor:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 warn(
-                    "tensorboard is not installed (pip install 'hifigan[train]'): no TensorBoard logs"
+                    "tensorboard is not installed (pip install 'hifigan[train]'): "
+                    "no TensorBoard logs"
                 )
             else:
                 self.writer = SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step)

@@ -14,9 +14,10 @@ those gradients and throw them away), the real audio goes through the discrimina
 ``no_grad`` (only its feature maps are needed), and the weight-normed weights of the
 discriminators are computed once per update instead of once per pass
 (:func:`torch.nn.utils.parametrize.cached`; the gradients of the real and generated passes are
-summed before, not after, the weight-norm backward). With ``disc_pass="joint"`` the discriminator update runs real and
-generated audio as one batch: faster, and identical except that the spectral-norm power
-iteration of the first MSD sub-discriminator runs once instead of twice in that update.
+summed before, not after, the weight-norm backward). With ``disc_pass="joint"`` the
+discriminator update runs real and generated audio as one batch: faster, and identical except
+that the spectral-norm power iteration of the first MSD sub-discriminator runs once instead of
+twice in that update.
 
 AdamW for both networks (the discriminators' parameters in the authors' order, MSD then MPD, so
 that their ``do_`` file can be written), with an exponential learning-rate decay per epoch.
@@ -46,10 +47,10 @@ from ..errors import ConfigError
 from ..generator import Generator
 from ..losses import discriminator_loss_terms, generator_loss_terms, loss_weights, weighted_sum
 from ..mel import MelSpectrogram
-from .checkpoints import load_discriminators, load_start_weights
+from ..precision import PRECISIONS
 from .distributed import Processes
+from .run_folder import load_discriminators, load_start_weights
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 DISC_PASSES = ("separate", "joint")
 _OPTIMIZER_STATES = ("optim_g", "optim_d", "scheduler_g", "scheduler_d", "scaler_g", "scaler_d")
 
@@ -75,7 +76,7 @@ class Networks:
     scaler_d: torch.amp.GradScaler
     mel_loss: MelSpectrogram
     weights: dict[str, float]
-    amp_dtype: torch.dtype | None
+    amp_dtype: torch.dtype  # float32: no autocast
     disc_pass: str
     g_train: nn.Module
     mpd_train: nn.Module
@@ -136,27 +137,12 @@ def build_networks(
         load_discriminators(checkpoint, path, mpd, msd)
     elif start is not None:
         has_d = load_start_weights(Path(start), generator, mpd, msd)
-    generator.to(device)
-    mpd.to(device)
-    msd.to(device)
-    adamw: dict[str, Any] = {
-        "lr": t.learning_rate,
-        "betas": (t.adam_b1, t.adam_b2),
-        "weight_decay": t.weight_decay,
-        "fused": True if device.type == "cuda" else None,
-    }
-    optim_g = torch.optim.AdamW(generator.parameters(), **adamw)
-    optim_d = torch.optim.AdamW(itertools.chain(msd.parameters(), mpd.parameters()), **adamw)
+    for m in (generator, mpd, msd):
+        m.to(device)
+    optim_g, optim_d = _optimizers(config, device, generator, [msd, mpd])
 
     def wrap(m: nn.Module, synchronised: bool) -> nn.Module:
-        """DDP for the modules that are updated (under torchrun), then ``torch.compile``. MSD
-        stays eager: its spectral norm updates buffers in place between the real and the
-        generated pass, which compiled autograd graphs refuse."""
-        compiled = compile and not isinstance(m, MultiScaleDiscriminator)
-        if synchronised and procs.enabled:
-            ids = [device.index] if device.type == "cuda" else None
-            m = DistributedDataParallel(m, device_ids=ids, broadcast_buffers=False)
-        return torch.compile(m) if compiled else m
+        return _wrap(m, device, procs if synchronised else None, compile)
 
     nets = Networks(
         generator=generator,
@@ -182,6 +168,36 @@ def build_networks(
         for key in _OPTIMIZER_STATES:
             getattr(nets, key).load_state_dict(resume[0][key])
     return nets, has_d
+
+
+def _optimizers(
+    config: HiFiGANConfig,
+    device: torch.device,
+    generator: nn.Module,
+    discriminators: list[nn.Module],
+) -> tuple[torch.optim.AdamW, torch.optim.AdamW]:
+    """AdamW for the generator and for the discriminators (their parameters in the given
+    order: the authors' is MSD, then MPD)."""
+    t = config.train
+    adamw: dict[str, Any] = {
+        "lr": t.learning_rate,
+        "betas": (t.adam_b1, t.adam_b2),
+        "weight_decay": t.weight_decay,
+        "fused": True if device.type == "cuda" else None,
+    }
+    params = itertools.chain.from_iterable(d.parameters() for d in discriminators)
+    return torch.optim.AdamW(generator.parameters(), **adamw), torch.optim.AdamW(params, **adamw)
+
+
+def _wrap(m: nn.Module, device: torch.device, procs: Processes | None, compile: bool) -> nn.Module:
+    """DDP for a module that is updated (``procs`` given, under torchrun), then
+    ``torch.compile``. MSD stays eager: its spectral norm updates buffers in place between the
+    real and the generated pass, which compiled autograd graphs refuse."""
+    compiled = compile and not isinstance(m, MultiScaleDiscriminator)
+    if procs is not None and procs.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        m = DistributedDataParallel(m, device_ids=ids, broadcast_buffers=False)
+    return torch.compile(m) if compiled else m
 
 
 @dataclass
@@ -227,7 +243,7 @@ def _update(
     norm = grad_norm(params)
     values = torch.stack([loss.detach(), norm, *(v.detach() for v in terms.values())]).tolist()
     checked = values[:1] if scaler.is_enabled() else values
-    skip = procs.any(not all(math.isfinite(v) for v in checked))[0]
+    skip = procs.any_process(not all(math.isfinite(v) for v in checked))
     if not skip:
         scaler.step(optimizer)
     scaler.update()
@@ -245,7 +261,8 @@ def train_step(
     """
     procs = procs or Processes()
     n = nets
-    autocast = torch.autocast(real.device.type, dtype=n.amp_dtype, enabled=n.amp_dtype is not None)
+    low_precision = n.amp_dtype != torch.float32
+    autocast = torch.autocast(real.device.type, dtype=n.amp_dtype, enabled=low_precision)
     with autocast:
         fake = n.g_train(mel)  # (B, 1, T)
 
@@ -269,17 +286,12 @@ def train_step(
     # generator update against the updated discriminators, which are constants here
     set_requires_grad([n.mpd, n.msd], False)
     with autocast, parametrize.cached():
-        with torch.no_grad():
-            mpd_real_fmaps, msd_real_fmaps = n.mpd_frozen(real)[1], n.msd_frozen(real)[1]
-        mpd_fake, mpd_fake_fmaps = n.mpd_frozen(fake)
-        msd_fake, msd_fake_fmaps = n.msd_frozen(fake)
+        with torch.no_grad():  # only the real audio's feature maps are needed
+            mpd_real, msd_real = n.mpd_frozen(real), n.msd_frozen(real)
+        mpd_out, msd_out = (mpd_real, n.mpd_frozen(fake)), (msd_real, n.msd_frozen(fake))
     g_terms = generator_loss_terms(
-        mpd_fake=mpd_fake,
-        msd_fake=msd_fake,
-        mpd_real_fmaps=mpd_real_fmaps,
-        mpd_fake_fmaps=mpd_fake_fmaps,
-        msd_real_fmaps=msd_real_fmaps,
-        msd_fake_fmaps=msd_fake_fmaps,
+        mpd_out,
+        msd_out,
         real_mel=n.mel_loss(real.squeeze(1)),  # (B, n_mels, frames), fp32
         fake_mel=n.mel_loss(fake.squeeze(1)),
     )

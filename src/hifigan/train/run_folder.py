@@ -1,4 +1,5 @@
-"""Training checkpoints in a run folder: write, find, prune, restore RNG states, export.
+"""The checkpoints of a run folder: where they are, writing and pruning them, the RNG states
+they carry, starting weights and the export to the authors' files.
 
 ``RUN_DIR/checkpoints/step_XXXXXXXX.pt`` holds everything needed to resume exactly (models,
 optimizers, schedulers, gradient scalers, the loop state with the data position, RNG states);
@@ -10,28 +11,38 @@ authors' ``g_``/``do_`` files.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
 
 from ..checkpoint import (
     export_reference_discriminators,
     export_reference_generator,
     from_reference_keys,
+    generator_state,
     load_generator_weights,
     load_state_strict,
     read_checkpoint,
     resolve_config,
+    save_checkpoint,
 )
 from ..config import HiFiGANConfig
 from ..discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from ..errors import CheckpointError
 from ..generator import Generator
 from ..io import atomic_write_text
+
+if TYPE_CHECKING:
+    from .setup import Run, TrainState
+    from .step import Networks
 
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 BEST = "best.pt"
@@ -56,6 +67,55 @@ def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
     for p in old:
         p.unlink(missing_ok=True)
     return old
+
+
+class Checkpointer:
+    """Writes the step checkpoints and ``best.pt`` of a run (main process only) and keeps the
+    newest ``keep`` step checkpoints (0 keeps all).
+
+    ``last`` is the newest step checkpoint written (or resumed from).
+    """
+
+    def __init__(self, run: Run, nets: Networks, *, keep: int, active: bool) -> None:
+        self.folder = run.checkpoints
+        self.config = run.config
+        self.nets = nets
+        self.keep = keep
+        self.active = active
+        # what a resumed run must know besides the state (stored under "run")
+        self.run_info = {"fine_tune_mels": str(run.fine_tune_dir) if run.fine_tune_dir else None}
+        self.last = run.latest
+
+    def save(self, state: TrainState) -> None:
+        """Everything needed to resume exactly at ``state``."""
+        if not self.active:
+            return
+        path = checkpoint_path(self.folder, state.step)
+        nets = self.nets
+        save_checkpoint(
+            path,
+            self.config,
+            nets.generator,
+            mpd=nets.mpd,
+            msd=nets.msd,
+            **nets.optimizer_states(),
+            state=dataclasses.asdict(state),
+            rng=rng_state(),
+            run=self.run_info,
+        )
+        prune_checkpoints(self.folder, self.keep)
+        self.last = path
+
+    def save_best(self, step: int, val_mel_l1: float) -> None:
+        """The generator, as ``best.pt``."""
+        if self.active:
+            save_checkpoint(
+                self.folder / BEST,
+                self.config,
+                self.nets.generator,
+                step=step,
+                val_mel_l1=val_mel_l1,
+            )
 
 
 # ---------------------------------------------------------------------- RNG states
@@ -123,8 +183,6 @@ def load_start_weights(
     the step start afresh). A generator saved with its weight norm folded gets weight norm
     again. Returns whether discriminator weights were found too."""
     checkpoint = read_checkpoint(path)
-    from ..checkpoint import generator_state
-
     load_generator_weights(generator, generator_state(checkpoint, path), path)
     if not generator.has_weight_norm:
         reapply_weight_norm(generator)
@@ -134,9 +192,6 @@ def load_start_weights(
 def reapply_weight_norm(generator: Generator) -> None:
     """Weight norm on every convolution again (after loading folded weights); the function
     computed is unchanged."""
-    from torch import nn
-    from torch.nn.utils.parametrizations import weight_norm
-
     for m in generator.modules():
         if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
             weight_norm(m)
@@ -179,7 +234,5 @@ def export_authors(path: Path, out_dir: Path) -> tuple[Path, Path]:
         steps=int(state["step"]),
         epoch=int(state["epoch"]),
     )
-    import json
-
     atomic_write_text(out_dir / "config.json", json.dumps(config.to_reference_dict(), indent=2))
     return g_path, do_path

@@ -26,6 +26,7 @@ from hifigan import (
 from hifigan.checkpoint import read_checkpoint, to_reference_keys
 from hifigan.errors import HiFiGANError
 from hifigan.train import TrainingDiverged, TrainOptions, read_metrics, train
+from hifigan.train.loop import Intervals
 from hifigan.train.manifest import prepare
 
 from conftest import LJ_V2, LJSPEECH, REPO, need
@@ -107,6 +108,17 @@ def state_of(path):
     for key in ("generator", "mpd", "msd", "optim_g", "optim_d"):
         walk(key, ckpt[key])
     return flat, ckpt
+
+
+def test_intervals_say_when_to_log_validate_and_checkpoint():
+    every = Intervals(log=2, validation=3, checkpoint=4, max_steps=10)
+    steps = range(1, 11)
+    assert [s for s in steps if every.log_at(s)] == [2, 4, 6, 8, 10]
+    assert [s for s in steps if every.validate_at(s, stopping=False)] == [3, 6, 9, 10]
+    assert [s for s in steps if every.checkpoint_at(s, stopping=False)] == [4, 8, 10]
+    # a signal: a checkpoint now, and a validation only when one is due anyway
+    assert every.checkpoint_at(5, stopping=True) and not every.validate_at(5, stopping=True)
+    assert every.validate_at(6, stopping=True) and not every.validate_at(10, stopping=True)
 
 
 def test_a_run_writes_checkpoints_metrics_and_tensorboard_logs(run_cli, tmp_path, tiny):
@@ -229,9 +241,9 @@ def test_nan_losses_skip_steps_and_stop_the_run_after_several(tmp_path, data, ti
     calls = {"n": 0}
     real_terms = step_module.generator_loss_terms
 
-    def poisoned(**kw):
+    def poisoned(*args, **kw):
         calls["n"] += 1
-        terms = real_terms(**kw)
+        terms = real_terms(*args, **kw)
         if calls["n"] == 3 or calls["n"] >= 5:  # a transient NaN at step 3, then for good
             terms["mel"] = terms["mel"] * float("nan")
         return terms
