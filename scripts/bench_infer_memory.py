@@ -6,7 +6,7 @@ audio, synthesizes it and reports its own peak RSS (``getrusage(RUSAGE_SELF).ru_
 The blocked outputs are compared with the unchunked one (must agree within 1e-4).
 
     python scripts/bench_infer_memory.py                    # 2 minutes (unchunked V1 ~2 GB)
-    python scripts/bench_infer_memory.py --minutes 10       # the issue's figure: unchunked
+    python scripts/bench_infer_memory.py --minutes 10       # 10 minutes: unchunked
                                                             # needs ~10 GB and ~4 min at 2.8x RT
 """
 
@@ -36,7 +36,7 @@ def child(variant: str, minutes: float, threads: int, out: str) -> None:
     import torch
 
     from hifigan import Vocoder
-    from hifigan.benchmark import bench_mel
+    from hifigan.inference.benchmark import bench_mel
 
     torch.set_num_threads(threads)
     generator, config, _ = load_model("v1")

@@ -3,7 +3,7 @@
 For each model, every backend/precision is called once per repeat, round-robin, on the same
 mel (``--seconds`` of audio, batch 1, ``--threads`` threads); the reported ratio is the median
 over repeats of ``eager time / backend time`` within the same repeat, which cancels most of a
-shared machine's load drift. Targets of issue 4 (2 threads, 10 s): fast fp32 >= 1.15x (V1),
+shared machine's load drift. Targets (2 threads, 10 s): fast fp32 >= 1.15x (V1),
 1.6x (V2), 2.0x (V3); bf16 >= 1.9x (V1), 2.8x (V3).
 
     python scripts/bench_infer_speed.py                        # V1 V2 V3, eager/fast/bf16
@@ -20,7 +20,7 @@ import statistics
 import torch
 from infer_common import add_json_argument, load_model, write_json
 
-from hifigan.benchmark import BenchCase, run_benchmark
+from hifigan.inference.benchmark import BenchCase, run_benchmark
 
 TARGETS = {
     ("v1", "fast", "fp32"): 1.15,
@@ -29,6 +29,43 @@ TARGETS = {
     ("v1", "fast", "bf16"): 1.9,
     ("v3", "fast", "bf16"): 2.8,
 }
+
+
+def speedups(name: str, cases: list[tuple[str, str]], args: argparse.Namespace) -> list[dict]:
+    """Time eager fp32 and ``cases`` for model ``name``; one row per case with its speed-up."""
+    generator, config, source = load_model(name)
+    timed = run_benchmark(
+        {name: (generator, config)},
+        [
+            BenchCase(name, backend, precision, "cpu", args.threads)
+            for backend, precision in [("eager", "fp32"), *cases]
+        ],
+        seconds=args.seconds,
+        repeats=args.repeats,
+    )
+    by_case = {(r.backend, r.precision): r for r in timed}
+    eager = by_case[("eager", "fp32")]
+    rows = []
+    for backend, precision in cases:
+        r = by_case.get((backend, precision))
+        if r is None:
+            continue
+        ratios = [e / t for e, t in zip(eager.times, r.times)]
+        rows.append(
+            {
+                "model": name,
+                "weights": source,
+                "backend": backend,
+                "precision": precision,
+                "eager_x_realtime": eager.x_realtime,
+                "x_realtime": r.x_realtime,
+                "speedup_median": statistics.median(ratios),
+                "speedup_min": min(ratios),
+                "speedup_max": max(ratios),
+                "target": TARGETS.get((name, backend, precision)),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -50,40 +87,7 @@ def main() -> None:
 
     cases = [tuple(c.split(":")) for c in args.cases]
     load_before = os.getloadavg()[0]
-    rows = []
-    for name in args.models:
-        generator, config, source = load_model(name)
-        timed = run_benchmark(
-            {name: (generator, config)},
-            [
-                BenchCase(name, backend, precision, "cpu", args.threads)
-                for backend, precision in [("eager", "fp32"), *cases]
-            ],
-            seconds=args.seconds,
-            repeats=args.repeats,
-        )
-        by_case = {(r.backend, r.precision): r for r in timed}
-        eager = by_case[("eager", "fp32")]
-        for backend, precision in cases:
-            r = by_case.get((backend, precision))
-            if r is None:
-                continue
-            ratios = [e / t for e, t in zip(eager.times, r.times)]
-            target = TARGETS.get((name, backend, precision))
-            rows.append(
-                {
-                    "model": name,
-                    "weights": source,
-                    "backend": backend,
-                    "precision": precision,
-                    "eager_x_realtime": eager.x_realtime,
-                    "x_realtime": r.x_realtime,
-                    "speedup_median": statistics.median(ratios),
-                    "speedup_min": min(ratios),
-                    "speedup_max": max(ratios),
-                    "target": target,
-                }
-            )
+    rows = [row for name in args.models for row in speedups(name, cases, args)]
     load_after = os.getloadavg()[0]
     print(
         f"{'model':6} {'case':12} {'eager xRT':>9} {'xRT':>7} {'speedup':>8} "

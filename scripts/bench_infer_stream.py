@@ -20,7 +20,7 @@ import torch
 from infer_common import add_json_argument, load_model, write_json
 
 from hifigan import Vocoder
-from hifigan.benchmark import bench_mel
+from hifigan.inference.benchmark import bench_mel
 
 
 def main() -> None:

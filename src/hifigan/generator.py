@@ -118,7 +118,6 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
-        self.upsample_rates = tuple(upsample_rates)
         self.num_kernels = len(resblock_kernel_sizes)
         block = ResBlock1 if resblock == 1 else ResBlock2
         ch = upsample_initial_channel
@@ -148,19 +147,12 @@ class Generator(nn.Module):
         )
 
     @property
-    def hop_length(self) -> int:
-        """Samples per mel frame (the product of the upsample rates)."""
-        hop = 1
-        for u in self.upsample_rates:
-            hop *= u
-        return hop
-
-    @property
     def has_weight_norm(self) -> bool:
         return parametrize.is_parametrized(self.conv_pre, "weight")
 
     def forward(self, mel: Tensor) -> Tensor:
-        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop_length)``."""
+        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop)``, hop the product of the upsample
+        rates."""
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))

@@ -1,9 +1,9 @@
-"""``hifigan bench``: synthesis speed per model, backend, precision, device and thread count.
+"""hifigan bench: synthesis speed per model, backend, precision, device and thread count.
 
 Prints a table in the paper's form (parameters, kHz of audio generated per second, x real time),
-the median of ``--repeats`` timed calls, each on ``--seconds`` of audio; cases run round-robin.
-Models: ``--checkpoint PATH`` and/or ``--preset v1 v2 v3`` (random weights: speed does not
-depend on them).
+the median of --repeats timed calls, each on --seconds of audio; cases run round-robin.
+Models: --checkpoint PATH and/or --preset v1 v2 v3 (random weights: speed does not depend on
+them).
 
     hifigan bench --preset v1 v2 v3 --backend eager fast --threads 2 --seconds 10
     hifigan bench --checkpoint generator_v2 --precision fp32 bf16 --json
@@ -17,12 +17,13 @@ import sys
 
 import torch
 
-from ..backends import BACKENDS, PRECISIONS
-from ..benchmark import format_table, product_cases, run_benchmark
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig, preset_names
 from ..errors import HiFiGANError
 from ..generator import Generator
+from ..inference import BACKENDS
+from ..inference.benchmark import format_table, product_cases, run_benchmark
+from ..precision import PRECISIONS
 from .common import add_model_arguments, model_source
 
 HELP = "measure synthesis speed (kHz, x real time) per model, backend, precision and threads"
@@ -37,9 +38,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"architectures with random weights ({', '.join(preset_names())})",
     )
-    p.add_argument("--backend", nargs="+", default=["eager", "fast"], choices=BACKENDS)
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=PRECISIONS)
-    p.add_argument("--device", nargs="+", default=["cpu"], help="cpu and/or cuda")
+    p.add_argument(
+        "--backend",
+        nargs="+",
+        default=["eager", "fast"],
+        choices=BACKENDS,
+        help="backends to time (default eager fast)",
+    )
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=list(PRECISIONS),
+        help="precisions to time (default fp32)",
+    )
+    p.add_argument("--device", nargs="+", default=["cpu"], help="cpu and/or cuda (default cpu)")
     p.add_argument(
         "--threads",
         nargs="+",

@@ -1,23 +1,22 @@
-"""``hifigan demo``: hear a pretrained HiFi-GAN in one command.
+"""hifigan demo: hear a pretrained HiFi-GAN in one command.
 
 Vocodes real speech through its own mel-spectrogram (copy synthesis) with the default model
-(``lj-v1``) and writes, to OUTDIR (default ``hifigan-demo``):
+(lj-v1) and writes, to OUTDIR (default hifigan-demo):
 
   input.wav    the speech that was vocoded, at the model's sample rate
   output.wav   what the model made of its mel-spectrogram
   mel.png      input and output mel-spectrograms and their difference
   report.txt   model, duration, synthesis speed (× real time) and, with
-               ``pip install 'hifigan[eval]'``, objective metrics
+               pip install 'hifigan[eval]', objective metrics
 
-Without ``--input`` it uses a bundled 6.5 s public-domain LibriVox reading (Shakespeare's
-Sonnet 1; provenance in ``hifigan/data/SOURCE.md``).
+Without --input it uses a bundled 6.5 s public-domain LibriVox reading (Shakespeare's
+Sonnet 1; provenance in hifigan/data/SOURCE.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.resources
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 from ..errors import HiFiGANError, InputError
 from ..inference import Vocoder
+from ..inference.benchmark import timed_call
 from ..io import atomic_write_text, load_audio, save_wav, warn
 from ..pretrained import DEFAULT_MODEL, get_model
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
@@ -76,13 +76,8 @@ def timed_synthesis(vocoder: Vocoder, mel: torch.Tensor) -> tuple[np.ndarray, fl
     """Vocode ``mel``; returns the audio and the seconds the generator took, measured after
     a short warm-up run (the first call of a model pays one-time set-up costs)."""
     vocoder(mel[..., :WARMUP_FRAMES])
-    if vocoder.device.type == "cuda":
-        torch.cuda.synchronize(vocoder.device)
-    start = time.perf_counter()
-    audio = vocoder(mel)
-    if vocoder.device.type == "cuda":
-        torch.cuda.synchronize(vocoder.device)
-    return audio.cpu().numpy(), time.perf_counter() - start
+    audio, seconds = timed_call(lambda: vocoder(mel), vocoder.device)
+    return audio.cpu().numpy(), seconds
 
 
 def write_mel_plot(

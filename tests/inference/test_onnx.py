@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from hifigan import HiFiGANConfig, Vocoder
+from hifigan import Generator, HiFiGANConfig, Vocoder
 from hifigan.checkpoint import save_checkpoint
-from hifigan.export import export_onnx
+from hifigan.inference import ExportError, export_onnx
 from inference_helpers import log_mel, random_generator
 
 from conftest import GOLDEN, LJ_V2, need
@@ -77,8 +77,6 @@ def test_onnx_file_has_dynamic_batch_and_frames_and_metadata(lj_v2_onnx):
 
 
 def test_failed_parity_check_writes_nothing(tmp_path):
-    from hifigan.export import ExportError
-
     generator, config = random_generator("v3")
     out = tmp_path / "strict.onnx"
     with pytest.raises(ExportError, match="ONNX Runtime output differs from eager by"):
@@ -89,8 +87,6 @@ def test_failed_parity_check_writes_nothing(tmp_path):
 def test_export_of_our_checkpoint_with_weight_norm(run_cli, tmp_path):
     """Our format (weight norm kept, config inside) exports, and the source stays usable."""
     config = HiFiGANConfig.preset("v3")
-    from hifigan import Generator
-
     generator = Generator.from_config(config)
     save_checkpoint(tmp_path / "g.pt", config, generator)
     code, _, err = run_cli("export", "--checkpoint", tmp_path / "g.pt", "-o", tmp_path / "g.onnx")

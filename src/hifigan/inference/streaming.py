@@ -14,7 +14,8 @@ that fact:
 * :func:`synthesize_batch` batches mels of different lengths and recomputes the tail of every
   padded item from a window that ends at its own end, so each equals its one-by-one output.
 
-A *synthesizer* here is any function ``(B, n_mels, T) float32 -> (B, T * hop) float32``.
+The synthesis function they take, :data:`MelToAudio`, is any ``(B, n_mels, T) float32 ->
+(B, T * hop) float32`` callable (an inference backend, or a vocoder's block-wise synthesis).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .config import GeneratorConfig
-from .errors import InputError
+from ..config import GeneratorConfig
+from ..errors import InputError
 
-Synthesizer = Callable[[Tensor], Tensor]
+# a batch of log-mels (B, n_mels, T) -> their waveforms (B, T * hop), both float32
+MelToAudio = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class MelStream:
     """
 
     def __init__(
-        self, synthesize: Synthesizer, *, field: ReceptiveField, hop: int, n_mels: int
+        self, synthesize: MelToAudio, *, field: ReceptiveField, hop: int, n_mels: int
     ) -> None:
         self.synthesize = synthesize
         self.field = field
@@ -170,7 +172,7 @@ class MelStream:
 
 
 def synthesize_blocks(
-    synthesize: Synthesizer, mel: Tensor, *, field: ReceptiveField, hop: int, block_frames: int
+    synthesize: MelToAudio, mel: Tensor, *, field: ReceptiveField, hop: int, block_frames: int
 ) -> Tensor:
     """Offline synthesis of a long mel, ``block_frames`` output frames at a time.
 
@@ -196,7 +198,7 @@ def synthesize_blocks(
 
 
 def synthesize_batch(
-    synthesize: Synthesizer,
+    synthesize: MelToAudio,
     mels: Sequence[Tensor],
     *,
     field: ReceptiveField,
@@ -242,8 +244,8 @@ def synthesize_batch(
 
 __all__ = [
     "MelStream",
+    "MelToAudio",
     "ReceptiveField",
-    "Synthesizer",
     "receptive_field",
     "synthesize_batch",
     "synthesize_blocks",

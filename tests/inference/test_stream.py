@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from hifigan import HiFiGANConfig, InputError, Vocoder
-from hifigan.streaming import MelStream, receptive_field, synthesize_batch, synthesize_blocks
+from hifigan.inference.streaming import (
+    MelStream,
+    receptive_field,
+    synthesize_batch,
+    synthesize_blocks,
+)
 from inference_helpers import log_mel, max_diff, random_generator, random_vocoder
 
 

@@ -1,12 +1,9 @@
-"""ONNX export with a parity check against the eager generator.
+"""ONNX: export with a parity check, and the ONNX Runtime inference backend.
 
-The exported graph takes ``mel`` ``(batch, n_mels, frames)`` float32 (batch and frames dynamic)
-and returns ``audio`` ``(batch, 1, frames * hop)``. The file carries the model's config and
-receptive field as metadata (``hifigan.config``, ``hifigan.sample_rate``, ...), so a program that
-only has ONNX Runtime knows the sample rate and how much context to hold back when streaming.
-
-:func:`export_onnx` writes the file atomically and only after ONNX Runtime, loading the written
-file, reproduces the eager generator within the tolerance on test mels of several lengths.
+The exported graph maps ``mel`` ``(batch, n_mels, frames)`` float32 (batch and frames dynamic)
+to ``audio`` ``(batch, 1, frames * hop)`` and carries the config and receptive field as
+``hifigan.*`` metadata. :func:`export_onnx` writes the file atomically, and only after ONNX
+Runtime, running the written file, reproduces the eager generator on test mels.
 """
 
 from __future__ import annotations
@@ -21,21 +18,60 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor
 
-from .backends import OnnxBackend, import_onnxruntime
-from .config import HiFiGANConfig
-from .errors import HiFiGANError
-from .generator import Generator
-from .io import atomic_path
+from ..config import HiFiGANConfig
+from ..errors import HiFiGANError
+from ..generator import Generator
+from ..io import atomic_path
 from .streaming import receptive_field
 
 OPSET = 18
 CHECK_FRAMES = (1, 37, 200)
+INSTALL_HINT = "ONNX support needs onnx, onnxscript and onnxruntime: pip install 'hifigan[onnx]'"
 
 
 class ExportError(HiFiGANError):
     """The export failed or its output does not match the eager generator."""
+
+
+def import_onnxruntime():
+    """``onnxruntime``, or a one-line error saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise HiFiGANError(INSTALL_HINT) from None
+    return onnxruntime
+
+
+class OnnxBackend:
+    """ONNX Runtime (CPU) on a serialized model whose input is ``mel`` and output ``audio``:
+    ``(B, n_mels, frames)`` -> ``(B, frames * hop)`` float32 on the CPU.
+
+    Args:
+        model: the ONNX model as bytes or a file path.
+        threads: intra-op threads (default: torch's current thread count).
+    """
+
+    def __init__(self, model: bytes | str, *, threads: int | None = None) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # no busy-waiting after a run: spinning threads would steal the cores from whatever
+        # runs next (torch, another session), which a vocoder inside a service always has
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, mel: Tensor) -> Tensor:
+        feed = {self.input_name: np.ascontiguousarray(mel.detach().cpu().numpy(), np.float32)}
+        audio = self.session.run(None, feed)[0]
+        return torch.from_numpy(audio).squeeze(1)
 
 
 @dataclass(frozen=True)
@@ -87,9 +123,7 @@ def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ExportError(
-            "ONNX export needs onnx, onnxscript and onnxruntime: pip install 'hifigan[onnx]'"
-        ) from None
+        raise ExportError(INSTALL_HINT) from None
     g = _inference_copy(generator)
     example = torch.zeros(1, g.n_mels, 16)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -118,7 +152,7 @@ def _with_metadata(model_bytes: bytes, config: HiFiGANConfig) -> bytes:
     """Add the config, sample rate, hop and receptive field as ONNX metadata."""
     import onnx
 
-    from . import __version__
+    from .. import __version__
 
     model = onnx.load_from_string(model_bytes)
     field = receptive_field(config.generator)
@@ -199,21 +233,14 @@ def export_onnx(
     )
 
 
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The ``hifigan.*`` metadata of an exported file."""
-    ort = import_onnxruntime()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = session.get_modelmeta().custom_metadata_map
-    return {k: v for k, v in meta.items() if k.startswith("hifigan.")}
-
-
 __all__ = [
     "CHECK_FRAMES",
     "OPSET",
     "ExportError",
     "ExportReport",
+    "OnnxBackend",
     "check_onnx_file",
     "export_onnx",
+    "import_onnxruntime",
     "onnx_bytes",
-    "read_onnx_metadata",
 ]

@@ -8,8 +8,8 @@ into waveforms with a trained generator.
 >>> waves = fast([mel_a, mel_b])                             # batched, each trimmed
 >>> for piece in fast.stream(chunks_of_frames): ...          # exact streaming
 
-Backends and precisions are described in :mod:`hifigan.backends`; streaming, long inputs and
-batching in :mod:`hifigan.streaming`.
+Backends and precisions are described in :mod:`hifigan.inference.backends`; streaming, long
+inputs and batching in :mod:`hifigan.inference.streaming`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checkpoint import load_generator
+from ..config import HiFiGANConfig
+from ..errors import HiFiGANError, InputError
+from ..generator import Generator
+from ..mel import MelSpectrogram
 from .backends import make_backend
-from .checkpoint import load_generator
-from .config import HiFiGANConfig
-from .errors import HiFiGANError, InputError
-from .generator import Generator
-from .mel import MelSpectrogram
 from .streaming import (
     MelStream,
     ReceptiveField,
@@ -59,7 +59,7 @@ class Vocoder:
         config: the model's config (mel parameters and sample rate).
         device: where to run.
         backend: ``eager`` (the reference), ``fast``, ``compiled`` or ``onnx``
-            (see :mod:`hifigan.backends`).
+            (see :mod:`hifigan.inference.backends`).
         precision: ``fp32``; ``bf16`` (``fast``/``compiled``); ``fp16`` (CUDA only).
         block_frames: mels longer than this are synthesized in blocks of this many frames
             (exact, bounded memory).
@@ -270,7 +270,7 @@ class Vocoder:
         (``device``, ``config`` to override the registered preset, ...) go to
         :meth:`from_checkpoint`.
         """
-        from .pretrained import resolve_model
+        from ..pretrained import resolve_model
 
         path, config = resolve_model(name)
         kwargs.setdefault("config", config)

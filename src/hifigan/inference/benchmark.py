@@ -2,7 +2,8 @@
 
 Cases (model x backend x precision x device x threads) are timed round-robin, one call each per
 repeat, so that a change in machine load affects them alike; the median of the repeats is
-reported. Used by ``hifigan bench`` and the scripts in ``scripts/``.
+reported. Used by ``hifigan bench``, ``hifigan demo`` (:func:`timed_call`) and the scripts in
+``scripts/``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+from ..config import HiFiGANConfig
+from ..errors import HiFiGANError
+from ..generator import Generator
 from .backends import check_backend
-from .config import HiFiGANConfig
-from .errors import HiFiGANError
-from .generator import Generator
-from .inference import Vocoder, resolve_device
+from .vocoder import Vocoder, resolve_device
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class BenchCase:
 
 @dataclass
 class BenchResult:
-    """The timing of one :class:`BenchCase` (times in seconds, for ``batch`` x ``audio_seconds``)."""
+    """The timing of one :class:`BenchCase`: times in seconds, each call synthesizing ``batch``
+    utterances of ``audio_seconds``."""
 
     model: str
     params_m: float
@@ -70,28 +75,35 @@ def bench_mel(config: HiFiGANConfig, *, seconds: float, batch: int = 1) -> Tenso
     return torch.randn(batch, config.mel.n_mels, frames, generator=rng) * 2.0 - 5.0
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
+def timed_call(fn: Callable[[], T], device: str | torch.device | None = None) -> tuple[T, float]:
+    """Call ``fn()`` once; returns its result and the wall seconds it took. On a CUDA ``device``
+    the GPU is synchronised before and after, so that the time covers the queued kernels."""
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
         torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    if cuda:
+        torch.cuda.synchronize(device)
+    return result, time.perf_counter() - start
 
 
 def time_calls(
-    calls: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1, device=None
+    calls: dict[str, Callable[[], object]],
+    *,
+    repeats: int,
+    warmup: int = 1,
+    device: str | torch.device | None = None,
 ) -> dict[str, list[float]]:
     """Time each zero-argument callable ``repeats`` times, round-robin, after ``warmup`` calls
-    each. Returns the wall times in seconds per name."""
-    dev = torch.device("cpu") if device is None else torch.device(device)
+    each (see :func:`timed_call` for ``device``). Returns the wall times in seconds per name."""
     for fn in calls.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, fn in calls.items():
-            _sync(dev)
-            start = time.perf_counter()
-            fn()
-            _sync(dev)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed_call(fn, device)[1])
     return times
 
 
@@ -108,6 +120,68 @@ def product_cases(
         BenchCase(*combo)
         for combo in itertools.product(models, backends, precisions, devices, threads)
     ]
+
+
+@dataclass
+class _Prepared:
+    """A supported case, ready to call: its vocoder and input mel."""
+
+    case: BenchCase
+    vocoder: Vocoder
+    mel: Tensor
+
+    def __call__(self) -> Tensor:
+        torch.set_num_threads(self.case.threads)
+        return self.vocoder(self.mel)
+
+    def result(self, times: list[float], params: int) -> BenchResult:
+        """The :class:`BenchResult` of this case for its timed calls."""
+        hop, rate = self.vocoder.hop_length, self.vocoder.sample_rate
+        median = statistics.median(times)
+        samples = self.mel.shape[0] * self.mel.shape[2] * hop
+        return BenchResult(
+            model=self.case.model,
+            params_m=params / 1e6,
+            backend=self.case.backend,
+            precision=self.case.precision,
+            device=self.case.device,
+            threads=self.case.threads,
+            batch=self.mel.shape[0],
+            audio_seconds=self.mel.shape[2] * hop / rate,
+            median_s=median,
+            khz=samples / median / 1000.0,
+            x_realtime=samples / median / rate,
+            times=times,
+        )
+
+
+def _prepare(
+    models: dict[str, tuple[Generator, HiFiGANConfig]],
+    cases: list[BenchCase],
+    *,
+    seconds: float,
+    batch: int,
+    skipped: list[str] | None,
+) -> list[_Prepared]:
+    """A vocoder (own copy of the generator) and input for every supported case; the others
+    are described in ``skipped``. Sets torch's thread count (restoring it is the caller's)."""
+    prepared = []
+    for case in cases:
+        generator, config = models[case.model]
+        try:
+            dev = resolve_device(case.device)
+            check_backend(case.backend, case.precision, dev)
+        except HiFiGANError as e:
+            if skipped is not None:
+                skipped.append(f"{case.model} {case.backend}/{case.precision}/{case.device}: {e}")
+            continue
+        torch.set_num_threads(case.threads)  # ONNX Runtime takes its thread count now
+        vocoder = Vocoder(
+            copy.deepcopy(generator), config, dev, backend=case.backend, precision=case.precision
+        )
+        mel = bench_mel(config, seconds=seconds, batch=batch).to(dev)
+        prepared.append(_Prepared(case, vocoder, mel))
+    return prepared
 
 
 def run_benchmark(
@@ -132,67 +206,18 @@ def run_benchmark(
         raise HiFiGANError(f"thread counts must be at least 1, got {[c.threads for c in cases]}")
     params = {name: param_count(g) for name, (g, _) in models.items()}  # folds weight norm
     saved_threads = torch.get_num_threads()
-    built: list[tuple[BenchCase, Vocoder, Tensor]] = []
     try:
-        for case in cases:
-            generator, config = models[case.model]
-            try:
-                dev = resolve_device(case.device)
-                check_backend(case.backend, case.precision, dev)
-            except HiFiGANError as e:
-                if skipped is not None:
-                    skipped.append(
-                        f"{case.model} {case.backend}/{case.precision}/{case.device}: {e}"
-                    )
-                continue
-            torch.set_num_threads(case.threads)  # ONNX Runtime takes its thread count now
-            vocoder = Vocoder(
-                copy.deepcopy(generator),
-                config,
-                dev,
-                backend=case.backend,
-                precision=case.precision,
-            )
-            mel = bench_mel(config, seconds=seconds, batch=batch).to(dev)
-            built.append((case, vocoder, mel))
-
-        def call(case: BenchCase, vocoder: Vocoder, mel: Tensor) -> Callable[[], object]:
-            def run() -> object:
-                torch.set_num_threads(case.threads)
-                return vocoder(mel)
-
-            return run
-
-        calls = {str(i): call(*c) for i, c in enumerate(built)}
-        devs = {c[0].device for c in built}
+        prepared = _prepare(models, cases, seconds=seconds, batch=batch, skipped=skipped)
+        cuda = any(p.vocoder.device.type == "cuda" for p in prepared)
         times = time_calls(
-            calls, repeats=repeats, warmup=warmup, device="cuda" if "cuda" in devs else None
+            {str(i): p for i, p in enumerate(prepared)},
+            repeats=repeats,
+            warmup=warmup,
+            device="cuda" if cuda else None,
         )
     finally:
         torch.set_num_threads(saved_threads)
-    results = []
-    for i, (case, vocoder, mel) in enumerate(built):
-        t = times[str(i)]
-        median = statistics.median(t)
-        samples = mel.shape[0] * mel.shape[2] * vocoder.hop_length
-        audio_seconds = mel.shape[2] * vocoder.hop_length / vocoder.sample_rate
-        results.append(
-            BenchResult(
-                model=case.model,
-                params_m=params[case.model] / 1e6,
-                backend=case.backend,
-                precision=case.precision,
-                device=case.device,
-                threads=case.threads,
-                batch=mel.shape[0],
-                audio_seconds=audio_seconds,
-                median_s=median,
-                khz=samples / median / 1000.0,
-                x_realtime=samples / median / vocoder.sample_rate,
-                times=t,
-            )
-        )
-    return results
+    return [p.result(times[str(i)], params[p.case.model]) for i, p in enumerate(prepared)]
 
 
 def format_table(results: list[BenchResult]) -> str:
@@ -239,4 +264,5 @@ __all__ = [
     "product_cases",
     "run_benchmark",
     "time_calls",
+    "timed_call",
 ]

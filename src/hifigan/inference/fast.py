@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .generator import LRELU_SLOPE, Generator, ResBlock1
+from ..generator import LRELU_SLOPE, Generator, ResBlock1
 
 _POST_SLOPE = 0.01  # the authors' final leaky ReLU uses PyTorch's default slope
 TILE_ELEMENTS = 2**19  # 2 MB of float32 per tensor of a tile: fits the L2/L3 caches

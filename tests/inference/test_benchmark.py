@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from hifigan.benchmark import BenchResult, format_table, time_calls
+from hifigan.inference.benchmark import BenchResult, format_table, time_calls, timed_call
 
 from conftest import LJ_V2, need
 
@@ -45,7 +45,8 @@ def test_bench_table_for_a_checkpoint(run_cli):
     assert code == 0, err
     header, _, row = out.splitlines()[:3]
     assert header.split() == [
-        "Model", "Params", "(M)", "Backend", "Precision", "Device", "Threads", "kHz", "x", "real", "time",
+        "Model", "Params", "(M)", "Backend", "Precision", "Device", "Threads",
+        "kHz", "x", "real", "time",
     ]  # fmt: skip
     assert row.split()[:6] == ["generator_v2", "0.93", "onnx", "fp32", "cpu", "1"]
     assert "median of 1 calls" in out
@@ -65,6 +66,8 @@ def test_time_calls_alternates_and_format_table_aligns():
     times = time_calls({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
     assert order == ["a", "b"] * 4  # one warm-up each, then round-robin
     assert [len(t) for t in times.values()] == [3, 3]
+    result, seconds = timed_call(lambda: order.append("c") or 42, "cpu")
+    assert result == 42 and order[-1] == "c" and seconds >= 0
     result = BenchResult("m", 1.0, "fast", "fp32", "cpu", 2, 1, 10.0, 0.5, 441.0, 20.0)
     lines = format_table([result]).splitlines()
     assert len({len(line) for line in lines}) == 1

@@ -1,0 +1,115 @@
+"""Inference backends: interchangeable ways to run one generator.
+
+Every backend is a :data:`~hifigan.inference.streaming.MelToAudio` callable, ``(B, n_mels,
+frames) float32 -> (B, frames * hop) float32`` on the vocoder's device, so streaming, batching
+and long inputs work the same way for all of them:
+
+========== ============================================================ ========================
+backend    what runs                                                    precisions
+========== ============================================================ ========================
+eager      the reference :class:`~hifigan.generator.Generator`          fp32
+fast       :class:`~hifigan.inference.fast.FastGenerator`               fp32, bf16 (fp16: CUDA)
+compiled   ``fast`` under ``torch.compile`` (first call: 10-60 s)       fp32, bf16 (fp16: CUDA)
+onnx       ONNX Runtime on the exported graph (CPU)                     fp32
+========== ============================================================ ========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ..errors import HiFiGANError
+from ..generator import Generator
+from ..precision import PRECISIONS
+from .fast import FastGenerator, default_reduced_stages
+from .onnx import OnnxBackend, onnx_bytes
+from .streaming import MelToAudio
+
+BACKENDS = ("eager", "fast", "compiled", "onnx")
+
+
+def check_backend(backend: str, precision: str, device: torch.device) -> None:
+    """Raise :class:`HiFiGANError` for an unknown or unsupported combination."""
+    if backend not in BACKENDS:
+        raise HiFiGANError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    if precision not in PRECISIONS:
+        raise HiFiGANError(f"unknown precision {precision!r} (available: {', '.join(PRECISIONS)})")
+    if precision != "fp32" and backend in ("eager", "onnx"):
+        raise HiFiGANError(
+            f"backend {backend!r} runs in fp32 only; use backend 'fast' for {precision}"
+        )
+    if precision == "fp16" and device.type == "cpu":
+        raise HiFiGANError("fp16 is offered on CUDA only; use bf16 on CPU")
+    if backend == "onnx" and device.type != "cpu":
+        raise HiFiGANError("backend 'onnx' runs on the CPU only (ONNX Runtime CPU provider)")
+
+
+class EagerBackend:
+    """The reference generator, as is."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def __call__(self, mel: Tensor) -> Tensor:
+        return self.generator(mel).squeeze(1)
+
+
+class FastBackend:
+    """:class:`FastGenerator`, optionally under ``torch.compile``.
+
+    Args:
+        generator: the (folded) reference generator, on its device.
+        precision: ``fp32``, ``bf16`` or ``fp16``; reduced precision applies to the stages
+            chosen by :func:`~hifigan.inference.fast.default_reduced_stages` unless
+            ``reduced_stages`` is given.
+        compile: wrap the module in ``torch.compile`` (inductor, dynamic frame axis, frozen
+            weights). The first call compiles (10-60 s on a CPU, cached across processes by
+            torch in its temporary folder); later calls with new lengths rarely recompile.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        precision: str = "fp32",
+        compile: bool = False,
+        reduced_stages: int | None = None,
+    ) -> None:
+        device = next(generator.parameters()).device
+        if precision == "fp32":
+            stages = 0
+        elif reduced_stages is not None:
+            stages = reduced_stages
+        else:
+            stages = default_reduced_stages(generator)
+        self.module = FastGenerator(
+            generator,
+            reduced_stages=stages,
+            reduced_dtype=PRECISIONS.get(precision, torch.bfloat16),
+            fuse=None if not compile else False,
+        ).to(device)
+        self._run: Callable[[Tensor], Tensor] = self.module
+        if compile:
+            options = {"freezing": True} if device.type == "cpu" else None
+            self._run = torch.compile(self.module, dynamic=True, options=options)
+
+    def __call__(self, mel: Tensor) -> Tensor:
+        return self._run(mel).squeeze(1)
+
+
+def make_backend(
+    name: str, generator: Generator, *, precision: str = "fp32", device: torch.device
+) -> MelToAudio:
+    """Build backend ``name`` for a folded generator that already sits on ``device``."""
+    check_backend(name, precision, device)
+    if name == "eager":
+        return EagerBackend(generator)
+    if name in ("fast", "compiled"):
+        return FastBackend(generator, precision=precision, compile=name == "compiled")
+    return OnnxBackend(onnx_bytes(generator))
+
+
+__all__ = ["BACKENDS", "EagerBackend", "FastBackend", "check_backend", "make_backend"]
