@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from hifigan import HiFiGANConfig, MelSpectrogram
+from hifigan.inference.benchmark import timed_call
 from hifigan.losses import discriminator_loss_terms, generator_loss_terms, loss_weights
 from hifigan.mel import mel_filterbank
 from hifigan.train.dataset import SegmentDataset
@@ -129,10 +129,6 @@ def main() -> None:
     names = args.paths.split(",")
     nets = {name: build_networks(config, device, **options[name])[0] for name in names}
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
     def run(name: str, audio: torch.Tensor) -> None:
         if name == "authors":
             authors_step(nets[name], audio, config)
@@ -145,12 +141,8 @@ def main() -> None:
     for r in range(args.rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            sync()
-            start = time.perf_counter()
-            for audio in batches:
-                run(name, audio)
-            sync()
-            times[name].append((time.perf_counter() - start) / len(batches))
+            _, seconds = timed_call(lambda n=name: [run(n, a) for a in batches], device)
+            times[name].append(seconds / len(batches))
     print(
         f"{config.name} on {args.device}: batch {args.batch}, segment {args.segment}, "
         f"{args.threads} threads, "

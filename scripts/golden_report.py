@@ -88,19 +88,12 @@ def discriminators() -> None:
                 ref = g[f"{kind}{i}_{tag}_logits"]
                 worst = max(worst, float(np.abs(logits.numpy() - ref).max() / np.abs(ref).max()))
     row("MPD + MSD logits (all 16 outputs)", worst, "max rel")
-    (mr, mrf), (mg, mgf) = out["mpd"]
-    (sr, srf), (sg, sgf) = out["msd"]
+    (mr, _), (mg, _) = out["mpd"]
+    (sr, _), (sg, _) = out["msd"]
     mel = MelSpectrogram.from_config(cfg.mel, for_loss=True)
     d = discriminator_loss_terms(mr, mg, sr, sg)
     t = generator_loss_terms(
-        mpd_fake=mg,
-        msd_fake=sg,
-        mpd_real_fmaps=mrf,
-        mpd_fake_fmaps=mgf,
-        msd_real_fmaps=srf,
-        msd_fake_fmaps=sgf,
-        real_mel=mel(real.squeeze(1)),
-        fake_mel=mel(fake.squeeze(1)),
+        out["mpd"], out["msd"], real_mel=mel(real.squeeze(1)), fake_mel=mel(fake.squeeze(1))
     )
     w = loss_weights(cfg.train)
     ours = {
