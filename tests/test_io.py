@@ -115,3 +115,14 @@ def test_float_audio_beyond_full_scale_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"loud\.wav: samples reach 1\.5, beyond full scale"):
         audio, _ = load_audio(path)
     assert audio.max() == pytest.approx(1.5)
+
+
+def test_huge_float_samples_do_not_become_inf_when_resampled(tmp_path):
+    # found by scripts/fuzz_readers.py: float32 samples near their maximum overflowed in soxr
+    path = tmp_path / "huge.wav"
+    samples = np.zeros(1921, dtype=np.float32)
+    samples[100] = 3.15e38
+    sf.write(path, samples, 32802, subtype="FLOAT")
+    with pytest.warns(UserWarning), pytest.raises(InputError) as e:
+        load_audio(path, 22050)
+    assert str(e.value) == f"{path}: samples too large to resample (peak 3.15e+38)"

@@ -205,6 +205,8 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         rate = sample_rate
         if audio.size == 0:
             raise InputError(f"audio is too short to resample ({data.shape[0]} samples)", path)
+        if not np.isfinite(audio).all():
+            raise InputError(f"samples too large to resample (peak {peak:.3g})", path)
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
