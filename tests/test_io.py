@@ -121,7 +121,7 @@ def test_huge_float_samples_do_not_become_inf_when_resampled(tmp_path):
     # found by scripts/fuzz_readers.py: float32 samples near their maximum overflowed in soxr
     path = tmp_path / "huge.wav"
     samples = np.zeros(1921, dtype=np.float32)
-    samples[100] = 3.15e38
+    samples[100], samples[101] = 3.15e38, -3.15e38
     sf.write(path, samples, 32802, subtype="FLOAT")
     with pytest.warns(UserWarning), pytest.raises(InputError) as e:
         load_audio(path, 22050)
