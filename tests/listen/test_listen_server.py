@@ -115,6 +115,25 @@ def test_ratings_and_positions_survive_a_restart(serve):
     assert other["done"] == 0 and other["total"] == 9
 
 
+def test_a_restart_without_some_files_skips_their_trials(serve, folders):
+    server = serve()
+    first = server.client.post("/api/start", {"rater": "Hal"}).json()
+    seen, _ = take_trials(server.client, "Hal", first, _score, limit=3)
+    rated = [server.test.stimuli.lookup(a["audio"][0].rsplit("/", 1)[1]) for a in seen]
+    server.stop()
+    (folders["vocoder_beta"] / "utt2.wav").unlink()  # utt2 leaves the test
+
+    with pytest.warns(UserWarning, match=r"\(utt2, \.\.\.\)"):
+        server = serve()
+    answer = server.client.get("/api/next?rater=Hal").json()
+    assert answer["total"] == 6  # 2 utterances x 3 systems of the plan's 9 trials
+    assert answer["done"] == sum(utterance != "utt2" for utterance, _ in rated)
+    seen, last = take_trials(server.client, "Hal", answer, _score)
+    assert last["finished"] and last["done"] == 6
+    heard = {server.test.stimuli.lookup(a["audio"][0].rsplit("/", 1)[1])[0] for a in seen}
+    assert "utt2" not in heard
+
+
 def test_results_page_needs_the_token(serve):
     server = serve()
     client = server.client

@@ -94,7 +94,11 @@ class ListeningTest:
         if plan is None:
             return 404, {"error": "unknown rater"}
         trial = body.get("trial")
-        if not isinstance(trial, int) or not 0 <= trial < len(plan):
+        if (
+            not isinstance(trial, int)
+            or not 0 <= trial < len(plan)
+            or not self.playable(plan[trial])
+        ):
             return 400, {"error": "no such trial"}
         if self.mode == "mos":
             score = body.get("score")
