@@ -1,0 +1,264 @@
+"""Listening-test results: MOS with 95% confidence intervals, A/B preference shares.
+
+* MOS: per system, the mean of all its ratings and the half-width of the 95% confidence
+  interval from Student's t with ``n - 1`` degrees of freedom,
+  ``t(0.975, n - 1) * s / sqrt(n)`` (``s`` the sample standard deviation), pooled over raters
+  and utterances as in the paper's Table 1.
+* A/B: per pair of systems, the share of trials preferring each side and of "no preference",
+  each with a 95% Wilson score interval, and a two-sided sign test of the two systems' wins
+  (ties left out).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..evaluation.report import GROUND_TRUTH, mean_ci95
+from ..io import atomic_write_text, warn
+
+Z95 = 1.959963984540054
+
+
+@dataclass
+class MosRow:
+    system: str
+    ratings: int
+    raters: int
+    mean: float
+    ci95: float | None  # half-width; None for a single rating
+
+
+@dataclass
+class AbRow:
+    system_a: str
+    system_b: str
+    trials: int
+    raters: int
+    prefer_a: int
+    prefer_b: int
+    no_preference: int
+
+    def share(self, count: int) -> tuple[float, float, float]:
+        """``(share, low, high)``: a count's share of the trials and its Wilson interval."""
+        return (count / self.trials, *wilson_interval(count, self.trials))
+
+    @property
+    def p_value(self) -> float | None:
+        return sign_test(self.prefer_a, self.prefer_b)
+
+
+def system_order(names: set[str], given: list[str]) -> list[str]:
+    """The ground truth first, then the systems in the order given, then any others."""
+    head = [GROUND_TRUTH] + [s for s in given if s != GROUND_TRUTH]
+    return [s for s in head if s in names] + sorted(names - set(head))
+
+
+def mos_results(ratings: list[dict], given_order: list[str] = ()) -> list[MosRow]:
+    """One :class:`MosRow` per system from the ``ratings`` rows of a MOS test."""
+    rows = []
+    for system in system_order({r["system"] for r in ratings}, list(given_order)):
+        mine = [r for r in ratings if r["system"] == system]
+        mean, half = mean_ci95([r["score"] for r in mine])
+        rows.append(MosRow(system, len(mine), len({r["rater"] for r in mine}), mean, half))
+    return rows
+
+
+def ab_results(ratings: list[dict], given_order: list[str] = ()) -> list[AbRow]:
+    """One :class:`AbRow` per pair of systems from the ``ratings`` rows of an A/B test; each
+    pair is oriented by :func:`system_order` whichever side the raters heard it on."""
+    names = {r["system"] for r in ratings} | {r["system_b"] for r in ratings}
+    rank = {s: i for i, s in enumerate(system_order(names, list(given_order)))}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in ratings:
+        pair = tuple(sorted((r["system"], r["system_b"]), key=rank.__getitem__))
+        groups.setdefault(pair, []).append(r)
+    rows = []
+    for (a, b), mine in sorted(groups.items(), key=lambda g: (rank[g[0][0]], rank[g[0][1]])):
+        winners = [
+            {"A": r["system"], "B": r["system_b"]}.get(r["choice"]) for r in mine
+        ]  # None: no preference
+        rows.append(
+            AbRow(
+                a,
+                b,
+                len(mine),
+                len({r["rater"] for r in mine}),
+                winners.count(a),
+                winners.count(b),
+                winners.count(None),
+            )
+        )
+    return rows
+
+
+def wilson_interval(count: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a proportion ``count / n``."""
+    p = count / n
+    denominator = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denominator
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def sign_test(wins_a: int, wins_b: int) -> float | None:
+    """Two-sided exact binomial test of ``wins_a`` against ``wins_b`` (p = 1/2)."""
+    n = wins_a + wins_b
+    if n == 0:
+        return None
+    tail = sum(math.comb(n, i) for i in range(min(wins_a, wins_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+# ---------------------------------------------------------------------- text and files
+def format_mos(row: MosRow) -> str:
+    """``4.45 (±0.06)``, as in the paper's Table 1."""
+    return f"{row.mean:.2f} (±{row.ci95:.2f})" if row.ci95 is not None else f"{row.mean:.2f} (–)"
+
+
+def mos_cells(rows: list[MosRow]) -> list[list[str]]:
+    """The MOS table as text cells, its header first."""
+    header = ["Model", "MOS (CI)", "ratings", "raters"]
+    return [header] + [[r.system, format_mos(r), str(r.ratings), str(r.raters)] for r in rows]
+
+
+def _pct(row: AbRow, count: int) -> str:
+    share, low, high = row.share(count)
+    return f"{100 * share:.0f}% ({100 * low:.0f}-{100 * high:.0f})"
+
+
+def ab_cells(rows: list[AbRow]) -> list[list[str]]:
+    """The A/B table as text cells, its header first."""
+    header = ["A", "B", "prefer A", "no preference", "prefer B", "trials", "raters"]
+    table = [[*header, "sign test p"]]
+    for r in rows:
+        p = "–" if r.p_value is None else f"{r.p_value:.3g}"
+        shares = [_pct(r, n) for n in (r.prefer_a, r.no_preference, r.prefer_b)]
+        table.append([r.system_a, r.system_b, *shares, str(r.trials), str(r.raters), p])
+    return table
+
+
+def markdown_table(cells: list[list[str]]) -> str:
+    """Cells (header first) as a Markdown table."""
+    lines = ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join([lines[0], "|" + " --- |" * len(cells[0]), *lines[1:]])
+
+
+def html_table(cells: list[list[str]]) -> str:
+    """Cells (header first) as an HTML table, escaped."""
+
+    def row(values: list[str], tag: str) -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(v)}</{tag}>" for v in values) + "</tr>"
+
+    body = "\n".join(row(values, "td") for values in cells[1:])
+    return f"<table>\n<thead>{row(cells[0], 'th')}</thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def mos_csv(rows: list[MosRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["system", "mos", "ci95", "ci_low", "ci_high", "ratings", "raters"])
+    for r in rows:
+        half = "" if r.ci95 is None else f"{r.ci95:.6f}"
+        low = "" if r.ci95 is None else f"{r.mean - r.ci95:.6f}"
+        high = "" if r.ci95 is None else f"{r.mean + r.ci95:.6f}"
+        writer.writerow([r.system, f"{r.mean:.6f}", half, low, high, r.ratings, r.raters])
+    return buffer.getvalue()
+
+
+def ab_csv(rows: list[AbRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["system_a", "system_b", "trials", "raters"]
+    for side in ("prefer_a", "no_preference", "prefer_b"):
+        header += [side, f"{side}_low", f"{side}_high"]
+    writer.writerow([*header, "sign_test_p"])
+    for r in rows:
+        cells: list = [r.system_a, r.system_b, r.trials, r.raters]
+        for count in (r.prefer_a, r.no_preference, r.prefer_b):
+            cells += [f"{x:.6f}" for x in r.share(count)]
+        writer.writerow([*cells, "" if r.p_value is None else f"{r.p_value:.6g}"])
+    return buffer.getvalue()
+
+
+def _plots_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        warn("matplotlib is not installed: no plot written (pip install matplotlib)")
+        return False
+    return True
+
+
+def plot_mos(rows: list[MosRow], path: Path) -> None:
+    """A bar per system with its 95% interval, on the 1-5 scale."""
+    from ..plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(rows), 3.2))
+    ax.bar(
+        range(len(rows)),
+        [r.mean for r in rows],
+        yerr=[r.ci95 or 0.0 for r in rows],
+        capsize=4,
+        color=["#7a7a7a" if r.system == GROUND_TRUTH else "#3b6ea8" for r in rows],
+    )
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r.system for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(1, 5)
+    ax.set_ylabel("MOS (95% CI)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_ab(rows: list[AbRow], path: Path) -> None:
+    """One stacked bar per pair: prefer A, no preference, prefer B."""
+    from ..plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.5 * len(rows)))
+    labels = [f"{r.system_a} vs {r.system_b}" for r in rows]
+    left = [0.0] * len(rows)
+    parts = [("prefer A", "#3b6ea8", "prefer_a"), ("no preference", "#bbbbbb", "no_preference")]
+    for label, colour, attr in [*parts, ("prefer B", "#c8733b", "prefer_b")]:
+        shares = [getattr(r, attr) / r.trials for r in rows]
+        ax.barh(labels, shares, left=left, color=colour, label=label)
+        left = [x + s for x, s in zip(left, shares)]
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write_results(
+    mos: list[MosRow], ab: list[AbRow], out_dir: Path, *, plots: bool = True
+) -> list[Path]:
+    """``results.csv`` and ``mos.png`` (MOS), ``results-ab.csv`` and ``ab.png`` (A/B)."""
+    written = []
+    jobs = [(mos, "results.csv", mos_csv, "mos.png", plot_mos)]
+    jobs.append((ab, "results-ab.csv", ab_csv, "ab.png", plot_ab))
+    plots = plots and any(rows for rows, *_ in jobs) and _plots_available()
+    for rows, csv_name, to_csv, png_name, plot in jobs:
+        if not rows:
+            continue
+        atomic_write_text(out_dir / csv_name, to_csv(rows))
+        written.append(out_dir / csv_name)
+        if plots:
+            plot(rows, out_dir / png_name)
+            written.append(out_dir / png_name)
+    return written
+
+
+def results_html(mos: list[MosRow], ab: list[AbRow]) -> str:
+    """The results as HTML tables (a fragment for the results page)."""
+    parts = []
+    if mos:
+        parts += ["<h2>Mean opinion score</h2>", html_table(mos_cells(mos))]
+    if ab:
+        parts += ["<h2>A/B preference</h2>", html_table(ab_cells(ab))]
+    return "\n".join(parts) or '<p class="empty">No ratings yet.</p>'

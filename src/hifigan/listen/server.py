@@ -1,0 +1,233 @@
+"""The listening-test web server (Starlette, served by uvicorn).
+
+Routes:
+
+* ``/``: the single-page test (``static/index.html``); ``/static/...``: its script and style;
+* ``POST /api/start`` ``{"rater": name}``: register (or resume) a rater; an empty name gets a
+  generated id;
+* ``GET /api/next?rater=...``: the rater's next trial: its plan index, progress and audio URLs;
+* ``POST /api/rate`` ``{"rater", "trial", "score" | "choice"}``: store a rating, answer the
+  next trial;
+* ``/audio/{id}``: a stimulus by opaque id (404 for anything else);
+* ``/results?token=...``: the results so far (403 without the token printed at start-up).
+
+Responses never name systems or files; the page loads nothing from other origins.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HiFiGANError
+from .design import Trial, ab_plan, mos_plan, plan_size
+from .results import ab_results, mos_results, results_html
+from .stimuli import StimulusSet
+from .store import Store
+
+STATIC = Path(__file__).parent / "static"
+MODES = ("mos", "ab")
+CHOICES = ("A", "B", "none")
+_RATER = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; media-src 'self'; frame-ancestors 'none'",
+}
+
+
+@dataclass
+class ListeningTest:
+    """A running test: what is played, where ratings go, and how raters are served."""
+
+    stimuli: StimulusSet
+    store: Store
+    mode: str = "mos"
+    per_rater: int | None = None  # None: every trial of the test
+    title: str = "Listening test"
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise HiFiGANError(f"unknown mode {self.mode!r} (choose mos or ab)")
+        self.stimuli.use_secret(self.store.secret())
+        self.store.set_meta("systems", json.dumps(self.stimuli.systems))
+
+    def make_plan(self, rater: str, number: int) -> list[Trial]:
+        make = mos_plan if self.mode == "mos" else ab_plan
+        s = self.stimuli
+        size = self.per_rater or plan_size(self.mode, len(s.utterances), len(s.systems))
+        return make(s.utterances, s.systems, size, rater, number)
+
+    def playable(self, trial: Trial) -> bool:
+        """Whether every stimulus of a planned trial is still in the test (a restart with other
+        folders may have dropped some)."""
+        utterance, *systems = trial
+        return all((utterance, system) in self.stimuli.files for system in systems)
+
+    def next_trial(self, rater: str) -> dict | None:
+        """The next unrated trial of a registered rater, as sent to the page (None: unknown)."""
+        plan = self.store.plan(rater, self.mode)
+        if plan is None:
+            return None
+        rated = self.store.rated_trials(rater, self.mode)
+        open_trials = [i for i, t in enumerate(plan) if i not in rated and self.playable(t)]
+        total = len([t for t in plan if self.playable(t)])
+        answer = {"rater": rater, "mode": self.mode, "done": total - len(open_trials)}
+        answer["total"] = total
+        if not open_trials:
+            return {**answer, "finished": True}
+        index = open_trials[0]
+        utterance, *systems = plan[index]
+        audio = [f"/audio/{self.stimuli.stimulus_id(utterance, s)}" for s in systems]
+        return {**answer, "finished": False, "trial": index, "audio": audio}
+
+    def rate(self, rater: str, body: dict) -> tuple[int, dict]:
+        """Store one rating from the page; ``(HTTP status, answer)``."""
+        plan = self.store.plan(rater, self.mode)
+        if plan is None:
+            return 404, {"error": "unknown rater"}
+        trial = body.get("trial")
+        if (
+            not isinstance(trial, int)
+            or not 0 <= trial < len(plan)
+            or not self.playable(plan[trial])
+        ):
+            return 400, {"error": "no such trial"}
+        if self.mode == "mos":
+            score = body.get("score")
+            if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+                return 400, {"error": "score must be an integer from 1 to 5"}
+            stored = self.store.add_rating(rater, self.mode, trial, plan[trial], score=score)
+        else:
+            choice = body.get("choice")
+            if choice not in CHOICES:
+                return 400, {"error": "choice must be A, B or none"}
+            stored = self.store.add_rating(rater, self.mode, trial, plan[trial], choice=choice)
+        answer = self.next_trial(rater)
+        return (200 if stored else 409), answer
+
+    def results_page(self) -> str:
+        order = self.store.systems()
+        body = results_html(
+            mos_results(self.store.ratings("mos"), order),
+            ab_results(self.store.ratings("ab"), order),
+        )
+        progress = self.store.progress(self.mode)
+        finished = sum(rated >= planned for planned, rated in progress)
+        status = (
+            f"This {'MOS' if self.mode == 'mos' else 'A/B'} test: raters {len(progress)} started, "
+            f"{finished} finished; ratings {sum(r for _, r in progress)}."
+        )
+        body = f'<p class="status">{status}</p>\n{body}'
+        template = (STATIC / "results.html").read_text(encoding="utf-8")
+        return template.replace("__TITLE__", html.escape(self.title)).replace("__BODY__", body)
+
+    def index_page(self) -> str:
+        template = (STATIC / "index.html").read_text(encoding="utf-8")
+        return template.replace("__TITLE__", html.escape(self.title)).replace("__MODE__", self.mode)
+
+
+def valid_rater(value: object) -> str | None:
+    """A rater id from the page: 1-64 printable characters, surrounding spaces dropped."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if _RATER.fullmatch(value) else None
+
+
+def create_app(test: ListeningTest):
+    """The Starlette application serving ``test``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    def reply(data: dict, status: int = 200) -> JSONResponse:
+        return JSONResponse(data, status_code=status, headers=_HEADERS)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(test.index_page(), headers=_HEADERS)
+
+    async def start(request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.get("rater") or f"rater-{secrets.token_hex(4)}"
+        rater = valid_rater(name)
+        if rater is None:
+            return reply({"error": "a name is 1 to 64 printable characters"}, 400)
+        test.store.register(rater, test.mode, lambda number: test.make_plan(rater, number))
+        return reply(test.next_trial(rater))
+
+    async def next_trial(request: Request) -> Response:
+        rater = valid_rater(request.query_params.get("rater"))
+        answer = None if rater is None else test.next_trial(rater)
+        return reply({"error": "unknown rater"}, 404) if answer is None else reply(answer)
+
+    async def rate(request: Request) -> Response:
+        body = await _json_body(request)
+        rater = valid_rater(body.get("rater"))
+        if rater is None:
+            return reply({"error": "unknown rater"}, 404)
+        status, answer = test.rate(rater, body)
+        return reply(answer, status)
+
+    def audio(request: Request) -> Response:  # sync: decoding runs in the thread pool
+        data = test.stimuli.wav_bytes(request.path_params["stimulus"])
+        if data is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        headers = {**_HEADERS, "Cache-Control": "private, max-age=3600"}
+        return Response(data, media_type="audio/wav", headers=headers)
+
+    async def results(request: Request) -> Response:
+        given = request.query_params.get("token", "")
+        if not secrets.compare_digest(given.encode(), test.token.encode()):
+            return HTMLResponse("<h1>403 Forbidden</h1>", status_code=403, headers=_HEADERS)
+        return HTMLResponse(test.results_page(), headers=_HEADERS)
+
+    routes = [
+        Route("/", index),
+        Route("/api/start", start, methods=["POST"]),
+        Route("/api/next", next_trial),
+        Route("/api/rate", rate, methods=["POST"]),
+        Route("/audio/{stimulus}", audio),
+        Route("/results", results),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes)
+
+
+async def _json_body(request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line error (port taken, unknown host)."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(info[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(128)
+    except OSError as e:
+        raise HiFiGANError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    return sock
+
+
+def make_server(test: ListeningTest):
+    """A uvicorn server for ``test``: run it on a socket from :func:`bind` with
+    ``server.run([sock])``, stop it with ``server.should_exit = True``."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(test), log_level="warning", access_log=False)
+    return uvicorn.Server(config)
