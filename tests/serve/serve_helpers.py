@@ -97,6 +97,14 @@ class Server:
         match = re.search(pattern, text, re.MULTILINE)
         return float(match.group(1)) if match else 0.0
 
+    def wait_for_metric(self, value: float, name: str, **labels: str) -> None:
+        """Poll ``/metrics`` until the sample equals ``value`` (at most a minute)."""
+        deadline = time.monotonic() + 60
+        while self.metric(name, **labels) != value:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}{labels} never became {value}")
+            time.sleep(0.05)
+
 
 @contextlib.contextmanager
 def running_server(**options) -> Iterator[Server]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import signal
 import threading
-import time
 
 import pytest
 
@@ -36,13 +35,14 @@ def test_option_errors(run_cli, options, message):
 
 def test_sigterm_lets_pending_requests_finish(tmp_path):
     mel = npy_bytes(log_mel(12).numpy())
-    with server_process(tmp_path, "--model", lj_v2_spec(), "--max-wait-ms", "1500") as running:
+    with server_process(tmp_path, "--model", lj_v2_spec(), "--max-wait-ms", "3000") as running:
         replies: list = []
         pending = threading.Thread(
             target=lambda: replies.append(running.server.post("/v1/vocode", mel))
         )
         pending.start()
-        time.sleep(0.5)  # admitted, and waiting for its batch to fill
+        # admitted, and waiting for its batch to fill
+        running.server.wait_for_metric(1, "hifigan_queue_depth", model=MODEL)
         running.process.send_signal(signal.SIGTERM)
         pending.join(60)
         # uvicorn re-raises the signal once it has shut down

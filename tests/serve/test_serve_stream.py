@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 
 import numpy as np
 import pytest
@@ -118,15 +117,9 @@ def test_a_client_that_leaves_mid_stream_frees_its_stream(server):
     ):
         ws.send(frames_message(log_mel(20).numpy()))
         ws.recv(timeout=60)  # the server is streaming for it
-        deadline = time.monotonic() + 15
-        while server.metric("hifigan_active_streams", model=MODEL) != 1:  # earlier ones closing
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        server.wait_for_metric(1, "hifigan_active_streams", model=MODEL)  # earlier ones closed
         ws.socket.close()  # gone without a closing handshake
-    deadline = time.monotonic() + 15
-    while server.metric("hifigan_active_streams", model=MODEL) != 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    server.wait_for_metric(0, "hifigan_active_streams", model=MODEL)
     with connect(f"{server.ws_url}/v1/stream") as ws:  # and the next one works
         ws.send(frames_message(log_mel(20).numpy()))
         assert np.frombuffer(ws.recv(timeout=60), dtype="<f4").size == (20 - LATENCY) * HOP

@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hifigan import HiFiGANError
+from hifigan.cli.demo import DEMO_CLIP
 
 from .metrics import CONTENT_TYPE, Metrics
 from .payload import (
@@ -53,7 +54,6 @@ from .service import ModelSlot, ServeConfig, load_slots
 log = logging.getLogger("hifigan.serve")
 
 STATIC = Path(__file__).resolve().parent / "static"
-DEMO_CLIP = "sonnet1_librivox.flac"
 OPEN_PATHS = ("/health", "/")  # and /static/: the page itself holds no secret
 ENDPOINTS = frozenset(
     (
