@@ -1,0 +1,165 @@
+"""``hifigan serve [--model NAME|PATH|NAME=PATH ...]``: vocoding over HTTP and WebSocket.
+
+Serves the listed models (the first is the default of requests that name none) at
+http://127.0.0.1:8000/ (a web page), with the API:
+
+  GET  /health, /v1/models, /metrics (Prometheus)
+  POST /v1/vocode?model=NAME   a .npy mel or an audio file -> 16-bit wav (?format=f32: raw)
+  POST /v1/mel?model=NAME      an audio file -> the model's mel (.npy, or ?format=json)
+  WS   /v1/stream?model=NAME   float32 mel frames in, float32 samples out as they are final
+
+Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms) into
+one exact batched synthesis. The service listens on loopback only unless --host says
+otherwise; with --api-key (or HIFIGAN_API_KEY) every endpoint but /health and the page needs
+'Authorization: Bearer KEY'. Details: docs/serving.md. Needs pip install 'hifigan[serve]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import ipaddress
+import os
+import sys
+
+from ..errors import HiFiGANError
+from .common import add_threads_argument, apply_threads
+
+HELP = "serve vocoding over HTTP and WebSocket, with a web page"
+DEFAULTS = {
+    "max_batch": 8,
+    "max_wait_ms": 5.0,
+    "max_queue": 64,
+    "max_body_mb": 64.0,
+    "max_seconds": 300.0,
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        dest="models",
+        metavar="NAME|PATH",
+        nargs="+",
+        action="extend",
+        default=None,
+        help="models to serve: built-in names (see `hifigan models`), checkpoint paths (served "
+        "under their file name) or NAME=PATH; the first is the default (default: lj-v1)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="preset name or JSON config for checkpoints that carry none",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--backend", default="eager", help="eager (default), fast, compiled or onnx")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16")
+    add_threads_argument(p)
+    limits = p.add_argument_group("batching and limits")
+    limits.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULTS["max_batch"],
+        help="most requests synthesized together (1: no batching; default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULTS["max_wait_ms"],
+        help="how long a batch waits to fill after its first request (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-queue",
+        type=int,
+        default=DEFAULTS["max_queue"],
+        help="requests per model in progress before 503 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=DEFAULTS["max_body_mb"],
+        help="largest request body or stream message, MB (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULTS["max_seconds"],
+        help="longest audio per request or stream, seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
+        "(default: the environment variable HIFIGAN_API_KEY, if set)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes behind the port (default 1)")
+    p.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
+
+
+def _require_serve_dependencies() -> None:
+    from ..serve import INSTALL_HINT
+
+    missing = [m for m in ("starlette", "uvicorn", "websockets") if not importlib.util.find_spec(m)]
+    if missing:
+        raise HiFiGANError(f"hifigan serve needs {', '.join(missing)}: {INSTALL_HINT}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    _require_serve_dependencies()
+    import uvicorn
+
+    from ..serve.service import API_KEY_ENV, CONFIG_ENV, ServeConfig, resolve_sources
+
+    if args.workers < 1:
+        raise HiFiGANError(f"--workers must be at least 1, got {args.workers}")
+    config = ServeConfig(
+        models=args.models or [],
+        config=args.config,
+        device=args.device,
+        backend=args.backend,
+        precision=args.precision,
+        threads=args.threads,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_body_mb=args.max_body_mb,
+        max_seconds=args.max_seconds,
+        api_key=args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV),
+    )
+    config.check()
+    apply_threads(config.threads)
+    if not _is_loopback(args.host) and config.api_key is None:
+        print(
+            f"warning: listening on {args.host} without an API key: anyone who can reach this "
+            "port can use the service (set --api-key or HIFIGAN_API_KEY)",
+            file=sys.stderr,
+        )
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "ws_max_size": config.max_body_bytes,
+    }
+    if args.workers == 1:
+        from ..serve.app import create_app
+
+        app = create_app(config)  # load the models before listening: errors exit here
+        uvicorn.run(app, **options)
+        return 0
+    resolve_sources(config.models, config.config)  # fail here, not in every worker
+    os.environ[CONFIG_ENV] = config.to_env()
+    uvicorn.run("hifigan.serve.app:app_from_env", factory=True, workers=args.workers, **options)
+    return 0

@@ -1,0 +1,65 @@
+"""``hifigan serve`` as a process: option errors, graceful shutdown, several workers."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from serve_helpers import MODEL, lj_v2_spec, npy_bytes, read_wav_bytes, server_process
+
+from inference_helpers import log_mel
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--max-batch", "0"], "--max-batch must be at least 1, got 0"),
+        (["--max-seconds", "0"], "--max-seconds must be positive, got 0"),
+        (["--workers", "0"], "--workers must be at least 1, got 0"),
+        (["--api-key", " "], "--api-key is empty"),
+        (["--model", "nope"], "unknown model 'nope': not a registered model"),
+        (["--model", "a=x.pt", "--model", "a=y.pt"], "two models are named 'a'"),
+        (["--model", "bad name=x.pt"], "model name 'bad name' must be letters, digits"),
+    ],
+)
+def test_option_errors(run_cli, options, message):
+    code, _, err = run_cli("serve", *options)
+    assert code == 1 and message in err
+
+
+def test_sigterm_lets_pending_requests_finish(tmp_path):
+    mel = npy_bytes(log_mel(12).numpy())
+    with server_process(tmp_path, "--model", lj_v2_spec(), "--max-wait-ms", "3000") as running:
+        replies: list = []
+        pending = threading.Thread(
+            target=lambda: replies.append(running.server.post("/v1/vocode", mel))
+        )
+        pending.start()
+        # admitted, and waiting for its batch to fill
+        running.server.wait_for_metric(1, "hifigan_queue_depth", model=MODEL)
+        running.process.send_signal(signal.SIGTERM)
+        pending.join(60)
+        # uvicorn re-raises the signal once it has shut down
+        assert running.process.wait(30) in (0, -signal.SIGTERM)
+    assert replies[0].status == 200
+    audio, rate = read_wav_bytes(replies[0].body)
+    assert rate == 22050 and audio.shape == (12 * 256,)
+
+
+def test_workers_share_one_port(tmp_path):
+    with server_process(tmp_path, "--model", lj_v2_spec(), "--workers", "2") as running:
+        assert running.server.get("/v1/models").json()["default"] == MODEL
+        for _ in range(4):
+            reply = running.server.post("/v1/vocode", npy_bytes(log_mel(10).numpy()))
+            assert reply.status == 200
+            assert read_wav_bytes(reply.body)[0].shape == (10 * 256,)
+        running.process.terminate()
+        assert running.process.wait(60) in (0, -signal.SIGTERM)
+    workers = set(re.findall(r"Started server process \[(\d+)\]", running.output()))
+    assert len(workers) == 2, running.output()
