@@ -119,7 +119,8 @@ def _unreadable_audio(path: Path, error: Exception) -> str:
             f.read(1)
     except OSError as e:
         return f"cannot read audio ({(e.strerror or str(e)).lower()})"
-    kind = path.suffix[1:].upper() or "audio"
+    known = path.suffix.lower() in AUDIO_SUFFIXES
+    kind = path.suffix[1:].upper() if known else "audio"
     # libsndfile prefixes "Error opening 'PATH': " and says little for formats it cannot parse
     detail = str(error).split(":")[-1].strip().rstrip(".")
     if not detail or detail in _VAGUE_LIBSNDFILE:

@@ -194,7 +194,7 @@ def test_bad_requests_leave_the_server_healthy(server, tmp_path):
     sf.write(short, np.zeros(100, np.float32), 22050, subtype="PCM_16")
     pickled = npy_bytes(np.zeros((80, 4), np.float32)).replace(b"'<f4'", b"'|O' ")
     cases = [
-        ("/v1/vocode", b"not audio at all", 400, "cannot read audio ("),
+        ("/v1/vocode", b"not audio at all", 400, "not a valid audio file"),
         ("/v1/vocode", b"", 400, "empty request body"),
         ("/v1/vocode", short.read_bytes(), 400, "audio is too short: 100 samples"),
         ("/v1/vocode", pickled, 400, "mel must hold floating-point values, got object"),
