@@ -15,7 +15,10 @@ import warnings
 
 from ..errors import HiFiGANError
 
-ORDER = ["demo", "models", "prepare", "train", "mel", "vocode", "evaluate", "export", "bench"]
+ORDER = [
+    "demo", "models", "prepare", "train", "mel", "mel-check", "vocode", "serve", "evaluate",
+    "listen", "export", "bench",
+]  # fmt: skip
 _NOT_COMMANDS = {"common"}
 
 
