@@ -61,10 +61,13 @@ def stft_distance(
 
 @torch.inference_mode()
 def mel_l1(reference: np.ndarray, generated: np.ndarray, mel: MelSpectrogram) -> float:
-    """Mean absolute difference of the log-mels (natural log) computed by ``mel``.
+    """Mean absolute difference of the log-mels (natural log) that ``mel`` computes.
 
-    With ``MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel)`` at 22.05 kHz this is the
-    paper's log-mel (80 bands, fmax 8 kHz), the generator's input.
+    The ``mel_l1`` metric passes the authors' loss mel,
+    ``MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)``: 80 bands
+    from 0 Hz to Nyquist (11.025 kHz), the validation mel error of the authors' trainer. The
+    generator-input mel (``for_loss=False``, fmax 8 kHz) is what Griffin-Lim inverts, so it
+    ranks Griffin-Lim too well.
     """
     r = mel(_tensor(reference))
     g = mel(_tensor(generated))
@@ -129,9 +132,10 @@ def mel_cepstrum(
 
 
 def mel_cepstral_distortion(reference: np.ndarray, generated: np.ndarray) -> float:
-    """MCD in dB, for 22.05 kHz audio, between frame-aligned mel-cepstra, ``c1..c24`` (energy ``c0`` excluded):
-    ``10 / ln(10) * sqrt(2 * sum_d (c_d - c'_d)^2)`` averaged over frames. No time warping
-    (copy synthesis is sample-aligned, so DTW would only hide timing errors)."""
+    """Mel-cepstral distortion in dB of 22.05 kHz audio: ``10 / ln(10) * sqrt(2 * sum_d (c_d -
+    c'_d)^2)`` over ``c1..c24`` of frame-aligned mel-cepstra (energy ``c0`` excluded), averaged
+    over frames. No time warping (copy synthesis is sample-aligned, so DTW would only hide
+    timing errors)."""
     r = mel_cepstrum(reference)[:, 1:]
     g = mel_cepstrum(generated)[:, 1:]
     per_frame = np.sqrt(2.0 * np.sum((r - g) ** 2, axis=1))
