@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import HiFiGANConfig
 from ..errors import HiFiGANError, InputError
 from ..io import resample
-from ..mel import MelSpectrogram
 from . import spectral
 from .deps import installed
 from .perceptual import DNSMOS, ViSQOLAudio, estoi, pesq_wb
@@ -251,8 +249,7 @@ class MetricSuite:
     ) -> None:
         self.metrics = parse_metrics(metrics)
         self.pesq_resampler = pesq_resampler
-        # mel L1 on the authors' loss mel: 80 bands up to Nyquist (fmax_loss = None)
-        self.mel = MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
+        self.mel = spectral.loss_mel()
         self.pitch = PitchTracker(capacity=crepe)
         self.dnsmos = DNSMOS()
         self.visqol = ViSQOLAudio()

@@ -9,10 +9,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config import HiFiGANConfig
 from ..mel import MelSpectrogram
 
 # auraloss' MultiResolutionSTFTLoss() defaults: (fft size, hop, window length)
 STFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
+
+
+def loss_mel() -> MelSpectrogram:
+    """The authors' loss log-mel at 22.05 kHz (the v1 preset's ``for_loss`` mel): 80 Slaney
+    bands from 0 Hz to Nyquist, natural log floored at 1e-5. The ``mel_l1`` metric and the
+    report's mel figures use it."""
+    return MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
 
 
 def _tensor(audio: np.ndarray) -> torch.Tensor:
@@ -63,11 +71,9 @@ def stft_distance(
 def mel_l1(reference: np.ndarray, generated: np.ndarray, mel: MelSpectrogram) -> float:
     """Mean absolute difference of the log-mels (natural log) that ``mel`` computes.
 
-    The ``mel_l1`` metric passes the authors' loss mel,
-    ``MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)``: 80 bands
-    from 0 Hz to Nyquist (11.025 kHz), the validation mel error of the authors' trainer. The
-    generator-input mel (``for_loss=False``, fmax 8 kHz) is what Griffin-Lim inverts, so it
-    ranks Griffin-Lim too well.
+    The ``mel_l1`` metric passes :func:`loss_mel` (80 bands from 0 Hz to Nyquist, 11.025 kHz):
+    the validation mel error of the authors' trainer. The generator-input mel (fmax 8 kHz) is
+    what Griffin-Lim inverts, so it would rank Griffin-Lim too well.
     """
     r = mel(_tensor(reference))
     g = mel(_tensor(generated))
