@@ -1,5 +1,6 @@
-"""The metric catalogue, the quick and full profiles, and :class:`MetricSuite`, which scores
-one reference/generated pair with lazily loaded metric models.
+"""The metric catalogue (:data:`METRICS`: each :class:`Metric` carries its description and its
+scorer), the quick and full profiles, and :class:`MetricSuite`, which scores one
+reference/generated pair with lazily loaded metric models.
 
 Every metric takes 22.05 kHz mono audio (the model's rate) and resamples internally to its own
 rate. See ``docs/evaluation.md`` for definitions, rates, licences and model sources.

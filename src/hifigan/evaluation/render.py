@@ -1,12 +1,5 @@
-"""A finished evaluation (:class:`Report`) and its outputs:
-
-* ``metrics.csv``: one row per (dataset, system, file) with every metric;
-* ``summary.json``: per dataset, system and metric the clip count, mean and 95% confidence
-  interval half-width (Student's t over clips);
-* ``report.md``: the systems side by side per dataset, with the metrics that fail to rank
-  Griffin-Lim below a trained model named;
-* ``summary.png`` and ``mels/*.png`` (with matplotlib).
-"""
+"""A finished evaluation (:class:`Report`) and its outputs: per-file CSV, summary JSON, the
+Markdown report and its figures."""
 
 from __future__ import annotations
 
@@ -62,7 +55,15 @@ class Report:
         return summarize(self.rows, self.metrics)
 
     def write(self, out_dir: Path, *, plots: bool = True, dpi: int = 100) -> list[Path]:
-        """Write the CSV, JSON, Markdown and (if ``plots``) PNG outputs; returns their paths."""
+        """Write the outputs into ``out_dir``; returns their paths.
+
+        * ``metrics.csv``: one row per (dataset, system, file) with every metric;
+        * ``summary.json``: per dataset, system and metric the clip count, mean and 95%
+          confidence interval half-width (Student's t over clips);
+        * ``report.md``: the systems side by side per dataset, with the metrics that fail to
+          rank Griffin-Lim below a trained model named;
+        * with ``plots`` (needs matplotlib): ``summary.png`` and ``mels/*.png``.
+        """
         out_dir = Path(out_dir)
         summary = self.summary()
         written = [out_dir / "metrics.csv", out_dir / "summary.json", out_dir / "report.md"]
