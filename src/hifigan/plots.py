@@ -58,27 +58,14 @@ def mel_comparison_figure(
     if hop_seconds is not None:
         extent = (0.0, real.shape[1] * hop_seconds, 0, real.shape[0])
     for ax, (name, data) in zip(axes[:, 0], panels):
-        if name.startswith("generated -"):
+        if name.startswith("generated -"):  # a difference: diverging colours centred on 0
             lim = max(float(np.abs(data).max()), 1e-6)
-            im = ax.imshow(
-                data,
-                origin="lower",
-                aspect="auto",
-                cmap="RdBu_r",
-                vmin=-lim,
-                vmax=lim,
-                extent=extent,
-            )
+            cmap, low, high = "RdBu_r", -lim, lim
         else:
-            im = ax.imshow(
-                data,
-                origin="lower",
-                aspect="auto",
-                cmap="magma",
-                vmin=vmin,
-                vmax=vmax,
-                extent=extent,
-            )
+            cmap, low, high = "magma", vmin, vmax
+        im = ax.imshow(
+            data, origin="lower", aspect="auto", cmap=cmap, vmin=low, vmax=high, extent=extent
+        )
         ax.set_ylabel(f"{name}\nmel band")
         fig.colorbar(im, ax=ax, pad=0.01)
     axes[-1, 0].set_xlabel("time (s)" if hop_seconds is not None else "frame")

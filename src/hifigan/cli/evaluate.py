@@ -1,4 +1,4 @@
-"""``hifigan evaluate``: objective metrics, per-file CSV, summary JSON, Markdown report, plots.
+"""hifigan evaluate: objective metrics, per-file CSV, summary JSON, Markdown report, plots.
 
 Score existing files (paired by stem with the references):
 
@@ -10,9 +10,9 @@ Or re-synthesize reference clips first (copy synthesis), beside a Griffin-Lim ba
     hifigan evaluate --data ../shared/data/unseen/wavs --data ../shared/data/kathleen/eval.txt \\
         --checkpoint generator_v2 --compare lj_v1=generator_LJSpeech.pth.tar -o report/
 
-``--data`` takes a folder of audio files or an ``id|text`` list with the audio in ``wavs/``
-beside it. Profiles: ``--quick`` (PESQ, ESTOI, M-STFT, mel L1, LSD, MCD: no neural metric) or
-the default full set; ``--metrics a,b,c`` picks any. Needs ``pip install 'hifigan[eval]'``.
+--data takes a folder of audio files or an id|text list with the audio in wavs/ beside it.
+Profiles: --quick (PESQ, ESTOI, M-STFT, mel L1, LSD, MCD: no neural metric) or the default
+full set; --metrics a,b,c picks any. Needs pip install 'hifigan[eval]'.
 """
 
 from __future__ import annotations
@@ -21,15 +21,33 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HiFiGANError
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
+
+if TYPE_CHECKING:
+    from ..evaluation import Report
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUTDIR",
+        help="where the report goes: metrics.csv, summary.json, report.md, figures, audio/",
+    )
+    _add_file_options(p)
+    _add_synthesis_options(p)
+    _add_report_options(p)
+    add_threads_argument(p)
+
+
+def _add_file_options(p: argparse.ArgumentParser) -> None:
     files = p.add_argument_group("score existing files")
     files.add_argument("--ref", type=Path, metavar="DIR", help="reference audio folder")
     files.add_argument(
@@ -47,13 +65,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="LABEL",
         help="label of each --gen folder (default: the folder name), or of --checkpoint",
     )
+
+
+def _add_synthesis_options(p: argparse.ArgumentParser) -> None:
     synth = p.add_argument_group("copy synthesis first")
     synth.add_argument(
         "--data",
         action="append",
         default=[],
         metavar="DIR|LIST",
-        help="reference clips: a folder of audio, or an id|text list with wavs/ beside it (repeatable)",
+        help="reference clips: a folder of audio, or an id|text list with wavs/ beside it "
+        "(repeatable)",
     )
     add_model_arguments(synth)
     synth.add_argument(
@@ -73,7 +95,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     synth.add_argument(
         "--limit", type=int, default=None, metavar="N", help="first N clips per dataset"
     )
-    synth.add_argument("--device", default="cpu", help="where the generators run (cpu or cuda)")
+    synth.add_argument(
+        "--device", default="cpu", help="where the generators run: cpu or cuda (default cpu)"
+    )
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
     which = p.add_argument_group("metrics and report")
     which.add_argument("--quick", action="store_true", help="quick profile: no neural metric (CI)")
     which.add_argument("--metrics", default=None, help="comma-separated metric names or a profile")
@@ -94,10 +121,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-plots", action="store_true", help="no PNG at all (no matplotlib needed)"
     )
     which.add_argument("--dpi", type=int, default=100, help="resolution of the PNG figures")
-    add_threads_argument(p)
 
 
 def _systems(args: argparse.Namespace) -> dict:
+    """The systems of copy synthesis: --checkpoint (or --model), each --compare, Griffin-Lim."""
     from ..evaluation import GRIFFIN_LIM, GriffinLim
     from ..inference import Vocoder
 
@@ -119,10 +146,37 @@ def _systems(args: argparse.Namespace) -> dict:
     return systems
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..evaluation import MetricSuite, evaluate_copy_synthesis, evaluate_folders
-    from ..evaluation.report import dataset_files
+def _evaluate(args: argparse.Namespace) -> Report:
+    """Score --gen folders against --ref, or copy-synthesize the --data clips and score them."""
+    from ..evaluation import MetricSuite, dataset_files, evaluate_copy_synthesis, evaluate_folders
 
+    suite = MetricSuite(args.metrics or ("quick" if args.quick else "full"), crepe=args.crepe)
+    plot_files = 0 if args.no_plots else max(0, args.plots)
+    if args.ref:
+        if args.name and len(args.name) != len(args.gen):
+            raise HiFiGANError(f"{len(args.name)} --name for {len(args.gen)} --gen folders")
+        names = args.name or None
+        return evaluate_folders(
+            args.ref, args.gen, suite, names=names, plot_files=plot_files, progress=progress
+        )
+    datasets = {}
+    for spec in args.data:
+        name, files = dataset_files(spec)
+        if name in datasets:
+            raise HiFiGANError(f"two datasets are named {name!r}", spec)
+        datasets[name] = files[: args.limit] if args.limit else files
+    return evaluate_copy_synthesis(
+        datasets,
+        _systems(args),
+        suite,
+        audio_dir=args.output / "audio",
+        normalize=args.normalize,
+        plot_files=plot_files,
+        progress=progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     if bool(args.ref) == bool(args.data):
         raise HiFiGANError(
@@ -130,36 +184,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.ref and not args.gen:
         raise HiFiGANError("--ref needs at least one --gen DIR")
-    metrics = args.metrics or ("quick" if args.quick else "full")
-    suite = MetricSuite(metrics, crepe=args.crepe)
-    plot_files = 0 if args.no_plots else max(0, args.plots)
-    if args.ref:
-        if args.name and len(args.name) != len(args.gen):
-            raise HiFiGANError(f"{len(args.name)} --name for {len(args.gen)} --gen folders")
-        report = evaluate_folders(
-            args.ref,
-            args.gen,
-            suite,
-            names=args.name or None,
-            plot_files=plot_files,
-            progress=progress,
-        )
-    else:
-        datasets = {}
-        for spec in args.data:
-            name, files = dataset_files(spec)
-            if name in datasets:
-                raise HiFiGANError(f"two datasets are named {name!r}", spec)
-            datasets[name] = files[: args.limit] if args.limit else files
-        report = evaluate_copy_synthesis(
-            datasets,
-            _systems(args),
-            suite,
-            audio_dir=args.output / "audio",
-            normalize=args.normalize,
-            plot_files=plot_files,
-            progress=progress,
-        )
+    report = _evaluate(args)
     if not report.rows:
         raise HiFiGANError(
             f"no file could be scored ({report.failures[0] if report.failures else 'no input'})"

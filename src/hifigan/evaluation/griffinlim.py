@@ -23,7 +23,7 @@ class GriffinLim:
 
     Args:
         mel_config: the mel parameters (default: the v1 preset's, 22.05 kHz, fmax 8 kHz).
-        iterations: Griffin-Lim iterations (32, as the issue's baseline).
+        iterations: Griffin-Lim iterations (32: the baseline of the reported comparisons).
         momentum: fast Griffin-Lim momentum (0 gives the original algorithm).
         seed: seed of the random initial phase.
     """

@@ -1,5 +1,6 @@
-"""The metric catalogue, the quick and full profiles, and :class:`MetricSuite`, which scores
-one reference/generated pair with lazily loaded metric models.
+"""The metric catalogue (:data:`METRICS`: each :class:`Metric` carries its description and its
+scorer), the quick and full profiles, and :class:`MetricSuite`, which scores one
+reference/generated pair with lazily loaded metric models.
 
 Every metric takes 22.05 kHz mono audio (the model's rate) and resamples internally to its own
 rate. See ``docs/evaluation.md`` for definitions, rates, licences and model sources.
@@ -7,53 +8,183 @@ rate. See ``docs/evaluation.md`` for definitions, rates, licences and model sour
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import HiFiGANConfig
 from ..errors import HiFiGANError, InputError
 from ..io import resample
-from ..mel import MelSpectrogram
 from . import spectral
+from .deps import installed
 from .perceptual import DNSMOS, ViSQOLAudio, estoi, pesq_wb
 from .pitch import PitchTrack, PitchTracker, periodicity_scores
 
 SAMPLE_RATE = 22050
 
 
-@dataclass(frozen=True)
+@dataclass
+class Pair:
+    """One reference/generated pair being scored: time-aligned 22.05 kHz ``(samples,)`` float32
+    arrays of equal length. ``key`` names the reference for work cached across pairs (its CREPE
+    track); ``pitch`` holds the three pitch scores once computed for this pair."""
+
+    reference: np.ndarray
+    generated: np.ndarray
+    key: str | None = None
+    pitch: dict[str, float] | None = None
+
+
+#: ``score(suite, pair)``: a metric's value for one pair, with the suite's models and options
+Scorer = Callable[["MetricSuite", Pair], float]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Metric:
-    """What a metric is: its report label, direction, the score of identical inputs, the rate
-    it is computed at, and whether it needs the reference (``intrusive``)."""
+    """One metric of the catalogue.
+
+    Attributes:
+        name: its key in :data:`METRICS`, the CSV and the JSON.
+        label: its name in reports; ``description`` says what it is in a line.
+        higher_is_better: its direction; ``perfect`` is the score of identical inputs, if fixed.
+        rate: the sample rate it is computed at (after resampling), as written in reports.
+        packages: the optional import packages it needs (the evaluation extra, or torchcrepe).
+        score: computes it for one pair.
+        intrusive: whether it needs the reference (DNSMOS does not).
+    """
 
     name: str
     label: str
+    description: str
     higher_is_better: bool
     perfect: float | None
     rate: str
+    packages: tuple[str, ...] = ()
+    score: Scorer = field(repr=False, compare=False)
     intrusive: bool = True
 
     def better(self, a: float, b: float) -> bool:
         """Whether score ``a`` is strictly better than ``b``."""
         return a > b if self.higher_is_better else a < b
 
+    def available(self) -> bool:
+        """Whether the packages it needs are installed (checked without importing them)."""
+        return all(installed(package) for package in self.packages)
+
+
+def _pitch_metric(name: str, label: str, description: str, higher: bool, perfect: float) -> Metric:
+    """One of the three scores of a CREPE comparison, computed once per pair."""
+    return Metric(
+        name=name,
+        label=label,
+        description=description,
+        higher_is_better=higher,
+        perfect=perfect,
+        rate="16 kHz",
+        packages=("torchcrepe",),
+        score=lambda suite, pair: suite.pitch_scores(pair)[name],
+    )
+
 
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("pesq", "PESQ-WB", True, 4.644, "16 kHz"),
-        Metric("estoi", "ESTOI", True, 1.0, "10 kHz"),
-        Metric("stft", "M-STFT", False, 0.0, "22.05 kHz"),
-        Metric("mel_l1", "mel L1", False, 0.0, "22.05 kHz"),
-        Metric("lsd", "LSD", False, 0.0, "22.05 kHz"),
-        Metric("mcd", "MCD (dB)", False, 0.0, "22.05 kHz"),
-        Metric("periodicity", "periodicity", False, 0.0, "16 kHz"),
-        Metric("vuv_f1", "V/UV F1", True, 1.0, "16 kHz"),
-        Metric("pitch_cents", "pitch (cents)", False, 0.0, "16 kHz"),
-        Metric("visqol", "ViSQOL audio", True, None, "48 kHz"),
-        Metric("dnsmos", "DNSMOS ovrl", True, None, "16 kHz", intrusive=False),
+        Metric(
+            name="pesq",
+            label="PESQ-WB",
+            description="wide-band PESQ (P.862.2), sinc-resampled, int16",
+            higher_is_better=True,
+            perfect=4.644,
+            rate="16 kHz",
+            packages=("pesq",),
+            score=lambda suite, pair: pesq_wb(
+                pair.reference, pair.generated, SAMPLE_RATE, resampler=suite.pesq_resampler
+            ),
+        ),
+        Metric(
+            name="estoi",
+            label="ESTOI",
+            description="extended STOI (pystoi)",
+            higher_is_better=True,
+            perfect=1.0,
+            rate="10 kHz",
+            packages=("pystoi",),
+            score=lambda suite, pair: estoi(pair.reference, pair.generated, SAMPLE_RATE),
+        ),
+        Metric(
+            name="stft",
+            label="M-STFT",
+            description="multi-resolution STFT distance, auraloss' default resolutions",
+            higher_is_better=False,
+            perfect=0.0,
+            rate="22.05 kHz",
+            score=lambda suite, pair: spectral.stft_distance(pair.reference, pair.generated),
+        ),
+        Metric(
+            name="mel_l1",
+            label="mel L1",
+            description="L1 of the authors' loss log-mel (80 bands to Nyquist)",
+            higher_is_better=False,
+            perfect=0.0,
+            rate="22.05 kHz",
+            score=lambda suite, pair: spectral.mel_l1(pair.reference, pair.generated, suite.mel),
+        ),
+        Metric(
+            name="lsd",
+            label="LSD",
+            description="log-spectral distance (log10 power, 2048/512)",
+            higher_is_better=False,
+            perfect=0.0,
+            rate="22.05 kHz",
+            score=lambda suite, pair: spectral.log_spectral_distance(
+                pair.reference, pair.generated
+            ),
+        ),
+        Metric(
+            name="mcd",
+            label="MCD (dB)",
+            description="mel-cepstral distortion, c1-c24, alpha 0.455, no DTW",
+            higher_is_better=False,
+            perfect=0.0,
+            rate="22.05 kHz",
+            score=lambda suite, pair: spectral.mel_cepstral_distortion(
+                pair.reference, pair.generated
+            ),
+        ),
+        _pitch_metric(
+            "periodicity", "periodicity", "RMSE of CREPE periodicity (CARGAN)", False, 0.0
+        ),
+        _pitch_metric(
+            "vuv_f1", "V/UV F1", "F1 of CREPE voiced/unvoiced decisions (CARGAN)", True, 1.0
+        ),
+        _pitch_metric(
+            "pitch_cents",
+            "pitch (cents)",
+            "RMSE of CREPE pitch over frames voiced in both, cents",
+            False,
+            0.0,
+        ),
+        Metric(
+            name="visqol",
+            label="ViSQOL audio",
+            description="ViSQOL v3 audio mode (visqol-python)",
+            higher_is_better=True,
+            perfect=None,
+            rate="48 kHz",
+            packages=("visqol",),
+            score=lambda suite, pair: suite.visqol(pair.reference, pair.generated, SAMPLE_RATE),
+        ),
+        Metric(
+            name="dnsmos",
+            label="DNSMOS ovrl",
+            description="DNSMOS P.835 overall, generated audio alone",
+            higher_is_better=True,
+            perfect=None,
+            rate="16 kHz",
+            packages=("speechmos", "onnxruntime"),
+            score=lambda suite, pair: suite.dnsmos(pair.generated, SAMPLE_RATE)["ovrl"],
+            intrusive=False,
+        ),
     )
 }
 
@@ -62,7 +193,6 @@ QUICK = ("pesq", "estoi", "stft", "mel_l1", "lsd", "mcd")
 #: everything
 FULL = tuple(METRICS)
 PROFILES = {"quick": QUICK, "full": FULL}
-_PITCH = ("periodicity", "vuv_f1", "pitch_cents")
 
 
 def parse_metrics(spec: str | Sequence[str]) -> tuple[str, ...]:
@@ -120,8 +250,7 @@ class MetricSuite:
     ) -> None:
         self.metrics = parse_metrics(metrics)
         self.pesq_resampler = pesq_resampler
-        # mel L1 on the authors' loss mel: 80 bands up to Nyquist (fmax_loss = None)
-        self.mel = MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
+        self.mel = spectral.loss_mel()
         self.pitch = PitchTracker(capacity=crepe)
         self.dnsmos = DNSMOS()
         self.visqol = ViSQOLAudio()
@@ -133,6 +262,16 @@ class MetricSuite:
         if key not in self._reference_tracks:
             self._reference_tracks[key] = self.pitch.track(reference, SAMPLE_RATE)
         return self._reference_tracks[key]
+
+    def pitch_scores(self, pair: Pair) -> dict[str, float]:
+        """Periodicity RMSE, V/UV F1 and pitch RMSE (cents) of one pair, computed once for the
+        three pitch metrics; the reference's track is cached by ``pair.key``."""
+        if pair.pitch is None:
+            ref_track = self._reference_track(pair.reference, pair.key)
+            same = np.array_equal(pair.reference, pair.generated)
+            track = ref_track if same else self.pitch.track(pair.generated, SAMPLE_RATE)
+            pair.pitch = periodicity_scores(ref_track, track)
+        return pair.pitch
 
     def score(
         self,
@@ -149,33 +288,8 @@ class MetricSuite:
             raise InputError(
                 f"reference and generated lengths differ: {ref.shape[0]} vs {gen.shape[0]}"
             )
-        scores: dict[str, float] = {}
-        for name in self.metrics:
-            if name in scores:
-                continue
-            if name == "pesq":
-                scores[name] = pesq_wb(ref, gen, SAMPLE_RATE, resampler=self.pesq_resampler)
-            elif name == "estoi":
-                scores[name] = estoi(ref, gen, SAMPLE_RATE)
-            elif name == "stft":
-                scores[name] = spectral.stft_distance(ref, gen)
-            elif name == "mel_l1":
-                scores[name] = spectral.mel_l1(ref, gen, self.mel)
-            elif name == "lsd":
-                scores[name] = spectral.log_spectral_distance(ref, gen)
-            elif name == "mcd":
-                scores[name] = spectral.mel_cepstral_distortion(ref, gen)
-            elif name in _PITCH:
-                ref_track = self._reference_track(ref, reference_key)
-                same = np.array_equal(ref, gen)
-                track = ref_track if same else self.pitch.track(gen, SAMPLE_RATE)
-                pitch = periodicity_scores(ref_track, track)
-                scores.update({k: v for k, v in pitch.items() if k in self.metrics})
-            elif name == "visqol":
-                scores[name] = self.visqol(ref, gen, SAMPLE_RATE)
-            elif name == "dnsmos":
-                scores[name] = self.dnsmos(gen, SAMPLE_RATE)["ovrl"]
-        return scores
+        pair = Pair(ref, gen, key=reference_key)
+        return {name: METRICS[name].score(self, pair) for name in self.metrics}
 
 
 def quick_metrics(

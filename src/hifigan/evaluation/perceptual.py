@@ -7,21 +7,15 @@ missing. Models (DNSMOS sessions, ViSQOL's SVR) are loaded on first use and kept
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HiFiGANError
 from ..io import resample as soxr_resample
+from ..pretrained import package_dir
+from .deps import EVAL_HINT, require
 from .signal import resample_for_metric, to_int16_truncated
-
-EVAL_HINT = "pip install 'hifigan[eval]'"
-
-
-def _require(module: str, package: str) -> None:
-    if importlib.util.find_spec(module) is None:
-        raise HiFiGANError(f"this metric needs the {package} package: {EVAL_HINT}")
 
 
 def pesq_wb(
@@ -32,7 +26,7 @@ def pesq_wb(
     Both signals are resampled to 16 kHz (windowed sinc by default) and converted to int16 by
     truncation, as the published vocoder evaluations did.
     """
-    _require("pesq", "pesq")
+    require("pesq", "pesq")
     from pesq import pesq
     from pesq.cypesq import PesqError
 
@@ -47,7 +41,7 @@ def pesq_wb(
 
 def estoi(reference: np.ndarray, generated: np.ndarray, sample_rate: int) -> float:
     """Extended STOI (Jensen & Taal 2016) by ``pystoi``, which resamples to 10 kHz; 0 to 1."""
-    _require("pystoi", "pystoi")
+    require("pystoi", "pystoi")
     from pystoi import stoi
 
     return float(stoi(reference, generated, sample_rate, extended=True))
@@ -78,17 +72,16 @@ class DNSMOS:
 
     @staticmethod
     def model_path() -> Path:
-        spec = importlib.util.find_spec("speechmos")
-        if spec is None or not spec.submodule_search_locations:
+        """The ONNX model file inside the installed ``speechmos`` package."""
+        root = package_dir("speechmos")
+        if root is None:
             raise HiFiGANError(f"DNSMOS needs the speechmos package's model: {EVAL_HINT}")
-        return (
-            Path(next(iter(spec.submodule_search_locations))) / "dnsmos_models" / "sig_bak_ovr.onnx"
-        )
+        return root / "dnsmos_models" / "sig_bak_ovr.onnx"
 
     @property
     def session(self):
         if self._session is None:
-            _require("onnxruntime", "onnxruntime")
+            require("onnxruntime", "onnxruntime")
             import onnxruntime as ort
 
             options = ort.SessionOptions()
@@ -126,7 +119,7 @@ class ViSQOLAudio:
     @property
     def api(self):
         if self._api is None:
-            _require("visqol", "visqol-python")
+            require("visqol", "visqol-python")
             from visqol import VisqolApi
 
             api = VisqolApi()

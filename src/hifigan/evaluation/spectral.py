@@ -9,10 +9,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..config import HiFiGANConfig
 from ..mel import MelSpectrogram
 
 # auraloss' MultiResolutionSTFTLoss() defaults: (fft size, hop, window length)
 STFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
+
+
+def loss_mel() -> MelSpectrogram:
+    """The authors' loss log-mel at 22.05 kHz (the v1 preset's ``for_loss`` mel): 80 Slaney
+    bands from 0 Hz to Nyquist, natural log floored at 1e-5. The ``mel_l1`` metric and the
+    report's mel figures use it."""
+    return MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
 
 
 def _tensor(audio: np.ndarray) -> torch.Tensor:
@@ -61,10 +69,11 @@ def stft_distance(
 
 @torch.inference_mode()
 def mel_l1(reference: np.ndarray, generated: np.ndarray, mel: MelSpectrogram) -> float:
-    """Mean absolute difference of the log-mels (natural log) computed by ``mel``.
+    """Mean absolute difference of the log-mels (natural log) that ``mel`` computes.
 
-    With ``MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel)`` at 22.05 kHz this is the
-    paper's log-mel (80 bands, fmax 8 kHz), the generator's input.
+    The ``mel_l1`` metric passes :func:`loss_mel` (80 bands from 0 Hz to Nyquist, 11.025 kHz):
+    the validation mel error of the authors' trainer. The generator-input mel (fmax 8 kHz) is
+    what Griffin-Lim inverts, so it would rank Griffin-Lim too well.
     """
     r = mel(_tensor(reference))
     g = mel(_tensor(generated))
@@ -129,9 +138,10 @@ def mel_cepstrum(
 
 
 def mel_cepstral_distortion(reference: np.ndarray, generated: np.ndarray) -> float:
-    """MCD in dB, for 22.05 kHz audio, between frame-aligned mel-cepstra, ``c1..c24`` (energy ``c0`` excluded):
-    ``10 / ln(10) * sqrt(2 * sum_d (c_d - c'_d)^2)`` averaged over frames. No time warping
-    (copy synthesis is sample-aligned, so DTW would only hide timing errors)."""
+    """Mel-cepstral distortion in dB of 22.05 kHz audio: ``10 / ln(10) * sqrt(2 * sum_d (c_d -
+    c'_d)^2)`` over ``c1..c24`` of frame-aligned mel-cepstra (energy ``c0`` excluded), averaged
+    over frames. No time warping (copy synthesis is sample-aligned, so DTW would only hide
+    timing errors)."""
     r = mel_cepstrum(reference)[:, 1:]
     g = mel_cepstrum(generated)[:, 1:]
     per_frame = np.sqrt(2.0 * np.sum((r - g) ** 2, axis=1))

@@ -2,7 +2,6 @@
 synthesis with the Griffin-Lim baseline, and one-line errors."""
 
 import csv
-import importlib.util
 import json
 import shutil
 
@@ -11,11 +10,12 @@ import pytest
 import soundfile as sf
 
 from hifigan.evaluation import METRICS
+from hifigan.evaluation.deps import installed
 
 from conftest import LJ_V2, LJSPEECH, need
 
 pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("pesq", "pystoi")),
+    not all(installed(m) for m in ("pesq", "pystoi")),
     reason="needs pip install 'hifigan[eval]'",
 )
 SHORT = ["LJ001-0002", "LJ001-0008"]  # about 1.9 s each
