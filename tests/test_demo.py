@@ -157,5 +157,5 @@ def test_metrics_are_optional(monkeypatch):
 def test_demo_reports_bad_input_in_one_line(lj_v1, run_cli, tmp_path):
     code, _, err = run_cli("demo", "--input", tmp_path / "none.wav", "-o", tmp_path / "o")
     assert code == 1
-    assert err.splitlines()[-1] == f"error: {tmp_path / 'none.wav'}: file not found"
+    assert err.splitlines()[-1] == f"error: {tmp_path / 'none.wav'}: not found"
     assert not (tmp_path / "o").exists()

@@ -176,7 +176,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 
     path = Path(path)
     if not path.exists():
-        raise InputError("file not found", path)
+        raise InputError("not found", path)
     if path.is_dir():
         raise InputError("is a folder, not an audio file", path)
     try:
@@ -209,6 +209,16 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         if not np.isfinite(audio).all():
             raise InputError(f"samples too large to resample (peak {peak:.3g})", path)
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
+
+
+# the peak level of normalised training audio (the authors' recipe)
+PEAK = 0.95
+
+
+def peak_normalize(audio: np.ndarray) -> np.ndarray:
+    """``audio`` scaled so that its largest magnitude is :data:`PEAK` (silence stays silent)."""
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return (audio / peak * PEAK).astype(np.float32) if peak > 0 else audio
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -284,7 +294,7 @@ def load_mel(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.exists():
-        raise InputError("file not found", path)
+        raise InputError("not found", path)
     if path.is_dir():
         raise InputError("is a folder, not a mel file", path)
     if path.suffix.lower() == ".npy":

@@ -18,7 +18,7 @@ from listen_helpers import (
     take_trials,
 )
 
-from hifigan.evaluation.report import GROUND_TRUTH
+from hifigan.evaluation.render import GROUND_TRUTH
 
 pytestmark = needs_serve
 

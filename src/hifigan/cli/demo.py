@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import HiFiGANError, InputError
+from ..evaluation import EVAL_HINT
 from ..inference import Vocoder
 from ..inference.benchmark import timed_call
 from ..io import atomic_write_text, load_audio, save_wav, warn
@@ -36,7 +37,6 @@ DEMO_CLIP_LABEL = (
     "a LibriVox reading of Shakespeare's Sonnet 1, public domain "
     "(bundled; provenance in hifigan/data/SOURCE.md)"
 )
-EVAL_HINT = "pip install 'hifigan[eval]'"
 WARMUP_FRAMES = 32
 
 

@@ -1,4 +1,4 @@
-"""``hifigan listen``: a browser listening test (MOS or A/B preference) and its results.
+"""hifigan listen: a browser listening test (MOS or A/B preference) and its results.
 
 Serve a test; raters open the printed address in a browser:
 
@@ -6,7 +6,7 @@ Serve a test; raters open the printed address in a browser:
 
 Files are paired by stem across the folders (wav, flac, ogg, ...), and the reference joins as the
 system "ground truth". MOS mode (the default) asks for the paper's 5-point naturalness score
-of one clip at a time; ``--mode ab`` plays two systems on the same utterance and asks which
+of one clip at a time; --mode ab plays two systems on the same utterance and asks which
 sounds more natural. Ratings are saved in the SQLite file as they arrive; a rater who comes
 back continues where they stopped. The results page needs the token printed at start-up.
 
@@ -14,7 +14,7 @@ Summarise the ratings (MOS with 95% t intervals, A/B shares with Wilson interval
 
     hifigan listen --results --db ratings.sqlite -o results/
 
-Needs ``pip install 'hifigan[serve]'``. See docs/listening-test.md.
+Needs pip install 'hifigan[serve]'. See docs/listening-test.md.
 """
 
 from __future__ import annotations

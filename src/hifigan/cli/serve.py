@@ -1,4 +1,4 @@
-"""``hifigan serve [--model NAME|PATH|NAME=PATH ...]``: vocoding over HTTP and WebSocket.
+"""hifigan serve [--model NAME|PATH|NAME=PATH ...]: vocoding over HTTP and WebSocket.
 
 Serves the listed models (the first is the default of requests that name none) at
 http://127.0.0.1:8000/ (a web page), with the API:

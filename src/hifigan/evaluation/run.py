@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import HiFiGANError
-from ..io import load_audio, save_wav, to_int16, warn
-from ..train.dataset import PEAK
+from ..io import load_audio, peak_normalize, save_wav, to_int16, warn
 from .inputs import load_pair, pair_by_stem
 from .metrics import SAMPLE_RATE, MetricSuite
 from .render import GROUND_TRUTH, Report
@@ -163,7 +162,7 @@ def evaluate_copy_synthesis(
             _fail(report, str(e))
             continue
         if normalize:
-            ref = (ref / max(float(np.abs(ref).max()), 1e-8) * PEAK).astype(np.float32)
+            ref = peak_normalize(ref)
         clip = {"dataset": dataset, "name": path.stem, "key": f"{dataset}/{path}", "source": path}
         if ground_truth:
             _score_into(report, suite, system=GROUND_TRUTH, reference=ref, generated=ref, **clip)

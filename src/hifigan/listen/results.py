@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..evaluation.report import GROUND_TRUTH, mean_ci95
+from ..evaluation.render import GROUND_TRUTH
+from ..evaluation.stats import mean_ci95
 from ..io import atomic_write_text, warn
 
 Z95 = 1.959963984540054

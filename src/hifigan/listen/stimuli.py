@@ -20,7 +20,8 @@ from threading import Lock
 import numpy as np
 
 from ..errors import HiFiGANError, InputError
-from ..evaluation.report import GROUND_TRUTH, pair_by_stem
+from ..evaluation.inputs import pair_by_stem
+from ..evaluation.render import GROUND_TRUTH
 from ..io import load_audio, to_int16, warn
 
 TARGET_RMS_DB = -23.0  # dBFS; loud enough for speech, with headroom for its peaks
