@@ -149,7 +149,7 @@ def run_server(argv: list[str], snippet: Snippet, work: Path, env: dict[str, str
     import urllib.request
 
     port = re.search(r"--port\s+(\d+)", snippet.text)
-    url = f"http://127.0.0.1:{port.group(1) if port else 8000}/health"
+    url = f"http://127.0.0.1:{port.group(1) if port else 8000}/"
     server = subprocess.Popen(
         argv, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
