@@ -117,12 +117,10 @@ class Prepared:
             done = []
             if self.resampled:
                 rates = ", ".join(f"{n} from {r} Hz" for r, n in sorted(self.resampled.items()))
-                done.append(
-                    f"resampled {sum(self.resampled.values())} clips to {self.sample_rate} Hz "
-                    f"({rates})"
-                )
+                n = sum(self.resampled.values())
+                done.append(f"resampled {_clips(n)} to {self.sample_rate} Hz ({rates})")
             if self.mixed:
-                done.append(f"mixed {self.mixed} clips down to mono")
+                done.append(f"mixed {_clips(self.mixed)} down to mono")
             lines.append(f"{'; '.join(done)}, into {cache_folder(folder, self.sample_rate)}")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files (listed in {folder / SKIPPED}):")
@@ -130,6 +128,10 @@ class Prepared:
             if len(self.skipped) > len(self.skipped[:max_listed]):
                 lines.append("  ...")
         return lines
+
+
+def _clips(n: int) -> str:
+    return f"{n} clip" if n == 1 else f"{n} clips"
 
 
 def cache_folder(prepared: Path, sample_rate: int) -> Path:
@@ -465,7 +467,7 @@ def prepare(
     atomic_write_text(skipped_file, "".join(f"{path}\t{reason}\n" for path, reason in skipped))
     # the split is drawn among the usable clips only
     kept = [c for c in candidates if c.id in usable]
-    _check_val_size(val_size, kept, data, f"; {len(skipped)} files skipped, in {skipped_file}")
+    _check_val_size(val_size, kept, data, f"; {len(skipped)} skipped, in {skipped_file}")
     split = {c.id: c.split for c in assign_split(kept, val_size)}
     result.clips = [dataclasses.replace(clip, split=split[i]) for i, clip in usable.items()]
     if not any(c.split == "train" for c in result.clips):
