@@ -100,6 +100,12 @@ def test_resume_refuses_another_config_or_data_and_takes_the_same_again(run_cli,
         "(generator.upsample_initial_channel 64, the run's 128); --resume keeps the run's "
         "config: drop --config or start a new --out\n"
     )
+    code, _, err = run_cli("train", "--out", run, "--resume", "--batch-size", "3")
+    assert (code, err) == (
+        1,
+        f"error: {run}: --batch-size 3 differs from the run's (2); --resume keeps the run's "
+        "batch size: drop --batch-size or start a new --out\n",
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(need(LJSPEECH) / "wavs" / f"{TRAIN_IDS[0]}.flac", elsewhere)

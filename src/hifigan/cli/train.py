@@ -72,7 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="joint: real and generated audio in one discriminator batch (faster)",
     )
     add_threads_argument(p)
-    p.add_argument("--num-workers", type=int, default=None, help="data loader workers")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="data loader workers (at most the CPUs available to the process)",
+    )
     p.add_argument("--log-interval", type=int, default=None, help="steps between logs")
     p.add_argument("--val-interval", type=int, default=None, help="steps between validations")
     p.add_argument(

@@ -214,13 +214,12 @@ def build_config(
         else:
             config = HiFiGANConfig.from_file(saved)
         check_same_config(options, config)
-        if resume_checkpoint is not None and options.batch_size not in (
-            None,
-            config.train.batch_size,
-        ):
+        batch = config.train.batch_size
+        if resume_checkpoint is not None and options.batch_size not in (None, batch):
             raise ConfigError(
-                "cannot change the batch size when resuming "
-                f"(the run uses {config.train.batch_size})"
+                f"--batch-size {options.batch_size} differs from the run's ({batch}); --resume "
+                "keeps the run's batch size: drop --batch-size or start a new --out",
+                options.out,
             )
     elif options.checkpoint is not None:
         config = config_of(options.checkpoint, options.config)
@@ -291,7 +290,7 @@ def load_clips(
     if resuming and manifest.is_file():
         clips = read_manifest(manifest)
         if options.data is not None:
-            check_same_data(Path(options.data), clips, manifest)
+            check_same_data(options, clips, manifest)
     else:
         if options.data is None:
             raise DataError("no training data: pass --data DIR (a dataset or prepared folder)")
@@ -331,20 +330,23 @@ def copy_or_prepare(options: TrainOptions, run_data: Path, config: HiFiGANConfig
         say(f"  {line}")
 
 
-def check_same_data(data: Path, clips: list[Clip], manifest: Path) -> None:
+def check_same_data(options: TrainOptions, clips: list[Clip], manifest: Path) -> None:
     """Refuse ``--data`` when the run's clips do not come from it: the same clips as a
-    prepared manifest, or files below a dataset folder."""
+    prepared manifest, or files below the dataset folder (or ``--wavs``)."""
 
     def origin(c: Clip) -> Path:
         return c.source or c.path
 
+    data = Path(options.data)
     prepared = data if data.is_file() and data.suffix == ".jsonl" else data / MANIFEST
     if prepared.is_file():
         theirs = read_manifest(prepared)
         same = {(c.id, origin(c)) for c in theirs} == {(c.id, origin(c)) for c in clips}
     else:
-        root = (data.parent if data.is_file() else data).resolve()
-        same = all(origin(c).is_relative_to(root) for c in clips)
+        roots = [data.parent if data.is_file() else data]
+        roots += [Path(options.wavs)] if options.wavs is not None else []
+        roots = [r.resolve() for r in roots]
+        same = all(any(origin(c).is_relative_to(r) for r in roots) for c in clips)
     if not same:
         raise DataError(
             f"--data {data} is not the data of this run; --resume keeps the run's data "
