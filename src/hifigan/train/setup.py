@@ -52,7 +52,8 @@ class TrainOptions:
     """How to run one training (the recipe itself is the config's ``train`` section).
 
     ``config`` is a preset name, a JSON path or a config object; when resuming, the run's own
-    config is used and only ``max_steps`` and the intervals may change. ``data`` and the
+    config and data are used (a ``config`` or ``data`` that differs from them is refused) and
+    only ``max_steps``, the intervals and ``num_workers`` may change. ``data`` and the
     :data:`~hifigan.train.manifest.DATA_OPTIONS` after it say where the clips come from (see
     :func:`~hifigan.train.manifest.prepare`); ``checkpoint`` gives starting weights;
     ``fine_tune_mels`` a folder of ``<id>.npy`` input mels. ``None`` overrides keep the
