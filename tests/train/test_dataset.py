@@ -44,8 +44,8 @@ def test_segments_are_random_crops_of_the_peak_normalised_clip(lj001):
     mel_fn = MelSpectrogram.from_config(MEL)
     starts = set()
     for seed in range(4):
-        mel, audio = ds[(0, seed)]
-        assert audio.shape == (8192,) and mel.shape == (80, 32)
+        mel, audio, unreadable = ds[(0, seed)]
+        assert audio.shape == (8192,) and mel.shape == (80, 32) and unreadable == []
         # the crop is a contiguous piece of the authors' training input
         start = find(golden, audio.numpy())
         assert np.abs(golden[start : start + 8192] - audio.numpy()).max() < 1e-6
@@ -57,7 +57,7 @@ def test_segments_are_random_crops_of_the_peak_normalised_clip(lj001):
     # a segment longer than the clip: the whole clip, padded with zeros
     n = golden.size
     long = SegmentDataset([lj001], MEL, 256 * ((n // 256) + 8))
-    _, audio = long[(0, 0)]
+    _, audio, _ = long[(0, 0)]
     assert np.abs(audio[:n].numpy() - golden).max() < 1e-6
     assert not audio[n:].any()
 
@@ -78,7 +78,7 @@ def test_fine_tuning_crops_mel_and_audio_together(tmp_path, lj001):
     np.save(tmp_path / "LJ001-0001.npy", mel)
     ds = SegmentDataset([lj001], MEL, 8192, FineTuneMels(tmp_path, [lj001], MEL))
     for seed in range(3):
-        m, a = ds[(0, seed)]
+        m, a, _ = ds[(0, seed)]
         assert m.shape == (80, 32) and a.shape == (8192,)
         start = int(np.argmin(np.abs(mel[0] - m[0, 0].item())))
         assert np.array_equal(m.numpy(), mel[:, start : start + 32])

@@ -68,19 +68,24 @@ def tiny(tmp_path_factory):
     return path
 
 
+def prepare_tiny_data(folder, source=LJSPEECH, sample_rate=22050):
+    """Prepare 6 short clips of ``source`` for training, one for validation, into ``folder``."""
+    (folder / "train.txt").write_text("".join(f"{i}|x\n" for i in TRAIN_IDS))
+    (folder / "val.txt").write_text("".join(f"{i}|x\n" for i in VAL_IDS))
+    return prepare(
+        need(source),
+        folder,
+        sample_rate=sample_rate,
+        train_list=folder / "train.txt",
+        val_list=folder / "val.txt",
+    )
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A prepared folder: 6 short LJSpeech clips for training, one for validation."""
     folder = tmp_path_factory.mktemp("data")
-    (folder / "train.txt").write_text("".join(f"{i}|x\n" for i in TRAIN_IDS))
-    (folder / "val.txt").write_text("".join(f"{i}|x\n" for i in VAL_IDS))
-    prepare(
-        need(LJSPEECH),
-        folder,
-        sample_rate=22050,
-        train_list=folder / "train.txt",
-        val_list=folder / "val.txt",
-    )
+    prepare_tiny_data(folder)
     return folder
 
 

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hifigan.cli import main
 from hifigan.train.manifest import (
     DataError,
     assign_split,
     audio_files,
+    default_val_size,
     filelist_ids,
     find_clips,
     locate_audio,
@@ -17,7 +19,7 @@ from hifigan.train.manifest import (
     read_manifest,
 )
 
-from conftest import LJSPEECH, need
+from conftest import LJSPEECH, REPO, need
 
 
 def lj_files(n):
@@ -202,3 +204,101 @@ def test_the_summary_names_the_splits_the_layout_and_the_skipped_files(tmp_path,
     assert lines[3] == f"skipped 2 files (listed in {tmp_path / 'p' / 'skipped.tsv'}):"
     assert lines[4].startswith("  ") and lines[5] == "  ..."
     assert len(result.summary()) == 6  # all skipped files listed by default
+
+
+def test_clips_are_kept_at_the_rate_asked_for_in_a_cache_per_rate(tmp_path):
+    root = tmp_path / "mixed"
+    root.mkdir()
+    clips = lj_files(4)
+    for f in clips[:3]:
+        shutil.copy(f, root / f.name)
+    audio, rate = sf.read(clips[3])
+    import soxr
+
+    hi = soxr.resample(audio, rate, 48000)
+    sf.write(root / "stereo48k.wav", np.stack([hi, hi], axis=1), 48000)
+    out = tmp_path / "data"
+    at24 = prepare(root, out, sample_rate=24000)
+    assert at24.summary()[3] == (
+        "resampled 4 clips to 24000 Hz (3 from 22050 Hz, 1 from 48000 Hz); mixed 1 clip down to "
+        f"mono, into {out / 'cache' / '24000'}"
+    )
+    for clip in at24.clips:
+        assert clip.sample_rate == 24000 and clip.path.parent == out / "cache" / "24000"
+        assert sf.info(clip.path).samplerate == 24000
+    # another rate into the same folder leaves the 24 kHz clips as they were
+    cached = {c.path: c.path.read_bytes() for c in at24.clips}
+    at16 = prepare(root, out, sample_rate=16000)
+    assert {sf.info(c.path).samplerate for c in at16.clips} == {16000}
+    assert all(path.read_bytes() == data for path, data in cached.items())
+    # a prepared folder at one rate, prepared for another: converted from the original files
+    again = prepare(tmp_path / "data", tmp_path / "at48", sample_rate=48000)
+    assert again.layout == f"prepared manifest ({out / 'manifest.jsonl'})"
+    assert again.resampled == {22050: 3} and again.mixed == 1
+    stereo = next(c for c in again.clips if c.id == "stereo48k")
+    assert stereo.source == (root / "stereo48k.wav").resolve()
+    assert [c.split for c in again.clips] == [c.split for c in at16.clips]
+
+
+def test_one_filelist_file_is_a_dataset_and_other_files_are_refused(tmp_path, lj_folder):
+    ids = [f.stem for f in lj_files(10)]
+    listing = lj_folder / "list.txt"
+    listing.write_text("".join(f"{i}|text\n" for i in ids))
+    result = prepare(listing, tmp_path / "p", sample_rate=22050)
+    assert result.layout == "filelist (list.txt)"
+    assert [c.id for c in result.clips] == ids and len(result.split("val")) == 2
+    accepted = (
+        "expected a dataset folder, a prepared folder or its manifest.jsonl, or an id|text filelist"
+    )
+    clip = lj_folder / "wavs" / f"{ids[0]}.flac"
+    with pytest.raises(DataError) as e:
+        prepare(clip, tmp_path / "q", sample_rate=22050)
+    assert str(e.value) == f"{clip}: is an audio file, not a dataset: {accepted}"
+    blob = tmp_path / "model.bin"
+    blob.write_bytes(bytes(range(256)))
+    with pytest.raises(DataError) as e:
+        prepare(blob, tmp_path / "q", sample_rate=22050)
+    assert str(e.value) == f"{blob}: not a text file: {accepted}"
+    with pytest.raises(DataError) as e:
+        read_manifest(blob)
+    assert str(e.value) == f"{blob}: not a manifest: not UTF-8 text"
+    assert not (tmp_path / "q").exists()
+
+
+def test_val_size_is_checked_and_the_default_rule_is_the_documented_one(
+    tmp_path, lj_folder, run_cli, capsys
+):
+    out = tmp_path / "p"
+    code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "-3")
+    assert (code, err) == (1, "error: --val-size must be 0 or more, got -3\n")
+    code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "10")
+    assert (code, err) == (
+        1,
+        f"error: {lj_folder}: --val-size 10 leaves no training clip (10 clips)\n",
+    )
+    assert not out.exists()
+    (lj_folder / "wavs" / "broken.wav").write_bytes(b"RIFF" + bytes(100))
+    with open(lj_folder / "metadata.csv", "a") as f:
+        f.write("broken|x\n")
+    code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "10")
+    assert code == 1
+    assert err.endswith(
+        f"error: {lj_folder}: --val-size 10 leaves no training clip (10 clips; 1 skipped, in "
+        f"{out / 'skipped.tsv'})\n"
+    )
+    assert not (out / "manifest.jsonl").exists()
+    code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "9")
+    assert code == 0, err
+    assert len(prepared_split(out, "train")) == 1 and len(prepared_split(out, "val")) == 9
+    # 2%, at least 5 and at most 100; of fewer than 25 clips a fifth, at least one
+    sizes = {n: default_val_size(n) for n in (1, 2, 9, 10, 24, 25, 200, 300, 5000, 9000)}
+    assert sizes == {1: 0, 2: 1, 9: 1, 10: 2, 24: 4, 25: 5, 200: 5, 300: 6, 5000: 100, 9000: 100}
+    rule = "at least 5 and at most 100; of fewer than 25 clips a fifth, at least one"
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    assert rule in " ".join(capsys.readouterr().out.split())
+    assert rule in " ".join((REPO / "docs" / "training.md").read_text().split())
+
+
+def prepared_split(folder, name):
+    return [c for c in read_manifest(folder) if c.split == name]

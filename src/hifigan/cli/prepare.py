@@ -2,11 +2,13 @@
 
 DATA is an LJSpeech folder (metadata.csv + wavs/), a folder with the authors' filelists
 (training.txt/validation.txt, train.txt/eval.txt, or --train-list/--val-list), a folder of
-speaker subfolders (VCTK style), or any folder of audio files (searched recursively). Writes
-OUTDIR/manifest.jsonl (id, path, duration, sample rate, split, speaker), converts clips at
-another rate or with several channels once into OUTDIR/cache, and lists unusable files in
-OUTDIR/skipped.tsv. Without filelists the validation split is drawn deterministically from a
-hash of each clip's id. hifigan train --data OUTDIR uses it.
+speaker subfolders (VCTK style), any folder of audio files (searched recursively), one id|text
+filelist (audio in wavs/ beside it), or a prepared folder (to convert it for another rate).
+Writes OUTDIR/manifest.jsonl (id, path, duration, sample rate, split, speaker), converts clips
+at another rate than the config's or with several channels once into OUTDIR/cache/<rate>, and
+lists unusable files in OUTDIR/skipped.tsv. Without filelists the validation split is drawn
+deterministically from a hash of each clip's id. hifigan train --data OUTDIR uses it (with a
+config of the same sample rate).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="validation clips to draw when no filelists give the split (default: 2%% of the "
-        "clips, at least 5 and at most 100; a fifth of a set of fewer than 25)",
+        "clips, at least 5 and at most 100; of fewer than 25 clips a fifth, at least one)",
     )
     p.add_argument(
         "--jobs", type=int, default=1, help="processes checking/converting clips (default 1)"
@@ -54,11 +56,15 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", type=Path, metavar="DATA", help="dataset folder")
+    p.add_argument(
+        "data", type=Path, metavar="DATA", help="dataset folder (or id|text filelist, or prepared)"
+    )
     written = "folder for manifest.jsonl, skipped.tsv and the converted clips (cache/)"
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help=written)
     p.add_argument(
-        "--config", default="v1", help="preset or JSON config giving the sample rate (default v1)"
+        "--config",
+        default="v1",
+        help="preset or JSON config giving the sample rate (default v1: 22050 Hz)",
     )
     add_data_arguments(p)
 

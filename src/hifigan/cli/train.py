@@ -1,11 +1,14 @@
 """hifigan train --config v1|v2|v3|debug|PATH --data DIR --out RUN_DIR: train a vocoder.
 
-DIR is a dataset folder (anything hifigan prepare accepts; it is prepared into RUN_DIR/data)
-or a folder prepared by hifigan prepare. The run folder receives config.json,
-checkpoints/step_XXXXXXXX.pt (the last --keep), checkpoints/best.pt (the generator with the
-best validation mel L1), metrics.jsonl (one JSON object per validation) and tensorboard/.
---resume continues from the newest checkpoint exactly (models, optimizers, schedulers, step,
-data position, RNG states). SIGINT/SIGTERM write a checkpoint and stop.
+DIR is a dataset folder or an id|text filelist (anything hifigan prepare accepts; it is
+prepared into RUN_DIR/data at the config's sample rate), or a folder prepared by hifigan
+prepare (or its manifest.jsonl; resampled again if prepared for another rate). The run folder
+receives config.json, checkpoints/step_XXXXXXXX.pt (the last --keep), checkpoints/best.pt (the
+generator with the best validation mel L1), metrics.jsonl (one JSON object per validation) and
+tensorboard/. --resume continues from the newest intact checkpoint exactly (models,
+optimizers, schedulers, step, data position, RNG states) with the run's own config and data:
+a --config or --data that differs from them is refused; only --max-steps, the intervals and
+--num-workers may change. SIGINT/SIGTERM write a checkpoint and stop.
 
 Fine-tuning: --checkpoint starts from any generator checkpoint (ours or the authors' g_ file,
 with its do_ file beside it for the discriminators) and --fine-tune-mels DIR reads <id>.npy
@@ -30,7 +33,13 @@ HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-rea
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=None, metavar="DIR", help="dataset folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="dataset folder, id|text filelist, or prepared folder (or its manifest.jsonl)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     _add_start_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
@@ -63,7 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="joint: real and generated audio in one discriminator batch (faster)",
     )
     add_threads_argument(p)
-    p.add_argument("--num-workers", type=int, default=None, help="data loader workers")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="data loader workers (at most the CPUs available to the process)",
+    )
     p.add_argument("--log-interval", type=int, default=None, help="steps between logs")
     p.add_argument("--val-interval", type=int, default=None, help="steps between validations")
     p.add_argument(
@@ -104,8 +118,8 @@ def _add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         default=None,
-        help="preset (v1, v2, v3, debug) or JSON config (default: the starting checkpoint's, "
-        "else v1; when resuming, the run's)",
+        help="preset (v1, v2, v3, debug; v1-16k, v1-24k, v1-44k, v1-48k, v2-*, v3-*) or JSON "
+        "config (default: the starting checkpoint's, else v1; when resuming, the run's)",
     )
 
 
@@ -114,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     from ..train import TrainOptions, export_authors, list_checkpoints, train
 
     apply_threads(args.threads)
+    for flag, value in (("--keep", args.keep), ("--val-clips", args.val_clips)):
+        if value is not None and value < 0:
+            raise HiFiGANError(f"{flag} must be 0 or more, got {value}")
     if args.export_authors is not None:
         found = list_checkpoints(args.out / "checkpoints")
         if not found:

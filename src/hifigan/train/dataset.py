@@ -25,10 +25,10 @@ import torch
 from torch import Tensor
 
 from ..config import MelConfig
-from ..errors import InputError
+from ..errors import HiFiGANError, InputError
 from ..io import load_audio, load_mel
 from ..mel import MelSpectrogram
-from .manifest import Clip
+from .manifest import Clip, reason_of
 
 PEAK = 0.95  # the peak level of normalised training audio (the authors' recipe)
 MEL_TOLERANCE_FRAMES = 2
@@ -99,7 +99,16 @@ class FineTuneMels:
 
 class SegmentDataset(torch.utils.data.Dataset):
     """Random training segments. Keys are ``(clip index, crop seed)`` pairs, as produced by
-    :class:`EpochBatchSampler`; an item is ``(mel (n_mels, segment / hop), audio (segment,))``."""
+    :class:`EpochBatchSampler`; an item is ``(mel (n_mels, segment / hop), audio (segment,),
+    unreadable)``.
+
+    A clip that cannot be read (deleted or damaged since it was prepared) is replaced by the
+    next readable clip of the list, with the same crop seed, so that a batch stays full and
+    the data stay independent of the loader workers. ``unreadable`` lists the ``(path,
+    reason)`` of the clips this copy of the dataset found unreadable while making the item
+    (each is reported once per loader worker); when no clip at all can be read, the item is
+    silence and every clip is listed.
+    """
 
     def __init__(
         self,
@@ -113,13 +122,29 @@ class SegmentDataset(torch.utils.data.Dataset):
         self.hop = mel.hop_length
         self.fine_tune = fine_tune
         self.mel = MelSpectrogram.from_config(mel)
+        self.unreadable: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor, list[tuple[str, str]]]:
         index, seed = key
-        clip = self.clips[index]
+        found = []
+        for i in range(index, index + len(self.clips)):
+            i %= len(self.clips)
+            if i in self.unreadable:
+                continue
+            try:
+                return (*self.segment(self.clips[i], seed), found)
+            except HiFiGANError as e:
+                self.unreadable.add(i)
+                found.append((e.path or str(self.clips[i].path), reason_of(e)))
+        silence = torch.zeros(self.segment_size)
+        with torch.no_grad():
+            return self.mel(silence), silence, found
+
+    def segment(self, clip: Clip, seed: int) -> tuple[Tensor, Tensor]:
+        """The input mel and the audio of one random segment of ``clip``."""
         rng = np.random.default_rng(seed)
         audio = read_clip(clip, normalize=self.fine_tune is None)
         seg = self.segment_size
@@ -141,6 +166,24 @@ class SegmentDataset(torch.utils.data.Dataset):
         segment = torch.from_numpy(np.ascontiguousarray(audio))
         with torch.no_grad():
             return self.mel(segment), segment
+
+
+def collate_segments(
+    items: list[tuple[Tensor, Tensor, list[tuple[str, str]]]],
+) -> tuple[Tensor, Tensor, list[tuple[str, str]]]:
+    """A batch of :class:`SegmentDataset` items: ``(mel (B, n_mels, frames), audio (B,
+    segment), the unreadable clips found while making it)``."""
+    mels, audios, unreadable = zip(*items)
+    return torch.stack(mels), torch.stack(audios), [u for found in unreadable for u in found]
+
+
+def padding_share(clips: list[Clip], segment_size: int) -> float:
+    """The expected share of zero padding in a training batch: clips shorter than the segment
+    are padded to it, and every clip is drawn equally often."""
+    if not clips:
+        return 0.0
+    missing = (max(0, segment_size - round(c.duration * c.sample_rate)) for c in clips)
+    return sum(missing) / (segment_size * len(clips))
 
 
 @dataclass
@@ -169,6 +212,20 @@ def load_validation(
     return out
 
 
+def check_batches(num_clips: int, batch_size: int, world_size: int = 1) -> None:
+    """Refuse a global batch that ``world_size`` processes cannot share evenly, or that is
+    larger than the training set."""
+    if batch_size % world_size:
+        raise InputError(
+            f"the batch size ({batch_size}) must be divisible by the number of processes "
+            f"({world_size}); it is the global batch"
+        )
+    if num_clips < batch_size:
+        raise InputError(
+            f"the training set has {num_clips} clips, fewer than one batch ({batch_size})"
+        )
+
+
 class EpochBatchSampler(torch.utils.data.Sampler[list[tuple[int, int]]]):
     """Global batches of ``batch_size`` examples over a seeded permutation of the clips, one
     epoch at a time (the last incomplete batch is dropped, as in the authors' loader).
@@ -181,15 +238,7 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[tuple[int, int]]]):
     def __init__(
         self, num_clips: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
     ) -> None:
-        if batch_size % world_size:
-            raise InputError(
-                f"the batch size ({batch_size}) must be divisible by the number of processes "
-                f"({world_size}); it is the global batch"
-            )
-        if num_clips < batch_size:
-            raise InputError(
-                f"the training set has {num_clips} clips, fewer than one batch ({batch_size})"
-            )
+        check_batches(num_clips, batch_size, world_size)
         self.num_clips = num_clips
         self.batch_size = batch_size
         self.per_process = batch_size // world_size

@@ -21,10 +21,21 @@ import torch
 
 from ..config import HiFiGANConfig, TrainConfig
 from ..errors import HiFiGANError
+from ..io import atomic_write_text
 from .distributed import Processes, start_processes, stop_processes
+from .manifest import SKIPPED, DataError
 from .monitor import Monitor
-from .run_folder import Checkpointer
-from .setup import Run, TrainOptions, TrainState, batches, make_loader, open_run, start_networks
+from .run_folder import Checkpointer, checkpoint_path
+from .setup import (
+    Run,
+    TrainOptions,
+    TrainState,
+    batches,
+    commit_run,
+    make_loader,
+    open_run,
+    start_networks,
+)
 from .step import Networks, StepResult, check_step_options, train_step
 from .validation import Validator
 
@@ -162,6 +173,41 @@ class SkippedSteps:
             )
 
 
+class UnreadableClips:
+    """Training clips found unreadable during the run (the dataset trains on other clips in
+    their place): each is warned about once and listed in ``RUN_DIR/data/skipped.tsv``. When
+    none is left, the run stops, with a checkpoint."""
+
+    def __init__(self, run: Run, active: bool) -> None:
+        self.listing = run.out / "data" / SKIPPED
+        self.total = len(run.train_clips)
+        self.active = active
+        self.found: dict[str, str] = {}
+
+    def add(self, unreadable: list[tuple[str, str]], monitor: Monitor) -> None:
+        new = {path: reason for path, reason in unreadable if path not in self.found}
+        if not new:
+            return
+        self.found.update(new)
+        for path, reason in new.items():
+            monitor.print(
+                f"warning: {path}: {reason}; skipped: training goes on without it (listed in "
+                f"{self.listing})"
+            )
+        if self.active:
+            old = self.listing.read_text() if self.listing.is_file() else ""
+            lines = "".join(f"{path}\t{reason}\n" for path, reason in new.items())
+            try:
+                atomic_write_text(self.listing, old + lines)
+            except HiFiGANError as e:
+                monitor.print(f"warning: {e}")
+
+    @property
+    def exhausted(self) -> bool:
+        """No training clip can be read any more."""
+        return len(self.found) >= self.total
+
+
 def advance(state: TrainState, batches_per_epoch: int, nets: Networks) -> None:
     """One step done: the step, the data position and, at the end of an epoch, the
     learning-rate decay."""
@@ -171,6 +217,19 @@ def advance(state: TrainState, batches_per_epoch: int, nets: Networks) -> None:
         state.epoch += 1
         state.batch_in_epoch = 0
         nets.decay_learning_rate()
+
+
+def stop_without_data(
+    checkpointer: Checkpointer, state: TrainState, unreadable: UnreadableClips
+) -> None:
+    """No training clip can be read any more: save the run at this step, then stop."""
+    if state.step > 0 and checkpointer.last != checkpoint_path(checkpointer.folder, state.step):
+        checkpointer.save(state)
+    saved = f", saved {checkpointer.last}" if checkpointer.last else ""
+    raise DataError(
+        f"none of the {unreadable.total} training clips can be read any more (listed in "
+        f"{unreadable.listing}); stopped at step {state.step}{saved}"
+    )
 
 
 def log_training(
@@ -243,6 +302,8 @@ def _run(
     validate = Validator(
         run, nets, checkpointer, device, active=procs.is_main, audio_samples=options.audio_samples
     )
+    if procs.is_main:  # the run opened without error: now its files may change
+        commit_run(run)
     monitor = open_monitor(run, state, options, active=procs.is_main)
     try:
         if state.step >= t.max_steps:
@@ -252,16 +313,20 @@ def _run(
             validate(state, {}, monitor)
         intervals, window = Intervals.of(t), LogWindow()
         skipped = SkippedSteps(options.max_bad_steps, run.out)
+        unreadable = UnreadableClips(run, active=procs.is_main)
         data = batches(loader, sampler, state)
         stopped_by = "max_steps"
         while state.step < t.max_steps:
             t0 = time.perf_counter()
             try:
-                mel, audio = next(data)
+                mel, audio, found = next(data)
             except RuntimeError:
                 if stop.received is None:
                     raise
                 break  # a loader worker was interrupted by the same signal: stop here
+            unreadable.add(found, monitor)
+            if procs.any_process(unreadable.exhausted):
+                stop_without_data(checkpointer, state, unreadable)
             mel = mel.to(device, non_blocking=True)  # (B, n_mels, frames)
             real = audio.to(device, non_blocking=True).unsqueeze(1)  # (B, 1, segment)
             result = train_step(nets, mel, real, procs)

@@ -3,18 +3,21 @@
 Accepted layouts (:func:`find_clips`; the options that choose among them are
 :data:`DATA_OPTIONS`):
 
-* a prepared folder (``manifest.jsonl``) or a manifest file;
+* a prepared folder (``manifest.jsonl``) or a manifest file (its clips are converted again
+  when the sample rate differs);
 * the authors' filelists: ``id|text`` lines for training and validation, audio in ``wavs/<id>.*``
   (given explicitly, or found in the folder as ``training.txt``/``validation.txt``,
   ``train.txt``/``eval.txt`` ...);
+* one ``id|text`` filelist file (the split is drawn), audio in ``wavs/`` beside it;
 * an LJSpeech folder: ``metadata.csv`` (``id|text|...``) and ``wavs/``;
 * any folder of audio files, searched recursively; a file's speaker is its parent folder
   (a VCTK-style folder of speaker subfolders).
 
 Every clip is decoded once (:func:`inspect_clip`): unreadable, empty, silent or too-short files
-are skipped and listed, never fatal. Clips at another sample rate or with several channels are
-converted once (resampled, mixed to mono) into ``cache/`` and reused on later runs. When no split
-is given, a deterministic one is drawn from a hash of each clip's id.
+are skipped and listed, never fatal. Clips at another sample rate than the config's or with
+several channels are converted once (resampled, mixed to mono) into ``cache/<rate>/`` and reused
+on later runs. When no split is given, a deterministic one is drawn from a hash of each clip's
+id.
 
 The manifest is one JSON object per line: ``id``, ``path`` (relative to the manifest's folder),
 ``duration`` (seconds), ``sample_rate``, ``split`` (``train`` or ``val``), ``speaker`` and, for
@@ -36,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HiFiGANError, InputError
-from ..io import AUDIO_SUFFIXES, atomic_write_text, load_audio, resample, save_wav
+from ..io import AUDIO_SUFFIXES, atomic_write_text, load_audio, resample, save_wav, warn
 
 MANIFEST = "manifest.jsonl"
 SKIPPED = "skipped.tsv"
@@ -84,13 +87,17 @@ class Clip:
 
 @dataclass
 class Prepared:
-    """What :func:`prepare` found: the usable clips and the skipped files with the reason."""
+    """What :func:`prepare` found: the usable clips, the skipped files with the reason, and the
+    conversions done (``resampled``: source rate -> clips resampled from it)."""
 
     clips: list[Clip]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     layout: str = ""
     converted: int = 0
     manifest: Path | None = None
+    sample_rate: int = 0
+    resampled: dict[int, int] = field(default_factory=dict)
+    mixed: int = 0
 
     def split(self, name: str) -> list[Clip]:
         return [c for c in self.clips if c.split == name]
@@ -107,14 +114,30 @@ class Prepared:
         lines.append(f"layout: {self.layout}")
         folder = self.manifest.parent if self.manifest else Path(".")
         if self.converted:
-            rate = self.clips[0].sample_rate
-            lines.append(f"converted {self.converted} clips to {rate} Hz mono in {folder / CACHE}")
+            done = []
+            if self.resampled:
+                rates = ", ".join(f"{n} from {r} Hz" for r, n in sorted(self.resampled.items()))
+                n = sum(self.resampled.values())
+                done.append(f"resampled {_clips(n)} to {self.sample_rate} Hz ({rates})")
+            if self.mixed:
+                done.append(f"mixed {_clips(self.mixed)} down to mono")
+            lines.append(f"{'; '.join(done)}, into {cache_folder(folder, self.sample_rate)}")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} files (listed in {folder / SKIPPED}):")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped[:max_listed]]
             if len(self.skipped) > len(self.skipped[:max_listed]):
                 lines.append("  ...")
         return lines
+
+
+def _clips(n: int) -> str:
+    return f"{n} clip" if n == 1 else f"{n} clips"
+
+
+def cache_folder(prepared: Path, sample_rate: int) -> Path:
+    """Where the clips converted to ``sample_rate`` are kept (one folder per rate, so that
+    preparing for another rate never replaces them)."""
+    return Path(prepared) / CACHE / str(sample_rate)
 
 
 # ---------------------------------------------------------------------- finding clips
@@ -133,8 +156,10 @@ def find_clips(
     data = Path(data)
     if not data.exists():
         raise DataError("dataset folder not found", data)
-    if not data.is_dir():
-        raise DataError("expected a dataset folder (or a manifest.jsonl)", data)
+    if data.is_file():
+        return _clips_of_file(data, wavs)
+    if train_list is None and val_list is None and (data / MANIFEST).is_file():
+        return _clips_of_manifest(data / MANIFEST)
     if train_list is None and val_list is None:
         train_list = _first_existing(data, TRAIN_LIST_NAMES)
         val_list = _first_existing(data, VAL_LIST_NAMES) if train_list else None
@@ -179,6 +204,55 @@ def find_clips(
     return _unique(found, []), [], layout
 
 
+# what a dataset may be, for the messages that refuse something else
+ACCEPTED_DATA = (
+    "expected a dataset folder, a prepared folder or its manifest.jsonl, or an id|text filelist"
+)
+
+
+def _clips_of_file(
+    path: Path, wavs: Path | None
+) -> tuple[list[Candidate], list[tuple[str, str]], str]:
+    """A manifest file, or one ``id|text`` filelist whose audio is in ``wavs`` (default
+    ``wavs/`` beside it, else its folder); any other file is refused."""
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        raise DataError(f"is an audio file, not a dataset: {ACCEPTED_DATA}", path)
+    if path.suffix.lower() == ".jsonl":
+        return _clips_of_manifest(path)
+    if not _is_text(path):
+        raise DataError(f"not a text file: {ACCEPTED_DATA}", path)
+    if wavs is None:
+        wavs = path.parent / "wavs" if (path.parent / "wavs").is_dir() else path.parent
+    found, missing = _read_filelist(path, wavs, None)
+    return _unique(found, missing), missing, f"filelist ({path.name})"
+
+
+def _is_text(path: Path) -> bool:
+    """Whether the start of a file decodes as UTF-8 (a multi-byte character may be cut)."""
+    import codecs
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise DataError(f"cannot read ({(e.strerror or str(e)).lower()})", path) from None
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return b"\0" not in head
+
+
+def _clips_of_manifest(path: Path) -> tuple[list[Candidate], list[tuple[str, str]], str]:
+    """The clips of a prepared manifest, with their split; each is read again from its
+    original file when that still exists (a converted clip's ``source``)."""
+    candidates = [
+        Candidate(c.id, c.source if c.source and c.source.is_file() else c.path, c.split, c.speaker)
+        for c in read_manifest(path)
+    ]
+    return candidates, [], f"prepared manifest ({path})"
+
+
 def audio_files(folder: Path) -> list[Path]:
     """Every audio file (:data:`~hifigan.io.AUDIO_SUFFIXES`) below ``folder``, recursively,
     sorted."""
@@ -193,8 +267,10 @@ def filelist_ids(path: Path) -> list[tuple[int, str]]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError("filelist not found", path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read filelist ({e})", path) from None
+    except UnicodeDecodeError:
+        raise DataError("not a UTF-8 text file (a filelist holds id|text lines)", path) from None
+    except OSError as e:
+        raise DataError(f"cannot read filelist ({(e.strerror or str(e)).lower()})", path) from None
     ids = []
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
@@ -252,8 +328,8 @@ def _unique(found: list[Candidate], skipped: list[tuple[str, str]]) -> list[Cand
 
 # ---------------------------------------------------------------------- split
 def default_val_size(n: int) -> int:
-    """2% of the clips, at most 100, at least 5 (at least one, and at most a fifth, of a small
-    set; none of a single clip)."""
+    """2% of the clips, at least 5 and at most 100; of fewer than 25 clips a fifth (rounded
+    down, at least one; none of a single clip)."""
     return min(100, max(round(0.02 * n), min(5, n // 5), 1 if n >= 2 else 0))
 
 
@@ -277,10 +353,11 @@ def assign_split(candidates: list[Candidate], val_size: int | None = None) -> li
 # ---------------------------------------------------------------------- checking and converting
 def inspect_clip(
     candidate: Candidate, sample_rate: int, cache_dir: Path, min_samples: int
-) -> tuple[Clip, bool]:
+) -> tuple[Clip, tuple[int, int] | None]:
     """Decode a clip completely, check it, and convert it into ``cache_dir`` when its rate or
-    channel count differ. Returns ``(clip, converted)``; raises :class:`InputError` (naming the
-    file) for a file that cannot be used."""
+    channel count differ. Returns ``(clip, (source rate, channels))``, the second ``None`` unless
+    the clip was converted now; raises :class:`InputError` (naming the file) for a file that
+    cannot be used."""
     import soundfile as sf
 
     source = candidate.source
@@ -288,9 +365,9 @@ def inspect_clip(
     if cached.is_file() and cached.stat().st_mtime >= source.stat().st_mtime:
         info = sf.info(str(cached))
         if info.samplerate == sample_rate and info.channels == 1 and info.frames >= min_samples:
-            return _clip(candidate, cached, info.frames, sample_rate, source), False
+            return _clip(candidate, cached, info.frames, sample_rate, source), None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the mix-down is reported by `converted`
+        warnings.simplefilter("ignore")  # the mix-down is reported in the summary
         audio, rate = load_audio(source)
     try:
         channels = sf.info(str(source)).channels
@@ -307,23 +384,30 @@ def inspect_clip(
             source,
         )
     if rate == sample_rate and channels == 1:
-        return _clip(candidate, source, audio.shape[0], sample_rate, None), False
+        return _clip(candidate, source, audio.shape[0], sample_rate, None), None
     save_wav(cached, audio, sample_rate)
-    return _clip(candidate, cached, audio.shape[0], sample_rate, source), True
+    return _clip(candidate, cached, audio.shape[0], sample_rate, source), (rate, channels)
 
 
 def _clip(c: Candidate, path: Path, frames: int, rate: int, source: Path | None) -> Clip:
     return Clip(c.id, path.resolve(), frames / rate, rate, c.split or "train", c.speaker, source)
 
 
-def _inspect_or_reason(args: tuple[Candidate, int, Path, int]) -> tuple[Clip, bool] | str:
+def _inspect_or_reason(
+    args: tuple[Candidate, int, Path, int],
+) -> tuple[Clip, tuple[int, int] | None] | str:
     """:func:`inspect_clip`, or the reason why the clip cannot be used."""
     try:
         return inspect_clip(*args)
     except HiFiGANError as e:
-        return str(e)[len(e.path) + 2 :] if e.path else str(e)
+        return reason_of(e)
     except OSError as e:
         return f"cannot convert ({e.strerror or e})"
+
+
+def reason_of(error: HiFiGANError) -> str:
+    """The message of ``error`` without the file name in front."""
+    return str(error)[len(error.path) + 2 :] if error.path else str(error)
 
 
 # ---------------------------------------------------------------------- prepare
@@ -341,14 +425,23 @@ def prepare(
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> Prepared:
     """Find, check and convert the clips of ``data`` and write ``out_dir/manifest.jsonl`` and
-    ``out_dir/skipped.tsv``. Converted clips go to ``out_dir/cache``."""
+    ``out_dir/skipped.tsv``. Clips converted to ``sample_rate`` go to ``out_dir/cache/<rate>``.
+    ``val_size`` validation clips are drawn when the data give no split (default
+    :func:`default_val_size`)."""
     out_dir = Path(out_dir)
+    if val_size is not None and val_size < 0:
+        raise DataError(f"--val-size must be 0 or more, got {val_size}")
+    if jobs < 1:
+        raise DataError(f"--jobs must be at least 1, got {jobs}")
     candidates, skipped, layout = find_clips(
         data, train_list=train_list, val_list=val_list, wavs=wavs
     )
     if not candidates:
         raise DataError("none of the listed clips was found", data)
-    work = [(c, sample_rate, out_dir / CACHE, min_samples) for c in candidates]
+    if val_size is not None and all(c.split is not None for c in candidates):
+        warn(f"{data}: --val-size is not used: the data give the split")
+    _check_val_size(val_size, candidates, data)
+    work = [(c, sample_rate, cache_folder(out_dir, sample_rate), min_samples) for c in candidates]
     if jobs > 1:
         with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
             results: Iterable = pool.map(_inspect_or_reason, work, chunksize=8)
@@ -357,28 +450,45 @@ def prepare(
     else:
         items: Iterable = progress(work, len(work)) if progress else work
         outcomes = [_inspect_or_reason(w) for w in items]
-    usable, converted = {}, 0
+    result = Prepared([], skipped, layout, sample_rate=sample_rate)
+    usable = {}
     for c, outcome in zip(candidates, outcomes):
         if isinstance(outcome, str):
             skipped.append((str(c.source), outcome))
-        else:
-            usable[c.id] = outcome[0]
-            converted += outcome[1]
-    # the split is drawn among the usable clips only
-    split = {
-        c.id: c.split for c in assign_split([c for c in candidates if c.id in usable], val_size)
-    }
-    clips = [dataclasses.replace(clip, split=split[i]) for i, clip in usable.items()]
+            continue
+        usable[c.id] = outcome[0]
+        if outcome[1] is not None:
+            rate, channels = outcome[1]
+            result.converted += 1
+            result.mixed += channels > 1
+            if rate != sample_rate:
+                result.resampled[rate] = result.resampled.get(rate, 0) + 1
     skipped_file = out_dir / SKIPPED
     atomic_write_text(skipped_file, "".join(f"{path}\t{reason}\n" for path, reason in skipped))
-    if not any(c.split == "train" for c in clips):
+    # the split is drawn among the usable clips only
+    kept = [c for c in candidates if c.id in usable]
+    _check_val_size(val_size, kept, data, f"; {len(skipped)} skipped, in {skipped_file}")
+    split = {c.id: c.split for c in assign_split(kept, val_size)}
+    result.clips = [dataclasses.replace(clip, split=split[i]) for i, clip in usable.items()]
+    if not any(c.split == "train" for c in result.clips):
         raise DataError(
             f"no usable training clips ({len(skipped)} files skipped, listed in {skipped_file})",
             data,
         )
-    manifest = out_dir / MANIFEST
-    write_manifest(manifest, clips)
-    return Prepared(clips, skipped, layout, converted, manifest)
+    result.manifest = out_dir / MANIFEST
+    write_manifest(result.manifest, result.clips)
+    return result
+
+
+def _check_val_size(
+    val_size: int | None, candidates: list[Candidate], data: Path, note: str = ""
+) -> None:
+    """Refuse a ``val_size`` that leaves none of the clips without a split for training."""
+    unsplit = sum(c.split is None for c in candidates)
+    if val_size is not None and unsplit and val_size >= unsplit:
+        raise DataError(
+            f"--val-size {val_size} leaves no training clip ({unsplit} clips{note})", data
+        )
 
 
 # ---------------------------------------------------------------------- manifest files
@@ -416,6 +526,8 @@ def read_manifest(path: Path) -> list[Clip]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError("manifest not found", path) from None
+    except UnicodeDecodeError:
+        raise DataError("not a manifest: not UTF-8 text", path) from None
     except OSError as e:
         raise DataError(f"cannot read manifest ({e.strerror})", path) from None
     base = path.resolve().parent

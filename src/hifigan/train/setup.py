@@ -7,8 +7,11 @@ prepared data), and the others wait for it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +23,15 @@ from torch import Tensor
 
 from ..checkpoint import read_checkpoint
 from ..config import HiFiGANConfig
-from ..errors import ConfigError, HiFiGANError
-from .dataset import EpochBatchSampler, FineTuneMels, SegmentDataset
+from ..errors import CheckpointError, ConfigError, HiFiGANError
+from .dataset import (
+    EpochBatchSampler,
+    FineTuneMels,
+    SegmentDataset,
+    check_batches,
+    collate_segments,
+    padding_share,
+)
 from .distributed import Processes
 from .manifest import (
     DATA_OPTIONS,
@@ -30,6 +40,7 @@ from .manifest import (
     DataError,
     prepare,
     read_manifest,
+    reason_of,
     write_manifest,
 )
 from .run_folder import config_of, list_checkpoints, set_rng_state
@@ -41,7 +52,8 @@ class TrainOptions:
     """How to run one training (the recipe itself is the config's ``train`` section).
 
     ``config`` is a preset name, a JSON path or a config object; when resuming, the run's own
-    config is used and only ``max_steps`` and the intervals may change. ``data`` and the
+    config and data are used (a ``config`` or ``data`` that differs from them is refused) and
+    only ``max_steps``, the intervals and ``num_workers`` may change. ``data`` and the
     :data:`~hifigan.train.manifest.DATA_OPTIONS` after it say where the clips come from (see
     :func:`~hifigan.train.manifest.prepare`); ``checkpoint`` gives starting weights;
     ``fine_tune_mels`` a folder of ``<id>.npy`` input mels. ``None`` overrides keep the
@@ -107,6 +119,8 @@ class Run:
     val_clips: list[Clip]
     fine_tune_dir: Path | None
     fine_tune: FineTuneMels | None
+    # newer checkpoints that could not be read, with the reason (set aside by commit_run)
+    damaged: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
 
     @property
     def checkpoints(self) -> Path:
@@ -120,7 +134,9 @@ def say(line: str) -> None:
 
 def open_run(options: TrainOptions, procs: Processes) -> Run:
     """Open ``options.out``: refuse a folder that holds a run unless resuming, read the newest
-    checkpoint when resuming, write the config, and load (or prepare) the clips."""
+    intact checkpoint (or the run's ``config.json`` when it has none yet) when resuming, and
+    load (or prepare) the clips. Nothing of the run is rewritten here (see :func:`commit_run`);
+    only a run without prepared data gets them now."""
     out = Path(options.out)
     existing = list_checkpoints(out / "checkpoints")
     if existing and not options.resume:
@@ -129,20 +145,30 @@ def open_run(options: TrainOptions, procs: Processes) -> Run:
             "choose another --out",
             out,
         )
-    latest = existing[-1] if options.resume and existing else None
-    resumed = read_checkpoint(latest) if latest is not None else None
-    config = build_config(options, resumed)
+    latest, resumed, damaged = newest_intact(existing) if options.resume else (None, None, [])
+    saved = (
+        out / CONFIG if options.resume and resumed is None and (out / CONFIG).is_file() else None
+    )
+    config = build_config(options, resumed, saved)
+    created = not out.exists()
     if procs.is_main:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise HiFiGANError(f"cannot create the run folder ({e.strerror})", out) from None
-        config.save(out / "config.json")  # also proves early that the folder is writable
         if options.resume and latest is None:
-            say(f"--resume: no checkpoint in {out / 'checkpoints'} yet, starting a new run")
-    clips = load_clips(options, out / "data", config, procs, resuming=resumed is not None)
+            start = "from its config.json" if saved else "a new run"
+            say(f"--resume: no checkpoint in {out / 'checkpoints'} yet, starting {start}")
+    try:
+        clips = load_clips(options, out / "data", config, procs, resuming=options.resume)
+    except BaseException:
+        if created and procs.is_main:  # refused data leave no empty run folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     train_clips = [c for c in clips if c.split == "train"]
     val_clips = [c for c in clips if c.split == "val"][: options.val_clips]
+    check_batches(len(train_clips), config.train.batch_size, procs.world_size)
     fine_tune_dir = options.fine_tune_mels
     if fine_tune_dir is None and resumed is not None:
         recorded = resumed.get("run", {}).get("fine_tune_mels")
@@ -150,18 +176,51 @@ def open_run(options: TrainOptions, procs: Processes) -> Run:
     fine_tune = (
         FineTuneMels(fine_tune_dir, train_clips + val_clips, config.mel) if fine_tune_dir else None
     )
-    return Run(out, config, resumed, latest, train_clips, val_clips, fine_tune_dir, fine_tune)
+    return Run(
+        out, config, resumed, latest, train_clips, val_clips, fine_tune_dir, fine_tune, damaged
+    )
 
 
-def build_config(options: TrainOptions, resume_checkpoint: dict[str, Any] | None) -> HiFiGANConfig:
-    """The run's config: the resumed run's, the starting checkpoint's, or ``options.config``
-    (default ``v1``), with the overrides of ``options`` applied."""
-    if resume_checkpoint is not None:
-        config = HiFiGANConfig.from_dict(resume_checkpoint["config"], source="resumed checkpoint")
-        if options.batch_size not in (None, config.train.batch_size):
+def newest_intact(
+    checkpoints: list[Path],
+) -> tuple[Path | None, dict[str, Any] | None, list[tuple[Path, str]]]:
+    """The newest of ``checkpoints`` that reads back intact, the checkpoint itself, and the
+    newer ones that do not (with the reason). Raises when there are checkpoints but none is
+    intact."""
+    damaged: list[tuple[Path, str]] = []
+    for path in reversed(checkpoints):
+        try:
+            return path, read_checkpoint(path), damaged
+        except CheckpointError as e:
+            damaged.append((path, reason_of(e)))
+    if damaged:
+        path, reason = damaged[0]
+        older = len(damaged) - 1
+        more = {0: "", 1: " (nor is the older one)"}.get(
+            older, f" (nor are the {older} older ones)"
+        )
+        raise CheckpointError(f"{reason}; no intact checkpoint to resume from{more}", path)
+    return None, None, []
+
+
+def build_config(
+    options: TrainOptions, resume_checkpoint: dict[str, Any] | None, saved: Path | None = None
+) -> HiFiGANConfig:
+    """The run's config: the resumed run's (from its checkpoint, or its ``config.json`` when
+    it has none yet: ``saved``), the starting checkpoint's, or ``options.config`` (default
+    ``v1``), with the overrides of ``options`` applied. A resumed run refuses another config."""
+    if resume_checkpoint is not None or saved is not None:
+        if resume_checkpoint is not None:
+            config = HiFiGANConfig.from_dict(resume_checkpoint["config"], "resumed checkpoint")
+        else:
+            config = HiFiGANConfig.from_file(saved)
+        check_same_config(options, config)
+        batch = config.train.batch_size
+        if resume_checkpoint is not None and options.batch_size not in (None, batch):
             raise ConfigError(
-                "cannot change the batch size when resuming "
-                f"(the run uses {config.train.batch_size})"
+                f"--batch-size {options.batch_size} differs from the run's ({batch}); --resume "
+                "keeps the run's batch size: drop --batch-size or start a new --out",
+                options.out,
             )
     elif options.checkpoint is not None:
         config = config_of(options.checkpoint, options.config)
@@ -169,45 +228,77 @@ def build_config(options: TrainOptions, resume_checkpoint: dict[str, Any] | None
         config = options.config
     else:
         config = HiFiGANConfig.load(options.config or "v1")
-    overrides = {
-        k: getattr(options, k)
-        for k in ("max_steps", "batch_size", "log_interval", "val_interval", "checkpoint_interval")
-        if getattr(options, k) is not None
-    }
-    if options.num_workers is not None:
-        overrides["num_workers"] = options.num_workers
+    overrides = {k: getattr(options, k) for k in OVERRIDES if getattr(options, k) is not None}
+    for key, value in overrides.items():  # each alone first, to name the option at fault
+        one = dataclasses.replace(config.train, **{key: value})
+        dataclasses.replace(config, train=one).validate(f"--{key.replace('_', '-')} {value}")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
     config.validate("training config")
     return config
 
 
+# the train settings that options may change, also when resuming (except the batch size)
+OVERRIDES = (
+    "max_steps",
+    "batch_size",
+    "log_interval",
+    "val_interval",
+    "checkpoint_interval",
+    "num_workers",
+)
+
+
+def check_same_config(options: TrainOptions, config: HiFiGANConfig) -> None:
+    """Refuse a ``--config`` that, with the options' overrides, differs from the run's config
+    (apart from its name and the settings that may change when resuming)."""
+    if options.config is None:
+        return
+    given = options.config
+    other = given if isinstance(given, HiFiGANConfig) else HiFiGANConfig.load(given)
+    overrides = {k: getattr(options, k) for k in OVERRIDES if getattr(options, k) is not None}
+    other = dataclasses.replace(other, train=dataclasses.replace(other.train, **overrides))
+    a, b = _flat(other.to_dict()), _flat(config.to_dict())
+    may_change = {f"train.{k}" for k in OVERRIDES if k != "batch_size"} | {"name"}
+    differ = [k for k in b if k not in may_change and a.get(k) != b[k]]
+    if differ:
+        key, name = differ[0], given.name if isinstance(given, HiFiGANConfig) else given
+        raise ConfigError(
+            f"--config {name} differs from the run's config ({key} {a.get(key)}, the run's "
+            f"{b[key]}); --resume keeps the run's config: drop --config or start a new --out",
+            options.out,
+        )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"seed": 1}}`` -> ``{"train.seed": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_clips(
     options: TrainOptions, run_data: Path, config: HiFiGANConfig, procs: Processes, resuming: bool
 ) -> list[Clip]:
-    """The run's clips: ``RUN_DIR/data/manifest.jsonl`` when resuming, else a copy of a prepared
-    manifest, else the data folder prepared now (by the main process) into ``RUN_DIR/data``."""
+    """The run's clips: ``RUN_DIR/data/manifest.jsonl`` when resuming (where ``--data``, if
+    given, must be the run's data), else a copy of a prepared manifest at the config's rate,
+    else the data prepared now (by the main process) into ``RUN_DIR/data``, at the config's
+    rate."""
     manifest = run_data / MANIFEST
-    if not (resuming and manifest.is_file()):
+    if resuming and manifest.is_file():
+        clips = read_manifest(manifest)
+        if options.data is not None:
+            check_same_data(options, clips, manifest)
+    else:
         if options.data is None:
             raise DataError("no training data: pass --data DIR (a dataset or prepared folder)")
-        data = Path(options.data)
-        prepared = data if data.is_file() else data / MANIFEST
         if procs.is_main:
-            if prepared.is_file() and options.train_list is None:
-                write_manifest(manifest, read_manifest(prepared))
-            else:
-                result = prepare(
-                    data,
-                    run_data,
-                    sample_rate=config.mel.sample_rate,
-                    min_samples=config.mel.n_fft,
-                    **{k: getattr(options, k) for k in DATA_OPTIONS},
-                )
-                say(f"data: {data} prepared into {run_data}")
-                for line in result.summary(max_listed=10):
-                    say(f"  {line}")
+            copy_or_prepare(options, run_data, config)
         procs.barrier()
-    clips = read_manifest(manifest)
+        clips = read_manifest(manifest)
     wrong = [c for c in clips if c.sample_rate != config.mel.sample_rate]
     if wrong:
         raise DataError(
@@ -216,6 +307,84 @@ def load_clips(
             manifest,
         )
     return clips
+
+
+def copy_or_prepare(options: TrainOptions, run_data: Path, config: HiFiGANConfig) -> None:
+    """Copy the manifest of prepared data at the config's rate into ``run_data``; prepare
+    anything else (datasets, and prepared data at another rate) into it."""
+    data = Path(options.data)
+    prepared = data if data.is_file() and data.suffix == ".jsonl" else data / MANIFEST
+    if prepared.is_file() and options.train_list is None:
+        clips = read_manifest(prepared)
+        if all(c.sample_rate == config.mel.sample_rate for c in clips):
+            write_manifest(run_data / MANIFEST, clips)
+            return
+    result = prepare(
+        data,
+        run_data,
+        sample_rate=config.mel.sample_rate,
+        min_samples=config.mel.n_fft,
+        **{k: getattr(options, k) for k in DATA_OPTIONS},
+    )
+    say(f"data: {data} prepared into {run_data} at {config.mel.sample_rate} Hz")
+    for line in result.summary(max_listed=10):
+        say(f"  {line}")
+
+
+def check_same_data(options: TrainOptions, clips: list[Clip], manifest: Path) -> None:
+    """Refuse ``--data`` when the run's clips do not come from it: the same clips as a
+    prepared manifest, or files below the dataset folder (or ``--wavs``)."""
+
+    def origin(c: Clip) -> Path:
+        return c.source or c.path
+
+    data = Path(options.data)
+    prepared = data if data.is_file() and data.suffix == ".jsonl" else data / MANIFEST
+    if prepared.is_file():
+        theirs = read_manifest(prepared)
+        same = {(c.id, origin(c)) for c in theirs} == {(c.id, origin(c)) for c in clips}
+    else:
+        roots = [data.parent if data.is_file() else data]
+        roots += [Path(options.wavs)] if options.wavs is not None else []
+        roots = [r.resolve() for r in roots]
+        same = all(any(origin(c).is_relative_to(r) for r in roots) for c in clips)
+    if not same:
+        raise DataError(
+            f"--data {data} is not the data of this run; --resume keeps the run's data "
+            f"({manifest}): drop --data or start a new --out",
+            manifest.parent.parent,
+        )
+
+
+def commit_run(run: Run) -> None:
+    """Once the run has opened without error (main process): write its ``config.json``, set
+    aside the damaged checkpoints passed over, and remove the temporary files of writes that
+    were interrupted (a killed process)."""
+    run.config.save(run.out / CONFIG)
+    for path, reason in run.damaged:
+        kept = path.with_name(path.name + ".damaged")
+        path.replace(kept)
+        say(
+            f"warning: {path}: {reason}; resuming from {run.latest.name if run.latest else '-'} "
+            f"instead (the damaged file is kept as {kept.name})"
+        )
+    leftovers = [
+        p
+        for folder in (run.out, run.checkpoints, run.out / "data")
+        if folder.is_dir()
+        for p in folder.iterdir()
+        if _TEMPORARY.match(p.name) and p.is_file()
+    ]
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    if leftovers:
+        files = "file" if len(leftovers) == 1 else "files"
+        say(f"removed {len(leftovers)} temporary {files} of interrupted writes in {run.out}")
+
+
+CONFIG = "config.json"
+# the temporary files of hifigan.io.atomic_path: ".<name>.<8 random characters>.tmp"
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def start_networks(
@@ -251,28 +420,58 @@ def make_loader(
     run: Run, device: torch.device, procs: Processes
 ) -> tuple[torch.utils.data.DataLoader, EpochBatchSampler]:
     """The training loader over this process's share of every global batch, and its sampler
-    (which sets the data position)."""
+    (which sets the data position). Says once when the clips are mostly shorter than the
+    segment, and when there are fewer CPUs than loader workers (their number is capped)."""
     t = run.config.train
     dataset = SegmentDataset(run.train_clips, run.config.mel, t.segment_size, run.fine_tune)
     sampler = EpochBatchSampler(
         len(run.train_clips), t.batch_size, t.seed, procs.rank, procs.world_size
     )
+    workers = min(t.num_workers, available_cpus())
+    if procs.is_main:
+        if workers < t.num_workers:
+            say(
+                f"data loader: {workers} workers, not {t.num_workers} (train.num_workers): "
+                f"{workers} CPUs are available to this process"
+            )
+        padding = padding_share(run.train_clips, t.segment_size)
+        if padding >= PADDING_WARNING:
+            short = sum(round(c.duration * c.sample_rate) < t.segment_size for c in run.train_clips)
+            which = "clips" if short == len(run.train_clips) else f"{short} of the clips"
+            say(
+                f"warning: {which} are shorter than the {t.segment_size}-sample segment: "
+                f"{padding:.0%} of each batch is padding (a smaller train.segment_size avoids it)"
+            )
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
-        num_workers=t.num_workers,
+        collate_fn=collate_segments,
+        num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=t.num_workers > 0,
-        prefetch_factor=4 if t.num_workers > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
     )
     return loader, sampler
 
 
+# the expected share of padding in a batch from which a run warns about short clips
+PADDING_WARNING = 0.1
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every system
+        return os.cpu_count() or 1
+
+
 def batches(
     loader: torch.utils.data.DataLoader, sampler: EpochBatchSampler, state: TrainState
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """``(mel (B, n_mels, frames), audio (B, segment))`` batches from the data position in
-    ``state``, epoch after epoch, forever."""
+) -> Iterator[tuple[Tensor, Tensor, list[tuple[str, str]]]]:
+    """``(mel (B, n_mels, frames), audio (B, segment), unreadable clips)`` batches from the data
+    position in ``state``, epoch after epoch, forever (see
+    :func:`~hifigan.train.dataset.collate_segments`)."""
     while True:
         sampler.set_position(state.epoch, state.batch_in_epoch)
         yield from loader
