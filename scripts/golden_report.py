@@ -24,7 +24,7 @@ from hifigan import (
     MultiScaleDiscriminator,
     Vocoder,
 )
-from hifigan.checkpoint import from_reference_keys, to_reference_keys
+from hifigan.checkpoint import from_authors_keys, to_authors_keys
 from hifigan.io import to_int16
 from hifigan.losses import discriminator_loss_terms, generator_loss_terms, loss_weights
 from hifigan.pretrained import get_model, weight_file
@@ -76,7 +76,7 @@ def discriminators() -> None:
     cfg = HiFiGANConfig.preset("v1")
     mpd, msd = MultiPeriodDiscriminator.from_config(cfg), MultiScaleDiscriminator.from_config(cfg)
     for m in (mpd, msd):
-        m.load_state_dict(from_reference_keys(fill(to_reference_keys(m.state_dict()))))
+        m.load_state_dict(from_authors_keys(fill(to_authors_keys(m.state_dict()))))
     g = np.load(GOLDEN / "discriminators_filled.npz")
     real, fake = torch.from_numpy(g["y_real"]), torch.from_numpy(g["y_gen"])
     with torch.no_grad():

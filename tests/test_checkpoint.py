@@ -12,13 +12,13 @@ from hifigan import (
     Vocoder,
 )
 from hifigan.checkpoint import (
-    export_reference_discriminators,
-    export_reference_generator,
-    from_reference_keys,
+    export_authors_discriminators,
+    export_authors_generator,
+    from_authors_keys,
     load_generator,
     read_checkpoint,
     save_checkpoint,
-    to_reference_keys,
+    to_authors_keys,
 )
 
 from conftest import GOLDEN, LJ_V2, need
@@ -31,7 +31,7 @@ def test_authors_checkpoint_round_trips_through_ours(tmp_path):
     save_checkpoint(tmp_path / "ours.pt", cfg, generator)
     ours, cfg2 = load_generator(tmp_path / "ours.pt")  # config comes from the file itself
     assert cfg2 == cfg
-    export_reference_generator(ours, tmp_path / "g_00000001")
+    export_authors_generator(ours, tmp_path / "g_00000001")
     back = torch.load(tmp_path / "g_00000001", weights_only=True)["generator"]
     assert list(back) == list(original)
     for key, value in original.items():
@@ -41,8 +41,8 @@ def test_authors_checkpoint_round_trips_through_ours(tmp_path):
 def test_discriminator_file_round_trips(tmp_path, fill):
     mpd, msd = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
     for m in (mpd, msd):
-        m.load_state_dict(from_reference_keys(fill(to_reference_keys(m.state_dict()))))
-    export_reference_discriminators(
+        m.load_state_dict(from_authors_keys(fill(to_authors_keys(m.state_dict()))))
+    export_authors_discriminators(
         tmp_path / "do_1", mpd=mpd, msd=msd, optim_g={}, optim_d={}, steps=7, epoch=2
     )
     data = read_checkpoint(tmp_path / "do_1")
@@ -50,8 +50,8 @@ def test_discriminator_file_round_trips(tmp_path, fill):
     assert "discriminators.0.convs.0.weight_g" in data["mpd"]
     assert "discriminators.0.convs.0.weight_orig" in data["msd"]  # spectral norm keys kept
     mpd2, msd2 = MultiPeriodDiscriminator(), MultiScaleDiscriminator()
-    mpd2.load_state_dict(from_reference_keys(data["mpd"]))
-    msd2.load_state_dict(from_reference_keys(data["msd"]))
+    mpd2.load_state_dict(from_authors_keys(data["mpd"]))
+    msd2.load_state_dict(from_authors_keys(data["msd"]))
     for a, b in ((mpd, mpd2), (msd, msd2)):
         for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
             assert ka == kb and torch.equal(va, vb)
@@ -181,5 +181,5 @@ def test_discriminator_file_is_not_a_generator(tmp_path):
 def test_v3_golden_checkpoint_keys_are_the_authors(tmp_path):
     state = read_checkpoint(need(GOLDEN / "g_v3_random_seed1234"))["generator"]
     assert "resblocks.0.convs.0.weight_g" in state
-    ours = to_reference_keys(Generator.from_config(HiFiGANConfig.preset("v3")).state_dict())
+    ours = to_authors_keys(Generator.from_config(HiFiGANConfig.preset("v3")).state_dict())
     assert set(ours) == set(state)

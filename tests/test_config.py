@@ -57,7 +57,7 @@ def test_reads_the_authors_config_format(file, preset):
 def test_round_trips_through_both_formats(tmp_path):
     cfg = HiFiGANConfig.preset("v3")
     assert HiFiGANConfig.from_dict(cfg.to_dict()) == cfg
-    back = HiFiGANConfig.from_dict(cfg.to_reference_dict())
+    back = HiFiGANConfig.from_dict(cfg.to_authors_dict())
     assert (back.generator, back.mel, back.train) == (cfg.generator, cfg.mel, cfg.train)
     cfg.save(tmp_path / "c.json")
     assert HiFiGANConfig.from_file(tmp_path / "c.json") == cfg
@@ -144,7 +144,7 @@ def test_out_of_range_values_are_named(tmp_path, section, key, value, message):
 
 
 def test_authors_format_with_a_bad_or_missing_key(tmp_path):
-    data = HiFiGANConfig.preset("v1").to_reference_dict()
+    data = HiFiGANConfig.preset("v1").to_authors_dict()
     data["resblock"] = "abc"
     with pytest.raises(ConfigError, match=r"generator\.resblock = 'abc' has the wrong type"):
         HiFiGANConfig.from_dict(data, "a.json")

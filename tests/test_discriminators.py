@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hifigan import HiFiGANConfig, MelSpectrogram, MultiPeriodDiscriminator, MultiScaleDiscriminator
-from hifigan.checkpoint import from_reference_keys, to_reference_keys
+from hifigan.checkpoint import from_authors_keys, to_authors_keys
 from hifigan.losses import (
     discriminator_loss_terms,
     generator_loss_terms,
@@ -28,7 +28,7 @@ def outputs(golden, fill):
     cfg = HiFiGANConfig.preset("v1")
     mpd, msd = MultiPeriodDiscriminator.from_config(cfg), MultiScaleDiscriminator.from_config(cfg)
     for m in (mpd, msd):
-        m.load_state_dict(from_reference_keys(fill(to_reference_keys(m.state_dict()))))
+        m.load_state_dict(from_authors_keys(fill(to_authors_keys(m.state_dict()))))
         m.train()
     real, fake = torch.from_numpy(golden["y_real"]), torch.from_numpy(golden["y_gen"])
     with torch.no_grad():

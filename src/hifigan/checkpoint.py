@@ -8,7 +8,7 @@ The authors' formats (read and written):
 
 Their state dicts use the names of the old ``torch.nn.utils.weight_norm`` (``conv_pre.weight_g``,
 ``conv_pre.weight_v``); our modules use ``torch.nn.utils.parametrizations`` and
-:func:`to_reference_keys` / :func:`from_reference_keys` translate between the two. Spectral
+:func:`to_authors_keys` / :func:`from_authors_keys` translate between the two. Spectral
 norm (first MSD sub-discriminator) has the same names in both (``weight_orig``, ``weight_u``,
 ``weight_v``).
 
@@ -37,7 +37,7 @@ _G_OURS = ".parametrizations.weight.original0"
 _V_OURS = ".parametrizations.weight.original1"
 
 
-def to_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+def to_authors_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Rename parametrized weight-norm keys to the authors' ``weight_g``/``weight_v``."""
     out = {}
     for key, value in state.items():
@@ -49,8 +49,8 @@ def to_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def from_reference_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Inverse of :func:`to_reference_keys`. ``weight_v`` is a weight-norm key only where a
+def from_authors_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Inverse of :func:`to_authors_keys`. ``weight_v`` is a weight-norm key only where a
     matching ``weight_g`` exists (spectral norm also has a ``weight_v``)."""
     out = {}
     for key, value in state.items():
@@ -172,7 +172,7 @@ def load_generator_weights(
     """Load a generator state dict in the authors' key names (with or without weight norm)."""
     if generator.has_weight_norm and not any(k.endswith(".weight_g") for k in state):
         generator.remove_weight_norm()  # a checkpoint saved with weight norm already folded
-    load_state_strict(generator, from_reference_keys(state), path, "generator")
+    load_state_strict(generator, from_authors_keys(state), path, "generator")
 
 
 def resolve_config(
@@ -221,12 +221,12 @@ def save_checkpoint(
         "format": FORMAT,
         "version": __version__,
         "config": config.to_dict(),
-        "generator": to_reference_keys(generator.state_dict()),
+        "generator": to_authors_keys(generator.state_dict()),
     }
     digest = {"generator": weights_digest(obj["generator"])}
     for key, value in extra.items():
         if isinstance(value, nn.Module):
-            obj[key] = to_reference_keys(value.state_dict())
+            obj[key] = to_authors_keys(value.state_dict())
             digest[key] = weights_digest(obj[key])
         else:
             obj[key] = value
@@ -234,12 +234,12 @@ def save_checkpoint(
     save_torch(obj, path)
 
 
-def export_reference_generator(generator: Generator, path: str | Path) -> None:
+def export_authors_generator(generator: Generator, path: str | Path) -> None:
     """Write the authors' generator file ``{"generator": state_dict}``."""
-    save_torch({"generator": to_reference_keys(generator.state_dict())}, path)
+    save_torch({"generator": to_authors_keys(generator.state_dict())}, path)
 
 
-def export_reference_discriminators(
+def export_authors_discriminators(
     path: str | Path,
     *,
     mpd: nn.Module,
@@ -254,8 +254,8 @@ def export_reference_discriminators(
     ``msd`` then ``mpd`` parameters for ``optim_d``."""
     save_torch(
         {
-            "mpd": to_reference_keys(mpd.state_dict()),
-            "msd": to_reference_keys(msd.state_dict()),
+            "mpd": to_authors_keys(mpd.state_dict()),
+            "msd": to_authors_keys(msd.state_dict()),
             "optim_g": optim_g,
             "optim_d": optim_d,
             "steps": steps,
@@ -268,9 +268,9 @@ def export_reference_discriminators(
 __all__ = [
     "CheckpointError",
     "HiFiGANError",
-    "export_reference_discriminators",
-    "export_reference_generator",
-    "from_reference_keys",
+    "export_authors_discriminators",
+    "export_authors_generator",
+    "from_authors_keys",
     "generator_state",
     "load_generator",
     "load_generator_weights",
@@ -278,5 +278,5 @@ __all__ = [
     "read_checkpoint",
     "resolve_config",
     "save_checkpoint",
-    "to_reference_keys",
+    "to_authors_keys",
 ]

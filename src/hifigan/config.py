@@ -159,7 +159,7 @@ class HiFiGANConfig:
         """Nested plain-Python form (JSON-serialisable; lists instead of tuples)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def to_reference_dict(self) -> dict[str, Any]:
+    def to_authors_dict(self) -> dict[str, Any]:
         """The authors' flat ``config.json`` format (for exporting to their tools)."""
         m, g, t = self.mel, self.generator, self.train
         return {

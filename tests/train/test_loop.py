@@ -23,7 +23,7 @@ from hifigan import (
     MultiScaleDiscriminator,
     Vocoder,
 )
-from hifigan.checkpoint import read_checkpoint, to_reference_keys
+from hifigan.checkpoint import read_checkpoint, to_authors_keys
 from hifigan.errors import HiFiGANError
 from hifigan.train import TrainingDiverged, TrainOptions, read_metrics, train
 from hifigan.train.loop import Intervals
@@ -371,7 +371,7 @@ def test_torchrun_with_two_processes_matches_one_process(tmp_path, data, tiny):
     assert worst < 2e-5, worst
     # the networks did move in those 3 steps, far more than the tolerance
     torch.manual_seed(1234)
-    initial = to_reference_keys(Generator.from_config(HiFiGANConfig.from_file(tiny)).state_dict())
+    initial = to_authors_keys(Generator.from_config(HiFiGANConfig.from_file(tiny)).state_dict())
     change = max((a[f"generator.{k}"] - v).abs().max().item() for k, v in initial.items())
     assert change > 3e-4  # Adam moves a weight by at most about lr = 2e-4 per step
     print(f"largest difference {worst:.2e}, largest change of a weight {change:.2e}")

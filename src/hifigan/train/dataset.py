@@ -26,11 +26,10 @@ from torch import Tensor
 
 from ..config import MelConfig
 from ..errors import HiFiGANError, InputError
-from ..io import load_audio, load_mel
+from ..io import load_audio, load_mel, peak_normalize
 from ..mel import MelSpectrogram
 from .manifest import Clip, reason_of
 
-PEAK = 0.95  # the peak level of normalised training audio (the authors' recipe)
 MEL_TOLERANCE_FRAMES = 2
 LOG_MEL_FLOOR = math.log(1e-5)  # the log-mel of silence, used to pad short fine-tuning mels
 
@@ -45,9 +44,7 @@ def read_clip(clip: Clip, *, normalize: bool) -> np.ndarray:
             clip.path,
         )
     if normalize:
-        peak = float(np.abs(audio).max())
-        if peak > 0:
-            audio = audio / peak * PEAK
+        audio = peak_normalize(audio)
     return audio.astype(np.float32, copy=False)
 
 

@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..checkpoint import (
-    export_reference_discriminators,
-    export_reference_generator,
-    from_reference_keys,
+    export_authors_discriminators,
+    export_authors_generator,
+    from_authors_keys,
     generator_state,
     load_generator_weights,
     load_state_strict,
@@ -171,8 +171,8 @@ def load_discriminators(
             checkpoint, path = read_checkpoint(partner), partner
     if "mpd" not in checkpoint or "msd" not in checkpoint:
         return False
-    load_state_strict(mpd, from_reference_keys(checkpoint["mpd"]), path, "MPD")
-    load_state_strict(msd, from_reference_keys(checkpoint["msd"]), path, "MSD")
+    load_state_strict(mpd, from_authors_keys(checkpoint["mpd"]), path, "MPD")
+    load_state_strict(msd, from_authors_keys(checkpoint["msd"]), path, "MSD")
     return True
 
 
@@ -224,8 +224,8 @@ def export_authors(path: Path, out_dir: Path) -> tuple[Path, Path]:
     state = checkpoint["state"]
     out_dir = Path(out_dir)
     g_path, do_path = out_dir / f"g_{state['step']:08d}", out_dir / f"do_{state['step']:08d}"
-    export_reference_generator(generator, g_path)
-    export_reference_discriminators(
+    export_authors_generator(generator, g_path)
+    export_authors_discriminators(
         do_path,
         mpd=mpd,
         msd=msd,
@@ -234,5 +234,5 @@ def export_authors(path: Path, out_dir: Path) -> tuple[Path, Path]:
         steps=int(state["step"]),
         epoch=int(state["epoch"]),
     )
-    atomic_write_text(out_dir / "config.json", json.dumps(config.to_reference_dict(), indent=2))
+    atomic_write_text(out_dir / "config.json", json.dumps(config.to_authors_dict(), indent=2))
     return g_path, do_path
