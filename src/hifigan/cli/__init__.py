@@ -3,6 +3,12 @@
 Every module of this package that defines ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> int`` is a subcommand named after the module (``_`` becomes ``-``). Commands are
 listed in pipeline order (:data:`ORDER`), any others after them.
+
+Import policy: subcommand modules import the package's own modules at the top (torch, which
+every command needs, dominates start-up: about 1.2 s of the 1.3 s of ``hifigan --help``; the
+package's modules add under 30 ms). Optional third-party packages (Starlette, uvicorn,
+matplotlib, ONNX, the metric packages) are imported where they are used, so that every
+command's ``--help`` works without its extra installed.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HiFiGANError
+from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
@@ -46,7 +47,6 @@ def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
     A registered model name is resolved to its installed weight file (sha256 verified) and
     its config preset; ``--config`` overrides the config in every case.
     """
-    from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
 
     if args.checkpoint is not None:
         return args.checkpoint, args.config

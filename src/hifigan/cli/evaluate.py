@@ -21,13 +21,19 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import HiFiGANError
+from ..evaluation import (
+    GRIFFIN_LIM,
+    GriffinLim,
+    MetricSuite,
+    Report,
+    dataset_files,
+    evaluate_copy_synthesis,
+    evaluate_folders,
+)
+from ..inference import Vocoder
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
-
-if TYPE_CHECKING:
-    from ..evaluation import Report
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
 
@@ -125,8 +131,6 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
 
 def _systems(args: argparse.Namespace) -> dict:
     """The systems of copy synthesis: --checkpoint (or --model), each --compare, Griffin-Lim."""
-    from ..evaluation import GRIFFIN_LIM, GriffinLim
-    from ..inference import Vocoder
 
     systems: dict = {}
     if args.checkpoint is not None or getattr(args, "model", None) or not args.compare:
@@ -148,7 +152,6 @@ def _systems(args: argparse.Namespace) -> dict:
 
 def _evaluate(args: argparse.Namespace) -> Report:
     """Score --gen folders against --ref, or copy-synthesize the --data clips and score them."""
-    from ..evaluation import MetricSuite, dataset_files, evaluate_copy_synthesis, evaluate_folders
 
     suite = MetricSuite(args.metrics or ("quick" if args.quick else "full"), crepe=args.crepe)
     plot_files = 0 if args.no_plots else max(0, args.plots)

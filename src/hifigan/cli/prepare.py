@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import HiFiGANConfig
+from ..train.manifest import DATA_OPTIONS, prepare
 
 HELP = "check a dataset and write its manifest (train/validation split, resampled cache)"
 
@@ -50,7 +51,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The values of :func:`add_data_arguments`' options, as keyword arguments of
     :func:`~hifigan.train.manifest.prepare` and :class:`~hifigan.train.TrainOptions`."""
-    from ..train.manifest import DATA_OPTIONS
 
     return {name: getattr(args, name) for name in DATA_OPTIONS}
 
@@ -71,8 +71,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from ..train.manifest import prepare
 
     config = HiFiGANConfig.load(args.config)
 

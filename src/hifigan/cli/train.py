@@ -25,7 +25,9 @@ import signal
 import sys
 from pathlib import Path
 
+from ..errors import HiFiGANError
 from ..precision import PRECISIONS
+from ..train import TrainOptions, export_authors, list_checkpoints, train
 from .common import add_threads_argument, apply_threads, model_source
 from .prepare import add_data_arguments, data_options
 
@@ -124,8 +126,6 @@ def _add_start_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import HiFiGANError
-    from ..train import TrainOptions, export_authors, list_checkpoints, train
 
     apply_threads(args.threads)
     for flag, value in (("--keep", args.keep), ("--val-clips", args.val_clips)):
