@@ -99,7 +99,7 @@ def test_bad_inputs_are_reported_one_line_each(run_cli, tmp_path, ckpt):
         " (shape (80, frames)); it looks transposed",
         f"{tmp_path / 'nan.npy'}: mel contains 1 NaN or infinite values",
         f"{tmp_path / 'notes.txt'}: unsupported file type .txt",
-        f"{tmp_path / 'missing.flac'}: file not found",
+        f"{tmp_path / 'missing.flac'}: not found",
     ]
     assert "error: 7 of 8 files failed:" in err
     for line in expected:
