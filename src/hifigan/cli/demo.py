@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
     rate = vocoder.sample_rate
     if args.input is not None:
-        audio, _ = load_audio(args.input, rate)
+        with np.errstate(invalid="ignore", over="ignore"):  # as in vocode: refused just after
+            audio, _ = load_audio(args.input, rate)
         source = str(args.input)
     else:
         clip = importlib.resources.files("hifigan") / "data" / DEMO_CLIP

@@ -261,7 +261,10 @@ def vocode_file(vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespac
             mel = load_mel(path)
             check_mel(mel, vocoder.n_mels, path)
         else:
-            audio, _ = load_audio(path, vocoder.sample_rate)
+            # the reader mixes channels before it refuses non-finite samples, which numpy
+            # would report as a stray warning (inf - inf) ahead of the error
+            with np.errstate(invalid="ignore", over="ignore"):
+                audio, _ = load_audio(path, vocoder.sample_rate)
             mel = vocoder.mel(audio).cpu().numpy()
         wave = synthesize_file(vocoder, mel, args, path)
     except InputError as e:

@@ -38,7 +38,9 @@ def _float_tensor(x: object, what: str, expected: str, label: str | None) -> Ten
         if x.dtype not in (np.float16, np.float32, np.float64):  # e.g. longdouble
             with np.errstate(over="ignore"):  # beyond float32: inf, refused as non-finite
                 x = x.astype(np.float64)
-        return torch.from_numpy(np.ascontiguousarray(x))
+        x = np.ascontiguousarray(x)
+        # torch warns about arrays it cannot write to (np.frombuffer, memory maps); copy them
+        return torch.from_numpy(x if x.flags.writeable else x.copy())
     if isinstance(x, Tensor):
         if not x.is_floating_point():
             raise InputError(labelled(label, _dtype_problem(what, str(x.dtype))))
