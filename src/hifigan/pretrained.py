@@ -143,9 +143,30 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# files whose whole sha256 matched a registered one in this process: resolved path -> the
+# (size, mtime) they had when they were read, so that a file changed since is not trusted
+_VERIFIED: dict[Path, tuple[int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def was_verified(path: str | Path) -> bool:
+    """Whether ``path`` is a file that :func:`verify_checksum` found intact in this process,
+    unchanged since (a built-in model's weights, resolved by name)."""
+    try:
+        resolved = Path(path).resolve()
+        return _VERIFIED.get(resolved) == _stamp(resolved)
+    except OSError:
+        return False
+
+
 def verify_checksum(path: str | Path, expected: str, name: str) -> None:
     """Raise :class:`ChecksumError` unless the file's sha256 is ``expected``."""
     try:
+        stamp = _stamp(Path(path).resolve())
         actual = sha256_file(path)
     except OSError as e:
         raise CheckpointError(f"cannot read weight file ({e.strerror or e})", path) from None
@@ -155,6 +176,7 @@ def verify_checksum(path: str | Path, expected: str, name: str) -> None:
             f"{expected[:16]}…; the file is corrupt, truncated or replaced",
             path,
         )
+    _VERIFIED[Path(path).resolve()] = stamp
 
 
 def installed_weights(model: PretrainedModel) -> Path:
@@ -218,5 +240,6 @@ __all__ = [
     "resolve_model",
     "sha256_file",
     "verify_checksum",
+    "was_verified",
     "weight_file",
 ]

@@ -1,10 +1,13 @@
 """``hifigan bench``: the table and the JSON describe what was timed, consistently."""
 
 import json
+import re
 
 import pytest
 import torch
 
+from hifigan import HiFiGANConfig, HiFiGANError
+from hifigan.inference import benchmark
 from hifigan.inference.benchmark import BenchResult, format_table, time_calls, timed_call
 
 from conftest import LJ_V2, need
@@ -80,3 +83,36 @@ def test_bench_skips_cuda_without_a_gpu(run_cli):
     assert code == 1
     assert "skipped v3 fast/fp32/cuda: device 'cuda' requested, but CUDA is not available" in err
     assert "error: no supported combination of backend, precision and device to time" in err
+
+
+def test_bench_refuses_more_audio_than_memory_holds(run_cli):
+    code, out, err = run_cli("bench", "--preset", "v2", "--seconds", "1e9", "--backend", "eager")
+    assert code == 1 and out == ""
+    assert re.fullmatch(
+        r"error: 1e\+09 s of audio at batch 1 needs about 116 TB of memory on cpu, more than "
+        r"the \d[\d.]* [KMGT]?B available \(at most about [\d.e+]+ s fit\)\n",
+        err,
+    ), err
+    for bad in ("nan", "inf", "-1"):
+        code, _, err = run_cli("bench", "--preset", "v2", "--seconds", bad)
+        assert code == 1 and "seconds > 0 (finite)" in err
+
+
+def test_memory_limit_is_the_estimate_for_the_largest_run_that_fits(monkeypatch):
+    config = HiFiGANConfig.preset("v1")
+    monkeypatch.setattr(benchmark, "available_memory", lambda device: 10**9)
+    with pytest.raises(HiFiGANError) as caught:
+        benchmark.check_memory(config, seconds=3600, batch=2, device=torch.device("cpu"))
+    message = str(caught.value)
+    fit = float(re.search(r"at most about ([\d.e+]+) s fit", message).group(1))
+    assert message.startswith("3600 s of audio at batch 2 needs about 2.18 GB of memory on cpu")
+    frames = benchmark.bench_frames(config, fit)
+    assert benchmark.synthesis_bytes(config, frames, 2) <= 1.01e9  # fits (3 digits shown)
+    assert benchmark.synthesis_bytes(config, int(frames * 1.02), 2) > 1e9
+    # the estimate: input, output and one block's activations (V1: 0.3-1 MB per frame)
+    assert 0.3e6 < benchmark.synthesis_bytes(config, 1, 1) < 1e6
+    benchmark.check_memory(config, seconds=fit * 0.99, batch=2, device=torch.device("cpu"))
+    with pytest.raises(HiFiGANError):  # inputs of other cases already held count too
+        benchmark.check_memory(
+            config, seconds=fit * 0.99, batch=2, device=torch.device("cpu"), held=10**8
+        )

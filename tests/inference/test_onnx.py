@@ -10,6 +10,7 @@ import pytest
 from hifigan import Generator, HiFiGANConfig, Vocoder
 from hifigan.checkpoint import save_checkpoint
 from hifigan.inference import ExportError, export_onnx
+from hifigan.inference.onnx import OPSET, max_opset, model_opset
 from inference_helpers import log_mel, random_generator
 
 from conftest import GOLDEN, LJ_V2, need
@@ -100,3 +101,39 @@ def test_export_errors_are_one_line(run_cli, tmp_path):
     assert err.strip() == f"error: {tmp_path / 'none.pt'}: checkpoint not found"
     code, _, err = run_cli("export", "-o", tmp_path / "x.onnx")
     assert code == 1 and "no model given" in err
+
+
+def test_the_reported_opset_is_the_one_in_the_file(lj_v2_export):
+    out, stdout = lj_v2_export
+    assert model_opset(out) == OPSET
+    assert f"MB, opset {OPSET}); ONNX Runtime matches eager" in stdout
+
+
+def test_an_opset_the_exporter_cannot_produce_is_refused(run_cli, tmp_path):
+    supported = (
+        f"supported opsets: {OPSET} to {max_opset()} (older ones only where the conversion "
+        f"from {OPSET} succeeds)"
+    )
+    ckpt = need(LJ_V2)
+    # the exporter writes opset 18, fails to convert it down to 3 and keeps 18
+    code, out, err = run_cli(
+        "export", "--checkpoint", ckpt, "-o", tmp_path / "x.onnx", "--opset", "3"
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: cannot export opset 3: the exporter could not convert its opset-18 graph to "
+        f"it; {supported}\n"
+    )
+    newest = max_opset() + 1
+    code, out, err = run_cli(
+        "export", "--checkpoint", ckpt, "-o", tmp_path / "x.onnx", "--opset", str(newest)
+    )
+    assert (code, out, err) == (1, "", f"error: cannot export opset {newest}: {supported}\n")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_older_opset_is_honoured_when_the_conversion_succeeds(tmp_path):
+    generator, config = random_generator("v3")
+    report = export_onnx(generator, config, tmp_path / "v3.onnx", opset=17)
+    assert report.opset == model_opset(tmp_path / "v3.onnx") == 17
+    assert report.max_abs_diff < 1e-4

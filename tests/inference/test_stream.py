@@ -75,9 +75,10 @@ def test_stream_edge_cases():
     assert max_diff(audio, vocoder(short)) < 1e-4
     assert list(vocoder.stream([])) == []
     with pytest.raises(
-        InputError, match=r"mel chunk must have shape \(80, frames\), got \(79, 4\)"
+        InputError,
+        match=r"^chunk 1 of the stream: mel must have shape \(80, frames\), got \(79, 4\)$",
     ):
-        list(vocoder.stream([torch.zeros(79, 4)]))
+        list(vocoder.stream([short, torch.zeros(79, 4)]))
     stream = vocoder.streamer()
     stream.finish()
     with pytest.raises(InputError, match="the stream is finished"):
@@ -131,9 +132,12 @@ def test_padding_changes_only_the_documented_edge_region():
 
 def test_batched_list_errors_name_the_item():
     vocoder = random_vocoder("v3")
-    with pytest.raises(InputError, match=r"mel 1 of the list must have shape \(80, frames\)"):
+    with pytest.raises(
+        InputError,
+        match=r"^mel 1 of the list: mel must have shape \(80, frames\), got \(2, 80, 4\)$",
+    ):
         vocoder([log_mel(4), log_mel(4, batch=2)])
-    with pytest.raises(InputError, match="mel has no frames"):
+    with pytest.raises(InputError, match=r"^mel 1 of the list: mel has no frames$"):
         vocoder([log_mel(4), torch.zeros(80, 0)])
 
 

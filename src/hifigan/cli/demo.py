@@ -100,15 +100,35 @@ def write_mel_plot(
 
 def objective_metrics(
     reference: np.ndarray, generated: np.ndarray, sample_rate: int
-) -> dict[str, float] | None:
-    """The evaluation extra's quick metrics of ``generated`` against ``reference``, or None
-    when that extra is not installed."""
+) -> dict[str, float] | str:
+    """The evaluation extra's quick metrics of ``generated`` against ``reference``, or, for
+    the report, why there are none: the extra is not installed, or a metric failed on this
+    audio (the demo's files are written all the same)."""
     try:
         from ..evaluation import quick_metrics
-
+    except ImportError:
+        return f"not installed ({EVAL_HINT})"
+    try:
         return quick_metrics(reference, generated, sample_rate)
-    except (ImportError, HiFiGANError):
-        return None
+    except HiFiGANError as e:
+        return f"not computed ({metrics_problem(str(e), reference, generated)})"
+    except Exception as e:  # a metric package's own failure on unusual audio
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"not computed ({type(e).__name__}{': ' + first if first else ''})"
+
+
+# PESQ finds no speech below about this peak level (-60 dBFS) and refuses the pair
+SILENCE_PEAK = 1e-3
+
+
+def metrics_problem(message: str, reference: np.ndarray, generated: np.ndarray) -> str:
+    """A plain reason for a failed metric: PESQ's refusal of silence names the silent side."""
+    if message.startswith("PESQ"):
+        if reference.size == 0 or np.abs(reference).max() < SILENCE_PEAK:
+            return "PESQ: the input is silent"
+        if generated.size == 0 or np.abs(generated).max() < SILENCE_PEAK:
+            return "PESQ: the output is silent"
+    return message
 
 
 def format_report(
@@ -119,15 +139,15 @@ def format_report(
     sample_rate: int,
     seconds: float,
     device: str,
-    metrics: dict[str, float] | None,
+    metrics: dict[str, float] | str,
     plot_problem: str | None,
     outdir: Path,
 ) -> str:
     """The demo's plain-text report."""
     threads = f", {torch.get_num_threads()} threads" if device == "cpu" else ""
     speed = duration / seconds if seconds > 0 else float("inf")
-    if metrics is None:
-        metric_text = f"not installed ({EVAL_HINT})"
+    if isinstance(metrics, str):
+        metric_text = metrics
     else:
         metric_text = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items())
     files = ["input.wav", "output.wav"] + ([] if plot_problem else ["mel.png"]) + ["report.txt"]
@@ -151,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
     vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
     rate = vocoder.sample_rate
     if args.input is not None:
-        audio, _ = load_audio(args.input, rate)
+        with np.errstate(invalid="ignore", over="ignore"):  # as in vocode: refused just after
+            audio, _ = load_audio(args.input, rate)
         source = str(args.input)
     else:
         clip = importlib.resources.files("hifigan") / "data" / DEMO_CLIP
@@ -160,10 +181,9 @@ def run(args: argparse.Namespace) -> int:
         source = f"{DEMO_CLIP}: {DEMO_CLIP_LABEL}"
     try:
         mel = vocoder.mel(audio)
-    except InputError as e:
-        raise InputError(str(e), args.input) from None
-
-    generated, seconds = timed_synthesis(vocoder, mel)
+        generated, seconds = timed_synthesis(vocoder, mel)
+    except InputError as e:  # nothing is written: the audio is refused, or so is the output
+        raise InputError(str(e), args.input or DEMO_CLIP) from None
     reference = audio[: generated.shape[0]]
     outdir: Path = args.output
     save_wav(outdir / "input.wav", audio, rate)

@@ -16,6 +16,7 @@ or with -o - to standard output as raw 16-bit little-endian PCM, written as soon
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -49,6 +50,7 @@ from .common import (
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 STDIN = "-"
+SUFFIXES = AUDIO_SUFFIXES + MEL_SUFFIXES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -165,20 +167,111 @@ def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
 def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace) -> int:
     stats = StreamStats()
     pieces = stats.stream(vocoder, read_stdin_frames(vocoder.n_mels, args.chunk_frames))
-    if str(args.output) == "-":
-        out = sys.stdout.buffer
-        for audio in pieces:
-            out.write(to_int16(audio).astype("<i2").tobytes())
-            out.flush()
-    else:
-        collected = list(pieces)
-        if not collected:
-            raise InputError("no mel frames on standard input", "<stdin>")
-        path = args.output / "stdin.wav"
-        save_wav(path, np.concatenate(collected), vocoder.sample_rate)
-        print(f"wrote {path}", file=sys.stderr)
+    try:
+        if str(args.output) == "-":
+            out = sys.stdout.buffer
+            for audio in pieces:  # the vocoder refuses non-finite audio before it gets here
+                out.write(to_int16(audio).astype("<i2").tobytes())
+                out.flush()
+        else:
+            collected = list(pieces)
+            if not collected:
+                raise InputError("no mel frames on standard input", "<stdin>")
+            path = args.output / "stdin.wav"
+            save_wav(path, np.concatenate(collected), vocoder.sample_rate)
+            print(f"wrote {path}", file=sys.stderr)
+    except InputError as e:
+        if e.path is not None:
+            raise
+        raise InputError(str(e), "<stdin>") from None
     stats.report(vocoder, "<stdin>")
     return 0
+
+
+def process_share(files: list[Path]) -> tuple[list[Path], int, int]:
+    """This process's share of ``files`` when several run at once (``torchrun``, or any
+    launcher that sets ``RANK`` and ``WORLD_SIZE``): ``(files, rank, world size)``.
+
+    The split is deterministic, so that every process computes the same one without talking
+    to the others: the distinct output names, sorted, go to the processes by index modulo the
+    world size, and each input goes with its output name (inputs that would write the same
+    file stay in one process, which reports the collision as a single process does).
+    """
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise HiFiGANError(
+            f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} "
+            "must be whole numbers"
+        ) from None
+    if world < 1 or not 0 <= rank < world:
+        raise HiFiGANError(f"RANK {rank} is not a process of WORLD_SIZE {world}")
+    if world == 1:
+        return files, 0, 1
+    names = sorted({p.stem for p in files})
+    owner = {name: i % world for i, name in enumerate(names)}
+    return [p for p in files if owner[p.stem] == rank], rank, world
+
+
+def wait_for_other_processes(world: int) -> None:
+    """Under ``torchrun``, hold this process's exit until every process is done: torchrun
+    stops all the others as soon as one exits with an error, which would leave their files
+    unwritten. Other launchers (no ``MASTER_ADDR``) run the processes independently."""
+    if world < 2 or "MASTER_ADDR" not in os.environ:
+        return
+    import datetime
+
+    import torch.distributed as dist
+
+    # long enough for the slowest process's share of the files
+    dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def synthesize_file(
+    vocoder: Vocoder, mel: np.ndarray, args: argparse.Namespace, path: Path
+) -> np.ndarray:
+    """The audio of ``path``'s ``(n_mels, frames)`` mel, offline or through the stream; the
+    vocoder raises :class:`InputError` for anything but finite audio."""
+    if not args.stream:
+        return vocoder(mel).cpu().numpy()
+    stats = StreamStats()
+    step = args.chunk_frames
+    chunks = (mel[:, i : i + step] for i in range(0, mel.shape[1], step))
+    wave = np.concatenate(list(stats.stream(vocoder, chunks)))
+    stats.report(vocoder, str(path))
+    return wave
+
+
+def vocode_file(vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespace) -> None:
+    """One input file (audio or mel, by its suffix in any case) to a 16-bit wav at ``out``."""
+    suffix = path.suffix.lower()
+    if suffix not in MEL_SUFFIXES + AUDIO_SUFFIXES:
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'} (audio: {', '.join(AUDIO_SUFFIXES)}; "
+            f"mel: {', '.join(MEL_SUFFIXES)})",
+            path,
+        )
+    try:
+        if suffix in MEL_SUFFIXES:
+            mel = load_mel(path)
+            check_mel(mel, vocoder.n_mels, path)
+        else:
+            # the reader mixes channels before it refuses non-finite samples, which numpy
+            # would report as a stray warning (inf - inf) ahead of the error
+            with np.errstate(invalid="ignore", over="ignore"):
+                audio, _ = load_audio(path, vocoder.sample_rate)
+            mel = vocoder.mel(audio).cpu().numpy()
+        wave = synthesize_file(vocoder, mel, args, path)
+    except InputError as e:
+        if e.path is not None:  # the readers name the file already
+            raise
+        raise InputError(str(e), path) from None
+    save_wav(out, wave, vocoder.sample_rate)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,43 +282,31 @@ def run(args: argparse.Namespace) -> int:
         raise HiFiGANError("standard input (-) cannot be combined with other inputs")
     if str(args.output) == "-" and args.inputs != [STDIN]:
         raise HiFiGANError("-o - (raw PCM on standard output) needs the input - (stdin)")
+    if args.inputs == [STDIN] and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise HiFiGANError("standard input (-) cannot be shared by several processes")
+    files = [] if args.inputs == [STDIN] else collect_inputs(args.inputs, SUFFIXES)
+    mine, rank, world = process_share(files)
     checkpoint, config = model_source(args)
     vocoder = Vocoder.from_checkpoint(
         checkpoint,
         config=config,
-        device=args.device,
+        device=process_device(args.device, world),
         backend=args.backend,
         precision=args.precision,
     )
     if args.inputs == [STDIN]:
         return vocode_stdin(vocoder, args)
-    files = collect_inputs(args.inputs, AUDIO_SUFFIXES + MEL_SUFFIXES)
+    if world > 1:
+        print(f"process {rank} of {world}: {len(mine)} of {len(files)} inputs", file=sys.stderr)
+    status = process_files(
+        mine, args.output, ".wav", lambda p, o: vocode_file(vocoder, p, o, args), "vocode"
+    )
+    wait_for_other_processes(world)
+    return status
 
-    def work(path: Path, out: Path) -> None:
-        suffix = path.suffix.lower()
-        if suffix in MEL_SUFFIXES:
-            mel = load_mel(path)
-            check_mel(mel, vocoder.n_mels, path)
-        elif suffix in AUDIO_SUFFIXES:
-            audio, _ = load_audio(path, vocoder.sample_rate)
-            try:
-                mel = vocoder.mel(audio).cpu().numpy()
-            except InputError as e:
-                raise InputError(str(e), path) from None
-        else:
-            raise InputError(
-                f"unsupported file type {suffix or '(none)'} (audio: {', '.join(AUDIO_SUFFIXES)}; "
-                f"mel: {', '.join(MEL_SUFFIXES)})",
-                path,
-            )
-        if args.stream:
-            stats = StreamStats()
-            step = args.chunk_frames
-            chunks = (mel[:, i : i + step] for i in range(0, mel.shape[1], step))
-            wave = np.concatenate(list(stats.stream(vocoder, chunks)))
-            stats.report(vocoder, str(path))
-        else:
-            wave = vocoder(mel).cpu().numpy()
-        save_wav(out, wave, vocoder.sample_rate)
 
-    return process_files(files, args.output, ".wav", work, "vocode")
+def process_device(device: str, world: int) -> str:
+    """``cuda`` means GPU ``LOCAL_RANK`` when several processes share a machine."""
+    if world > 1 and device == "cuda":
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return device

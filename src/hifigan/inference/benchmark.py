@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +25,8 @@ from ..config import HiFiGANConfig
 from ..errors import HiFiGANError
 from ..generator import Generator
 from .backends import check_backend
-from .vocoder import Vocoder, resolve_device
+from .streaming import receptive_field
+from .vocoder import BLOCK_FRAMES, Vocoder, resolve_device
 
 T = TypeVar("T")
 
@@ -68,9 +71,14 @@ def param_count(generator: Generator) -> int:
     return sum(p.numel() for p in generator.parameters())
 
 
+def bench_frames(config: HiFiGANConfig, seconds: float) -> int:
+    """Mel frames for ``seconds`` of audio."""
+    return max(1, round(seconds * config.mel.sample_rate / config.mel.hop_length))
+
+
 def bench_mel(config: HiFiGANConfig, *, seconds: float, batch: int = 1) -> Tensor:
     """A deterministic log-mel-like input ``(batch, n_mels, frames)`` for ``seconds`` of audio."""
-    frames = max(1, round(seconds * config.mel.sample_rate / config.mel.hop_length))
+    frames = bench_frames(config, seconds)
     rng = torch.Generator().manual_seed(1234)
     return torch.randn(batch, config.mel.n_mels, frames, generator=rng) * 2.0 - 5.0
 
@@ -122,6 +130,75 @@ def product_cases(
     ]
 
 
+# float32 activations alive at once per stage in the generator (a stage's input, a residual
+# block's output and the running sum); measured peaks are about 2.5 of them (V1)
+_LIVE_ACTIVATIONS = 3
+
+
+def synthesis_bytes(config: HiFiGANConfig, frames: int, batch: int) -> int:
+    """Estimated peak memory of one timed call: the input mel, the output audio and the
+    activations of one synthesis window (long inputs run in blocks of
+    :data:`~hifigan.inference.BLOCK_FRAMES`)."""
+    g, mel = config.generator, config.mel
+    field = receptive_field(g)
+    window = min(frames, BLOCK_FRAMES + field.left + field.right)
+    per_frame, samples, channels = g.upsample_initial_channel, 1, g.upsample_initial_channel
+    for rate in g.upsample_rates:
+        samples, channels = samples * rate, channels // 2
+        per_frame += samples * channels
+    activations = _LIVE_ACTIVATIONS * per_frame * window
+    return 4 * batch * (frames * (mel.n_mels + mel.hop_length) + activations)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on ``device``, or None when that is unknown."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"
+
+
+def check_memory(
+    config: HiFiGANConfig, *, seconds: float, batch: int, device: torch.device, held: int = 0
+) -> None:
+    """Refuse a case whose input, output and activations (plus ``held`` bytes of other
+    cases' inputs on ``device``) would not fit in the memory available there."""
+    free = available_memory(device)
+    frames = bench_frames(config, seconds)
+    need = synthesis_bytes(config, frames, batch) + held
+    if free is None or need <= free:
+        return
+    lo, hi = 0, frames  # bisect for the most frames that fit (the estimate grows with them)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if synthesis_bytes(config, mid, batch) + held <= free:
+            lo = mid
+        else:
+            hi = mid - 1
+    fit = lo * config.mel.hop_length / config.mel.sample_rate
+    raise HiFiGANError(
+        f"{seconds:g} s of audio at batch {batch} needs about {_size(need)} of memory on "
+        f"{device}, more than the {_size(free)} available (at most about {fit:.3g} s fit)"
+    )
+
+
 @dataclass
 class _Prepared:
     """A supported case, ready to call: its vocoder and input mel."""
@@ -166,6 +243,7 @@ def _prepare(
     """A vocoder (own copy of the generator) and input for every supported case; the others
     are described in ``skipped``. Sets torch's thread count (restoring it is the caller's)."""
     prepared = []
+    held: dict[torch.device, int] = {}  # bytes of the inputs prepared so far, per device
     for case in cases:
         generator, config = models[case.model]
         try:
@@ -175,11 +253,13 @@ def _prepare(
             if skipped is not None:
                 skipped.append(f"{case.model} {case.backend}/{case.precision}/{case.device}: {e}")
             continue
+        check_memory(config, seconds=seconds, batch=batch, device=dev, held=held.get(dev, 0))
         torch.set_num_threads(case.threads)  # ONNX Runtime takes its thread count now
         vocoder = Vocoder(
             copy.deepcopy(generator), config, dev, backend=case.backend, precision=case.precision
         )
         mel = bench_mel(config, seconds=seconds, batch=batch).to(dev)
+        held[dev] = held.get(dev, 0) + mel.numel() * mel.element_size()
         prepared.append(_Prepared(case, vocoder, mel))
     return prepared
 
@@ -200,8 +280,11 @@ def run_benchmark(
         models: label -> (generator, config), the labels that ``cases`` name; weight norm is
             folded in place, then each case gets its own copy of the generator.
     """
-    if repeats < 1 or warmup < 0 or batch < 1 or seconds <= 0:
-        raise HiFiGANError("repeats and batch must be >= 1, warmup >= 0 and seconds > 0")
+    if repeats < 1 or warmup < 0 or batch < 1 or not 0 < seconds < math.inf:
+        raise HiFiGANError(
+            "repeats and batch must be >= 1, warmup >= 0 and seconds > 0 (finite), got "
+            f"repeats {repeats}, batch {batch}, warmup {warmup}, seconds {seconds:g}"
+        )
     if any(case.threads < 1 for case in cases):
         raise HiFiGANError(f"thread counts must be at least 1, got {[c.threads for c in cases]}")
     params = {name: param_count(g) for name, (g, _) in models.items()}  # folds weight norm
@@ -258,11 +341,15 @@ def format_table(results: list[BenchResult]) -> str:
 __all__ = [
     "BenchCase",
     "BenchResult",
+    "available_memory",
+    "bench_frames",
     "bench_mel",
+    "check_memory",
     "format_table",
     "param_count",
     "product_cases",
     "run_benchmark",
+    "synthesis_bytes",
     "time_calls",
     "timed_call",
 ]

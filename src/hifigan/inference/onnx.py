@@ -28,6 +28,7 @@ from ..generator import Generator
 from ..io import atomic_path
 from .streaming import receptive_field
 
+# the opset torch's exporter writes natively; others are converted from it afterwards
 OPSET = 18
 CHECK_FRAMES = (1, 37, 200)
 INSTALL_HINT = "ONNX support needs onnx, onnxscript and onnxruntime: pip install 'hifigan[onnx]'"
@@ -83,20 +84,24 @@ class ExportReport:
         max_abs_diff: largest ``|onnx - eager|`` sample over the test mels.
         frames_checked: the test mel lengths (batch of 2 each).
         size_bytes: file size.
+        opset: the ONNX opset the written file declares (read back from it).
     """
 
     path: Path
     max_abs_diff: float
     frames_checked: tuple[int, ...]
     size_bytes: int
+    opset: int
 
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's deprecation chatter and its 'torchvision not installed' log."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    # onnxscript logs a failed opset conversion with its traceback; the export reports it
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -104,7 +109,8 @@ def _quiet_exporter() -> Iterator[None]:
             warnings.simplefilter("ignore", UserWarning)
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _inference_copy(generator: Generator) -> Generator:
@@ -116,14 +122,48 @@ def _inference_copy(generator: Generator) -> Generator:
     return copy.deepcopy(generator).float().cpu().eval()
 
 
+def max_opset() -> int:
+    """The newest ONNX opset the installed ``onnx`` package knows."""
+    import onnx
+
+    return onnx.defs.onnx_opset_version()
+
+
+def model_opset(model: bytes | str | Path) -> int | None:
+    """The default-domain (``ai.onnx``) opset a serialized model or ONNX file declares."""
+    import onnx
+
+    if isinstance(model, bytes):
+        proto = onnx.load_from_string(model)
+    else:
+        proto = onnx.load(str(model), load_external_data=False)
+    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    return versions[0] if versions else None
+
+
+def _supported() -> str:
+    return (
+        f"supported opsets: {OPSET} to {max_opset()} (older ones only where the conversion "
+        f"from {OPSET} succeeds)"
+    )
+
+
 def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
     """Export ``generator`` (float32, CPU; weight norm is folded in place) to a serialized ONNX
-    model with dynamic batch and frame axes. Needs ``onnx`` and ``onnxscript``."""
+    model with dynamic batch and frame axes, in ``opset`` exactly. Needs ``onnx`` and
+    ``onnxscript``.
+
+    Raises:
+        ExportError: the exporter failed, or cannot produce ``opset`` (it writes
+            :data:`OPSET` and converts to others; not every conversion succeeds).
+    """
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError:
         raise ExportError(INSTALL_HINT) from None
+    if not 1 <= opset <= max_opset():
+        raise ExportError(f"cannot export opset {opset}: {_supported()}")
     g = _inference_copy(generator)
     example = torch.zeros(1, g.n_mels, 16)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -145,7 +185,14 @@ def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
         raise ExportError(f"torch.onnx.export failed: {first}") from None
     buffer = io.BytesIO()
     program.save(buffer)
-    return buffer.getvalue()
+    model = buffer.getvalue()
+    written = model_opset(model)
+    if written != opset:  # the exporter keeps its own opset when the conversion fails
+        raise ExportError(
+            f"cannot export opset {opset}: the exporter could not convert its opset-{written} "
+            f"graph to it; {_supported()}"
+        )
+    return model
 
 
 def _with_metadata(model_bytes: bytes, config: HiFiGANConfig) -> bytes:
@@ -228,8 +275,15 @@ def export_onnx(
                 path,
             )
         size = tmp.stat().st_size
+        written = model_opset(tmp)
+        if written != opset:
+            raise ExportError(f"the written file declares opset {written}, not {opset}", path)
     return ExportReport(
-        path=path, max_abs_diff=worst, frames_checked=tuple(CHECK_FRAMES), size_bytes=size
+        path=path,
+        max_abs_diff=worst,
+        frames_checked=tuple(CHECK_FRAMES),
+        size_bytes=size,
+        opset=written,
     )
 
 
@@ -242,5 +296,7 @@ __all__ = [
     "check_onnx_file",
     "export_onnx",
     "import_onnxruntime",
+    "max_opset",
+    "model_opset",
     "onnx_bytes",
 ]

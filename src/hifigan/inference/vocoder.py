@@ -26,7 +26,16 @@ from ..config import HiFiGANConfig
 from ..errors import HiFiGANError, InputError
 from ..generator import Generator
 from ..mel import MelSpectrogram
+from ..pretrained import was_verified
 from .backends import make_backend
+from .inputs import (
+    as_audio,
+    as_mel,
+    check_audio_out,
+    check_log_range,
+    check_mel_out,
+    labelled,
+)
 from .streaming import (
     MelStream,
     ReceptiveField,
@@ -49,6 +58,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device {device!r} requested, but CUDA is not available to torch {torch.__version__}"
         )
     return dev
+
+
+def _dims(x: object) -> int:
+    """The number of dimensions of a tensor or array (0 for anything else)."""
+    return x.dim() if isinstance(x, Tensor) else getattr(x, "ndim", 0)
 
 
 class Vocoder:
@@ -101,15 +115,23 @@ class Vocoder:
         backend: str = "eager",
         precision: str = "fp32",
         block_frames: int = BLOCK_FRAMES,
+        verified: bool = False,
     ) -> Vocoder:
         """Load any supported checkpoint (ours or the authors').
 
         ``config`` (an object, preset name or JSON path) is needed only when the checkpoint
         carries none and has no ``config.json`` beside it. The other arguments are those of
         :class:`Vocoder`.
+
+        Our checkpoints carry a sha256 digest of their weights, checked on loading. A file
+        without one (the authors' format) is loaded with a warning that it is unverified,
+        unless ``verified`` says the caller checked the whole file, or it is a built-in
+        model's weight file whose sha256 was checked in this process (see
+        :func:`~hifigan.pretrained.was_verified`).
         """
         dev = resolve_device(device)
-        generator, cfg = load_generator(path, config)
+        verified = verified or was_verified(path)
+        generator, cfg = load_generator(path, config, warn_unverified=not verified)
         return cls(
             generator, cfg, dev, backend=backend, precision=precision, block_frames=block_frames
         )
@@ -138,11 +160,6 @@ class Vocoder:
         return self.latency_frames * self.hop_length / self.sample_rate
 
     # ------------------------------------------------------------------ synthesis
-    def _as_tensor(self, x: Tensor | np.ndarray) -> Tensor:
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.ascontiguousarray(x))
-        return x.to(self.device, torch.float32)
-
     def _synthesize(self, mel: Tensor) -> Tensor:
         """``(B, n_mels, T)`` -> ``(B, T * hop)`` with the backend, in blocks when long."""
         if mel.shape[2] <= self.block_frames:
@@ -155,14 +172,12 @@ class Vocoder:
             block_frames=self.block_frames,
         )
 
-    def _check_mel(self, x: Tensor, shape: tuple[int, ...]) -> None:
-        if x.dim() != 3 or x.shape[1] != self.n_mels:
-            raise InputError(
-                f"mel must have shape ({self.n_mels}, frames) or (batch, {self.n_mels}, frames), "
-                f"got {shape}"
-            )
-        if x.shape[2] == 0:
-            raise InputError("mel has no frames")
+    def _mel(self, mel: object, label: str | None = None, **kwargs: bool) -> Tensor:
+        """A checked mel input (see :func:`as_mel`) on the vocoder's device."""
+        return as_mel(mel, self.n_mels, label=label, **kwargs).to(self.device)
+
+    def _check(self, audio: Tensor, mel: Tensor | None, label: str | None = None) -> None:
+        check_audio_out(audio, mel, label=label, precision=self.precision)
 
     @torch.inference_mode()
     def __call__(
@@ -173,42 +188,40 @@ class Vocoder:
         Args:
             mel: ``(n_mels, frames)``, ``(batch, n_mels, frames)``, or a list of
                 ``(n_mels, frames_i)`` mels of any lengths (synthesized as one batch; each
-                result equals its one-by-one synthesis, see :func:`synthesize_batch`).
+                result equals its one-by-one synthesis, see :func:`synthesize_batch`); float
+                tensors or arrays, all values finite.
 
         Returns:
             ``(frames * hop,)``, ``(batch, frames * hop)``, or a list of ``(frames_i * hop,)``;
             float32 in [-1, 1], on the vocoder's device.
+
+        Raises:
+            InputError: anything else (other types, shapes or dtypes, NaN or infinite values,
+                values no log-mel can hold, or a generator that produced non-finite audio).
         """
         if isinstance(mel, (list, tuple)):
             return self._batch(mel)
-        x = self._as_tensor(mel)
-        squeeze = x.dim() == 2
-        if squeeze:
-            x = x.unsqueeze(0)
-        self._check_mel(x, tuple(mel.shape))
+        x = self._mel(mel)
         audio = self._synthesize(x)
-        return audio.squeeze(0) if squeeze else audio
+        self._check(audio, x)
+        return audio[0] if _dims(mel) == 2 else audio
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
-        if not mels:
+        labels = [f"mel {i} of the list" for i in range(len(mels))]
+        xs = [self._mel(m, label, batched=False)[0] for m, label in zip(mels, labels)]
+        if not xs:
             return []
-        xs = []
-        for i, m in enumerate(mels):
-            x = self._as_tensor(m)
-            if x.dim() != 2:
-                raise InputError(
-                    f"mel {i} of the list must have shape ({self.n_mels}, frames), "
-                    f"got {tuple(m.shape)}"
-                )
-            self._check_mel(x.unsqueeze(0), tuple(m.shape))
-            xs.append(x)
-        return synthesize_batch(
+        audio = synthesize_batch(
             self._synthesize, xs, field=self.receptive_field, hop=self.hop_length
         )
+        for a, x, label in zip(audio, xs, labels):
+            self._check(a, x, label)
+        return audio
 
     def streamer(self) -> MelStream:
         """A push-style stream: ``push(frames) -> audio``, then ``finish() -> audio``; the
-        tensors are ``(n_mels, c)`` in and ``(1, samples)`` out (see :class:`MelStream`)."""
+        tensors are ``(n_mels, c)`` in and ``(1, samples)`` out (see :class:`MelStream`).
+        Non-finite input or output raises :class:`InputError` from the push that meets it."""
         return MelStream(
             self._synthesize_stream_window,
             field=self.receptive_field,
@@ -218,47 +231,65 @@ class Vocoder:
 
     @torch.inference_mode()
     def _synthesize_stream_window(self, mel: Tensor) -> Tensor:
-        return self._synthesize(mel.to(self.device, torch.float32))
+        mel = mel.to(self.device, torch.float32)
+        if not bool(torch.isfinite(mel).all()):
+            raise InputError("mel contains NaN or infinite values")
+        audio = self._synthesize(mel)
+        self._check(audio, mel)
+        return audio
 
     def stream(self, chunks: Iterable[Tensor | np.ndarray]) -> Iterator[Tensor]:
         """Synthesize one utterance whose mel frames arrive in chunks of any size.
 
         Args:
-            chunks: ``(n_mels, c)`` tensors or arrays, ``c >= 0``.
+            chunks: ``(n_mels, c)`` float tensors or arrays, ``c >= 0``, all values finite.
 
         Yields:
             ``(samples,)`` float32 audio as soon as it is final: all frames except the last
             :attr:`latency_frames` received, and those when ``chunks`` is exhausted. The
             concatenation equals ``self(whole_mel)`` to float rounding.
+
+        Raises:
+            InputError: as :meth:`__call__`, naming the chunk (``chunk 3 of the stream``).
         """
         stream = self.streamer()
-        for chunk in chunks:
-            x = self._as_tensor(chunk)
-            if x.dim() != 2:
-                raise InputError(
-                    f"mel chunk must have shape ({self.n_mels}, frames), got {tuple(x.shape)}"
-                )
-            audio = stream.push(x)
+        for k, chunk in enumerate(chunks):
+            label = f"chunk {k} of the stream"
+            x = self._mel(chunk, label, batched=False, allow_empty=True)[0]
+            try:
+                audio = stream.push(x)
+            except InputError as e:
+                raise InputError(labelled(label, str(e))) from None
+            check_log_range(x, label)  # also when its audio is held back
             if audio.shape[1]:
                 yield audio[0]
-        audio = stream.finish()
+        try:
+            audio = stream.finish()
+        except InputError as e:
+            raise InputError(labelled("the end of the stream", str(e))) from None
         if audio.shape[1]:
             yield audio[0]
 
     @torch.inference_mode()
     def mel(self, audio: Tensor | np.ndarray) -> Tensor:
-        """The generator-input log-mel of ``(samples,)`` or ``(batch, samples)`` audio at the
-        model's sample rate: ``(n_mels, frames)`` or ``(batch, n_mels, frames)``."""
-        x = self._as_tensor(audio)
-        if x.shape[-1] < self.mel_transform.min_samples:
-            raise InputError(
-                f"audio is too short: {x.shape[-1]} samples, at least "
-                f"{self.mel_transform.min_samples} needed for one mel frame"
-            )
-        return self.mel_transform(x)
+        """The generator-input log-mel ``(n_mels, frames)`` of audio at the model's sample
+        rate: ``(samples,)`` float values in [-1, 1], or multi-channel ``(samples, channels)``
+        (as ``soundfile.read`` returns it) or ``(channels, samples)`` with at most 8 channels,
+        averaged to mono with a warning.
+
+        Raises:
+            InputError: other types, shapes or dtypes (integer PCM: divide it by 32768 first),
+                NaN or infinite samples, audio shorter than one frame, or samples so far
+                beyond full scale that the mel overflows.
+        """
+        x = as_audio(audio, self.mel_transform.min_samples).to(self.device)
+        mel = self.mel_transform(x)
+        check_mel_out(mel, x)
+        return mel
 
     def copy_synthesis(self, audio: Tensor | np.ndarray) -> Tensor:
-        """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop,)``."""
+        """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop,)``
+        (the audio shapes of :meth:`mel`)."""
         return self(self.mel(audio))
 
     @classmethod
