@@ -48,7 +48,8 @@ def convert_mel(
 ) -> np.ndarray:
     """``(n_mels_source, frames)`` mel of ``source`` -> ``(n_mels_target, frames')`` of ``target``.
 
-    ``stats`` undoes the source's normalisation (required when its values are normalised);
+    ``stats`` undoes the source's normalisation (required when its values are normalised and
+    the convention names no stats file);
     ``target_stats`` applies the target's. ``path`` names the file in error messages.
     Returns float32.
     """
@@ -80,6 +81,8 @@ def _as_stats(stats: str | Path | MelStats) -> MelStats:
 def _denormalize(
     v: Tensor, src: Convention, stats: str | Path | MelStats | None, path: str | Path | None
 ) -> Tensor:
+    if stats is None and src.normalization.stats is not None:
+        stats = src.normalization.stats
     if stats is not None:
         return _as_stats(stats).denormalize(v)
     if src.normalization.kind != "none" and looks_normalized(v):
@@ -246,7 +249,8 @@ def _retime(x: Tensor, src: Convention, tgt: Convention) -> Tensor:
     pos = (torch.arange(frames, dtype=torch.float64) + tgt.time_offset) * scale - src.time_offset
     if frames == x.shape[1] and torch.allclose(pos, torch.arange(frames, dtype=torch.float64)):
         return x
-    return torch.exp(lagrange_interpolate(torch.log(x.clamp(min=_TINY)), pos))
+    floor = max(_TINY, floor_linear(tgt.compression))
+    return torch.exp(lagrange_interpolate(torch.log(x.clamp(min=floor)), pos))
 
 
 def lagrange_interpolate(y: Tensor, pos: Tensor, taps: int = 6) -> Tensor:

@@ -60,9 +60,12 @@ class Normalization:
     ``stats.h5`` (datasets ``mean`` and ``scale``, or a ``.npy`` of shape ``(2, n_mels)``);
     ``global_mvn``: the same with ESPnet's ``feats_stats.npz`` (``count``, ``sum``,
     ``sum_square``). A mel of such a convention is normalised only when its stats are given.
+    ``stats``: the statistics file the mels were normalised with, when they were (a relative
+    path in a JSON file is relative to that file's folder).
     """
 
     kind: str = "none"
+    stats: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,14 @@ def load_convention(name_or_path: str | Path | Convention) -> Convention:
         raise ConfigError(f"cannot read mel convention file ({e})", path) from None
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": path.stem}
-    return convention_from_dict(data, source=str(path))
+    convention = convention_from_dict(data, source=str(path))
+    stats = convention.normalization.stats
+    if stats is not None and not Path(stats).is_absolute():
+        resolved = str((path.parent / stats).resolve())
+        convention = convention.replace(
+            normalization=dataclasses.replace(convention.normalization, stats=resolved)
+        )
+    return convention
 
 
 def convention_from_dict(data: Any, source: str = "mel convention") -> Convention:
@@ -259,6 +269,8 @@ def _check_type(value: Any, expected: Any, name: str, source: str) -> Any:
     if expected == "float|None":
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         value = None if value is None else float(value)
+    elif expected == "str|None":
+        ok = value is None or isinstance(value, str)
     elif expected == "list[str]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif expected is bool:
@@ -271,14 +283,18 @@ def _check_type(value: Any, expected: Any, name: str, source: str) -> Any:
     elif expected is str:
         ok = isinstance(value, str)
     if not ok:
-        label = {"float|None": "a number or null", "list[str]": "a list of strings"}.get(
+        label = {
+            "float|None": "a number or null",
+            "str|None": "a string or null",
+            "list[str]": "a list of strings",
+        }.get(
             expected, getattr(expected, "__name__", str(expected))
         )
         raise ConfigError(f"field '{name}' must be {label}, got {value!r}", source)
     return value
 
 
-_TYPES: dict[str, Any] = {"fmax": "float|None", "used_by": "list[str]"}
+_TYPES: dict[str, Any] = {"fmax": "float|None", "used_by": "list[str]", "stats": "str|None"}
 _DEFAULTS: dict[type, Any] = {
     Convention: Convention(name=""),
     Compression: Compression(),
@@ -305,6 +321,8 @@ def validate_convention(c: Convention, source: str = "mel convention") -> None:
         fail("compression.kind", f"must be one of {', '.join(COMPRESSIONS)}")
     if c.normalization.kind not in NORMALIZATIONS:
         fail("normalization.kind", f"must be one of {', '.join(NORMALIZATIONS)}")
+    if c.normalization.stats is not None and c.normalization.kind == "none":
+        fail("normalization.stats", "needs a normalization kind other than none")
     if not c.name:
         fail("name", "must not be empty")
     for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
