@@ -17,6 +17,7 @@ model, 1 otherwise. See docs/mel-conventions.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -24,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import read_checkpoint, resolve_config
+from ..config import HiFiGANConfig
 from ..conventions import (
     Candidate,
     Convention,
+    Normalization,
     check_convention,
     convention_from_mel_config,
     convention_names,
@@ -38,6 +42,7 @@ from ..conventions import (
 )
 from ..errors import HiFiGANError, InputError
 from ..io import MEL_SUFFIXES, collect_inputs, load_audio, load_mel
+from ..pretrained import get_model, resolve_model
 from .mel import CONVENTION_FILE
 
 HELP = "tell which mel convention a mel file follows and whether it fits the model"
@@ -62,10 +67,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def model_convention(model: str | None) -> tuple[Convention, str]:
     """The convention a model reads, and a label for it."""
-    from ..checkpoint import read_checkpoint, resolve_config
-    from ..config import HiFiGANConfig
-    from ..pretrained import get_model, resolve_model
-
     if model is None:
         return load_convention("hifigan"), "hifigan (default)"
     registered = get_model(model)
@@ -145,9 +146,7 @@ def _flag(chosen: Convention | None, declared: tuple[Convention, Path] | None) -
     return f" --mel-convention {chosen.name}"
 
 
-def _plain(c: Convention):
-    import dataclasses
-
+def _plain(c: Convention) -> Normalization:
     return dataclasses.replace(c.normalization, stats=None)
 
 

@@ -22,7 +22,7 @@ import torch
 from ..errors import InputError
 from .convert import level_offset, looks_normalized
 from .spec import Convention, convention_names, load_convention
-from .values import expand, floor_value
+from .values import expand, floor_linear, floor_value
 
 # Typical speech in the authors' convention (natural log, 22.05 kHz, 80 Slaney bands), with wide
 # margins for loudness, noise floor and synthesis: median, 99th percentile, 1st-99th spread.
@@ -208,8 +208,6 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
 
 
 def _floor_linear(c: Convention) -> float:
-    from .values import floor_linear
-
     return floor_linear(c.compression)
 
 

@@ -287,9 +287,7 @@ def _check_type(value: Any, expected: Any, name: str, source: str) -> Any:
             "float|None": "a number or null",
             "str|None": "a string or null",
             "list[str]": "a list of strings",
-        }.get(
-            expected, getattr(expected, "__name__", str(expected))
-        )
+        }.get(expected, getattr(expected, "__name__", str(expected)))
         raise ConfigError(f"field '{name}' must be {label}, got {value!r}", source)
     return value
 

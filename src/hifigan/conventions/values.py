@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import InputError
-from .spec import Compression, Convention
+
+if TYPE_CHECKING:  # annotations only: spec imports this module
+    from .spec import Compression, Convention
 
 
 def compress(x: Tensor, c: Compression) -> Tensor:
