@@ -25,7 +25,7 @@ FILTER_NORMS = ("slaney", "none")
 PAD_MODES = ("reflect", "zero")
 
 
-def _hz_to_mel(freq: np.ndarray, scale: str = "slaney") -> np.ndarray:
+def hz_to_mel(freq: np.ndarray, scale: str = "slaney") -> np.ndarray:
     """Slaney's mel scale (linear below 1 kHz, logarithmic above), or HTK's ``2595 log10(1 +
     f / 700)``."""
     freq = np.asarray(freq, dtype=np.float64)
@@ -42,8 +42,8 @@ def _hz_to_mel(freq: np.ndarray, scale: str = "slaney") -> np.ndarray:
     return mels
 
 
-def _mel_to_hz(mels: np.ndarray, scale: str = "slaney") -> np.ndarray:
-    """Inverse of :func:`_hz_to_mel`."""
+def mel_to_hz(mels: np.ndarray, scale: str = "slaney") -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
     mels = np.asarray(mels, dtype=np.float64)
     if scale == "htk":
         return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
@@ -73,8 +73,8 @@ def mel_filterbank(
     """
     fmax = sample_rate / 2 if fmax is None else fmax
     fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(
-        np.linspace(_hz_to_mel(fmin, scale), _hz_to_mel(fmax, scale), n_mels + 2), scale
+    edges = mel_to_hz(
+        np.linspace(hz_to_mel(fmin, scale), hz_to_mel(fmax, scale), n_mels + 2), scale
     )
     widths = np.diff(edges)
     ramps = edges[:, None] - fft_freqs[None, :]

@@ -158,3 +158,39 @@ def test_unreadable_and_unknown_conventions(tmp_path):
         load_convention(tmp_path / "absent.json")
     with pytest.raises(ConfigError, match=r"unknown mel convention 'hifi' \(named: bigvgan-22k"):
         load_convention("hifi")
+
+
+@pytest.mark.parametrize("name", ["tacotron2", "nemo-fastpitch", "vocos"])
+def test_centred_framing_matches_torch_stft_center(name):
+    # torch.stft(center=True) pads n_fft/2 on each side: what these toolkits call
+    c = load_convention(name)
+    wav = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, 8000).astype(np.float32))
+    window = torch.hann_window(c.win_length, periodic=c.window == "hann_periodic")
+    pad_mode = "constant" if c.pad_mode == "zero" else "reflect"
+    spec = torch.stft(
+        wav,
+        c.n_fft,
+        c.hop_length,
+        c.win_length,
+        window,
+        center=True,
+        pad_mode=pad_mode,
+        return_complex=True,
+    ).abs()
+    module = c.mel_spectrogram()
+    expected = module.compress(module.mel_basis @ spec)
+    ours = module(wav)
+    assert ours.shape == expected.shape == (c.n_mels, c.num_frames(8000))
+    assert torch.allclose(ours, expected, atol=1e-4)
+
+
+def test_htk_filterbank_without_normalisation():
+    from hifigan.mel import mel_filterbank
+
+    fb = mel_filterbank(24000, 1024, 100, 0.0, 12000.0, scale="htk", norm="none")
+    freqs = np.arange(513) * 24000 / 1024
+    # peaks of 1 at the HTK-spaced centres, 2595 log10(1 + f / 700)
+    mel_max = 2595 * np.log10(1 + 12000 / 700)
+    centres = 700 * (10 ** (np.linspace(0, mel_max, 102)[1:-1] / 2595) - 1)
+    assert fb.max() <= 1.0 + 1e-6 and fb.max(axis=1).min() > 0.5
+    assert np.abs(freqs[fb.argmax(axis=1)] - centres).max() <= 24000 / 1024

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from ..mel import _hz_to_mel, _mel_to_hz, mel_filterbank
+from ..mel import hz_to_mel, mel_filterbank, mel_to_hz
 from .spec import Convention, load_convention, same_values
 from .values import MelStats, compress, expand, floor_linear, load_stats
 
@@ -166,8 +166,8 @@ def _bin_freqs(c: Convention) -> np.ndarray:
 
 
 def _band_centres(c: Convention) -> np.ndarray:
-    lo, hi = _hz_to_mel(c.fmin, c.mel_scale), _hz_to_mel(c.fmax_hz, c.mel_scale)
-    return _mel_to_hz(np.linspace(lo, hi, c.n_mels + 2), c.mel_scale)[1:-1]
+    lo, hi = hz_to_mel(c.fmin, c.mel_scale), hz_to_mel(c.fmax_hz, c.mel_scale)
+    return mel_to_hz(np.linspace(lo, hi, c.n_mels + 2), c.mel_scale)[1:-1]
 
 
 def _interp_matrix(xs: np.ndarray, xt: np.ndarray, outside: float | None) -> np.ndarray:
@@ -193,8 +193,8 @@ def _rebin_matrices(src_key: tuple, tgt_key: tuple) -> dict[str, Tensor]:
     fb_s, fb_t = _filterbank(src), _filterbank(tgt)
     f_s, f_t = _bin_freqs(src), _bin_freqs(tgt)
     centres = _band_centres(src)
-    mel_s = _hz_to_mel(centres)
-    init = _interp_matrix(mel_s, _hz_to_mel(f_s), None)
+    mel_s = hz_to_mel(centres)
+    init = _interp_matrix(mel_s, hz_to_mel(f_s), None)
     # bins outside the source's range: fall off from the edge band, by octaves
     octaves_low = np.log2(src.fmin / np.maximum(f_s, src.fmin / 16)) if src.fmin > 0 else 0 * f_s
     octaves_low = np.where(f_s < src.fmin, np.minimum(octaves_low, 4.0), 0.0)
@@ -267,11 +267,6 @@ def lagrange_interpolate(y: Tensor, pos: Tensor, taps: int = 6) -> Tensor:
                 weights[:, j] *= (frac - nodes[m]) / (nodes[j] - nodes[m])
     idx = (base[:, None] + torch.arange(taps)[None, :]).clamp(0, n - 1)
     return (y[..., idx] * weights).sum(dim=-1)
-
-
-def floor_of(c: Convention) -> float:
-    """The linear level below which ``c`` keeps nothing (for comparisons above the floor)."""
-    return floor_linear(c.compression)
 
 
 @functools.lru_cache(maxsize=64)

@@ -188,7 +188,7 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
     # the level and spread this mel would have in the authors' convention
     x = expand(torch.from_numpy(m), comp).numpy()
     nep = np.log(np.maximum(x, 1e-12) ** (1.0 / c.power)) - level_offset(c)
-    nep = np.maximum(nep, math.log(max(_floor_linear(c), 1e-12)) - level_offset(c))
+    nep = np.maximum(nep, math.log(max(floor_linear(c.compression), 1e-12)) - level_offset(c))
     p1, p50, p99 = np.percentile(nep, [1, 50, 99])
     for label, value, (lo, hi) in (
         ("median", p50, TYPICAL_MEDIAN),
@@ -205,10 +205,6 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
     if penalty <= 0 and not any("floor" in r for r in reasons):
         reasons.append(f"level and range fit typical speech read as {c.name}")
     return -penalty, reasons
-
-
-def _floor_linear(c: Convention) -> float:
-    return floor_linear(c.compression)
 
 
 def check_log_mel(mel: np.ndarray, path: str | Path | None = None) -> None:

@@ -11,6 +11,7 @@ a statistics file (:class:`Normalization`). The named conventions ship as JSON f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -181,8 +182,21 @@ class Convention:
 # ---------------------------------------------------------------------- loading
 def convention_names() -> list[str]:
     """The named conventions shipped with the package, sorted."""
+    return list(_named_files())
+
+
+@functools.lru_cache(maxsize=1)
+def _named_files() -> tuple[str, ...]:
     folder = resources.files("hifigan.conventions").joinpath("named")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    return tuple(sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json")))
+
+
+@functools.cache
+def _named(name: str) -> Convention:
+    """A shipped convention, read once (conventions are immutable)."""
+    folder = resources.files("hifigan.conventions").joinpath("named")
+    data = json.loads(folder.joinpath(f"{name}.json").read_text())
+    return convention_from_dict(data, source=f"mel convention {name}")
 
 
 def load_convention(name_or_path: str | Path | Convention) -> Convention:
@@ -194,10 +208,8 @@ def load_convention(name_or_path: str | Path | Convention) -> Convention:
     if isinstance(name_or_path, Convention):
         return name_or_path
     text_name = str(name_or_path)
-    if not isinstance(name_or_path, Path) and text_name in convention_names():
-        folder = resources.files("hifigan.conventions").joinpath("named")
-        data = json.loads(folder.joinpath(f"{text_name}.json").read_text())
-        return convention_from_dict(data, source=f"mel convention {text_name}")
+    if not isinstance(name_or_path, Path) and text_name in _named_files():
+        return _named(text_name)
     path = Path(text_name)
     if not path.exists():
         if path.suffix != ".json" and "/" not in text_name:

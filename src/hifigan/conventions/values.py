@@ -87,11 +87,6 @@ def ceiling_linear(c: Compression) -> float:
     return math.inf
 
 
-def to_natural_log(v: Tensor, c: Compression, floor: float = 1e-5) -> Tensor:
-    """Stored values -> ``ln(max(x, floor))`` of the linear mel (a common scale to compare)."""
-    return torch.log(torch.clamp(expand(v, c), min=floor))
-
-
 # ---------------------------------------------------------------------- normalisation stats
 @dataclass(frozen=True)
 class MelStats:
