@@ -54,8 +54,9 @@ MAX_LOG_VALUE = 1e4
 class Candidate:
     """One convention a mel may follow.
 
-    ``score``: detection plausibility (0 fits typical speech; each unit is a neper outside the
-    typical range or a violated constraint); identification: minus the error. ``error``: with
+    ``score``: detection plausibility, higher is better (0 fits typical speech, +2 for values
+    exactly at the floor, minus a neper outside the typical range or more for a violated
+    constraint); identification: minus the error. ``error``: with
     audio, the mean absolute difference between the mel and the convention's mel of that audio
     (in the convention's units). ``same_values``: conventions with the same statistics.
     """
@@ -159,7 +160,9 @@ def _value_family(c: Convention) -> tuple:
 
 
 def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float, list[str]]:
-    """Score (<= ~0; 0 is typical) and reasons for ``m`` following ``c``."""
+    """Score and reasons for ``m`` following ``c``: 0 when it looks like typical speech in
+    ``c``, +2 when values sit exactly at ``c``'s floor, less for every neper outside the typical
+    range and every violated constraint."""
     comp = c.compression
     reasons: list[str] = []
     penalty = 0.0
