@@ -394,7 +394,7 @@ class Adaptation:
         monitor.print(f"discriminator warm-up: {n} steps against the frozen generator")
         every = self.run.config.train.log_interval
         window: list[float] = []
-        done = 0
+        done, seconds = 0, state.train_seconds
         while done < n:
             t0 = time.perf_counter()
             mel, audio = next(data)
@@ -414,6 +414,8 @@ class Adaptation:
                 window.clear()
             if self.procs.any_process(stopped()) or self.out_of_time():
                 break
+        seconds = state.train_seconds - seconds
+        monitor.print(f"discriminator warm-up done: {done} steps in {seconds:.1f} s")
         return done
 
     def out_of_time(self) -> bool:
