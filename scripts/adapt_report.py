@@ -25,6 +25,7 @@ A smoke run: ``--minutes 5 --max-steps 3 --eval-limit 3 --val-clips 2 --quick``.
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -38,7 +39,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from hifigan.evaluation import METRICS
+from hifigan.evaluation import GROUND_TRUTH, METRICS
+from hifigan.evaluation.report import mean_ci95
 from hifigan.pretrained import MODELS, installed_weights, is_installed
 from hifigan.train import read_metrics
 from hifigan.train.adapt import device_type
@@ -217,9 +219,11 @@ def results_table(summary: dict, metrics: list[str]) -> list[str]:
     """Markdown rows: one per system, mean ± 95% half-width per metric."""
     lines = []
     for dataset, systems in summary["results"].items():
+        systems = {k: v for k, v in systems.items() if k != GROUND_TRUTH}  # perfect scores
         shown = [m for m in metrics if any(m in s for s in systems.values())]
         arrows = {m: "↑" if METRICS[m].higher_is_better else "↓" for m in shown}
-        lines += [f"### {dataset}", ""]
+        n = max(s["n"] for scores in systems.values() for s in scores.values())
+        lines += [f"### {dataset} ({n} clips)", ""]
         lines.append("| system | " + " | ".join(f"{METRICS[m].label} {arrows[m]}" for m in shown))
         lines[-1] += " |"
         lines.append("|---|" + "---|" * len(shown))
@@ -228,10 +232,40 @@ def results_table(summary: dict, metrics: list[str]) -> list[str]:
             for m in shown:
                 s = scores.get(m)
                 half = "" if s is None or s["ci95"] is None else f" ± {s['ci95']:.3g}"
-                cells.append("–" if s is None else f"{s['mean']:.4g}{half} (n={s['n']})")
+                cells.append("–" if s is None else f"{s['mean']:.4g}{half}")
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def paired_differences(csv_path: Path, metrics: list[str], system: str = "adapted") -> list[str]:
+    """Markdown rows: ``system`` minus each other system, clip by clip (the same clips), mean
+    ± 95% half-width per metric; an interval that excludes 0 is a measured difference."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    for r in rows:
+        key = (r["dataset"], r["file"])
+        for m in metrics:
+            if r.get(m):
+                scores.setdefault((r["system"], m), {})[str(key)] = float(r[m])
+    others = [
+        s for s in dict.fromkeys(r["system"] for r in rows) if s not in (system, GROUND_TRUTH)
+    ]
+    lines = ["| difference | " + " | ".join(METRICS[m].label for m in metrics) + " |"]
+    lines.append("|---|" + "---|" * len(metrics))
+    for other in others:
+        cells = []
+        for m in metrics:
+            mine, theirs = scores.get((system, m), {}), scores.get((other, m), {})
+            common = sorted(set(mine) & set(theirs))
+            if not common:
+                cells.append("–")
+                continue
+            mean, half = mean_ci95([mine[k] - theirs[k] for k in common])
+            cells.append(f"{mean:+.4g}" + ("" if half is None else f" ± {half:.3g}"))
+        lines.append(f"| {system} − {other} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def warmup_seconds(log: Path) -> tuple[int, float]:
@@ -253,6 +287,8 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
     step_seconds = max(last["train_seconds"] - warm_s, 1e-9)
     best = min(records, key=lambda r: r["val_mel_l1"])
     recipe = json.loads((args.out / "run" / "recipe.json").read_text())
+    scored = recipe.get("start_scores") or {}
+    scores = "".join(f"; {k} mel L1 {v:.4f}" for k, v in scored.items())
     lines = [
         f"# Adapting {args.model} in {args.minutes:g} minutes",
         "",
@@ -261,7 +297,8 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
         f"`{args.eval_list}`" + (f" (first {args.eval_limit})" if args.eval_limit else ""),
         f"* machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"device {args.device}, torch {info['torch']}",
-        f"* start: `{recipe.get('start')}`; precision {recipe.get('precision')}, "
+        f"* start: {args.model} (`{Path(recipe.get('start') or '').name}`{scores}); "
+        f"precision {recipe.get('precision')}, "
         f"{recipe.get('disc_pass')} discriminator pass; discriminator warm-up {warm_steps} "
         f"steps ({warm_s:.0f} s)",
         f"* training: {last['step']} steps in {last['train_seconds'] / 60:.1f} min of training "
@@ -278,6 +315,10 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
         "synthesis of peak-normalised clips. ↑ higher is better, ↓ lower is better.",
         "",
         *results_table(summary, info["metrics"]),
+        "Paired differences (the same clips; ↑ metrics: positive is better for the adapted "
+        "model, ↓ metrics: negative is better):",
+        "",
+        *paired_differences(args.out / "eval" / "metrics.csv", info["metrics"]),
         "## Learning curve",
         "",
         "![val mel L1 against steps and minutes](curve.png)",
