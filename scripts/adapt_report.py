@@ -5,8 +5,8 @@ End to end, with the package's own commands:
 1. lists: the training clips (``--data``: an ``id|text`` list with ``wavs/`` beside it, or a
    folder holding ``train.txt``/``training.txt``), less ``--val-clips`` held out at random for
    validation (and ``best.pt``); ``--subset-minutes M`` keeps a random M minutes of the rest;
-2. ``hifigan train --model MODEL ... --max-minutes MINUTES`` (fine-tuning defaults, the
-   discriminator warm-up unless ``--no-warmup``);
+2. ``hifigan train --model MODEL ... --max-minutes MINUTES`` (fine-tuning defaults;
+   ``--disc-warmup N`` / ``--no-warmup`` set the discriminator warm-up, default off);
 3. ``hifigan evaluate`` on the clips of ``--eval-list`` (never seen in training): the adapted
    ``best.pt`` beside the zero-shot ``lj-v1`` and ``universal-v1``; the quick metrics, plus
    ViSQOL and CREPE periodicity / V/UV F1 when installed;
@@ -16,10 +16,11 @@ End to end, with the package's own commands:
     python scripts/adapt_report.py --minutes 60 --data ../shared/data/kathleen/train.txt \\
         --eval-list ../shared/data/kathleen/eval.txt --model universal-v1 --out runs/adapt60
     python scripts/adapt_report.py --minutes 60 --subset-minutes 10 ...   # 10 minutes of data
-    python scripts/adapt_report.py --minutes 60 --no-warmup ...           # without warm-up
+    python scripts/adapt_report.py --minutes 60 --disc-warmup 100 ...     # with a warm-up
     python scripts/adapt_report.py --minutes 20 --device cuda ...         # on a GPU
 
-A smoke run: ``--minutes 5 --max-steps 3 --eval-limit 3 --val-clips 2 --quick``.
+A smoke run: ``--minutes 5 --max-steps 3 --eval-limit 3 --val-clips 2 --quick
+--subset-minutes 1 --disc-warmup 2``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="universal-v1", help="starting model (or auto)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--subset-minutes", type=float, default=None, help="random M minutes only")
-    p.add_argument("--no-warmup", action="store_true", help="no discriminator warm-up")
+    p.add_argument(
+        "--disc-warmup", type=int, default=None, metavar="N", help="discriminator warm-up steps"
+    )
+    p.add_argument("--no-warmup", action="store_true", help="no discriminator warm-up (0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--val-clips", type=int, default=10, help="training clips held out")
     p.add_argument("--max-steps", type=int, default=None, help="cap the steps (smoke runs)")
@@ -153,8 +157,8 @@ def train_command(args: argparse.Namespace, lists: dict) -> list[str]:
     command += ["--train-list", str(lists["train"]), "--val-list", str(lists["val"])]
     command += ["--out", str(args.out / "run"), "--max-minutes", f"{args.minutes:g}"]
     command += ["--device", args.device, "--no-progress"]
-    if args.no_warmup:
-        command += ["--disc-warmup", "0"]
+    if args.no_warmup or args.disc_warmup is not None:
+        command += ["--disc-warmup", "0" if args.no_warmup else str(args.disc_warmup)]
     if args.max_steps is not None:
         command += ["--max-steps", str(args.max_steps)]
     if args.threads is not None:

@@ -4,10 +4,10 @@ From a generator-only model (default ``universal-v1``) with fresh discriminators
 discriminators train alone against the frozen generator once, and their state (weights and
 optimizer) is kept at each warm-up count of ``--warmups``. From each kept state a joint
 fine-tune runs ``--steps`` steps on the same batches (the generator restarts from the model
-each time), and the held-out mel L1 (whole utterances, the
-validation measure of ``hifigan train``) is measured every ``--val-every`` steps. Runs use the
-CPU fine-tuning defaults of :mod:`hifigan.train.adapt` (batch, segment, precision, pass) unless
-given; the ``--pairs`` runs at other rates reuse the discriminators warmed at ``--lr``.
+each time), and the held-out mel L1 (whole utterances, the validation measure of ``hifigan
+train``) is measured every ``--val-every`` steps. Runs use the CPU fine-tuning defaults of
+:mod:`hifigan.train.adapt` (batch, segment, precision, pass); the ``--pairs`` runs at other
+rates reuse the discriminators warmed at ``--lr``.
 
     python scripts/adapt_warmup_sweep.py --data ../shared/data/kathleen/train.txt \\
         --eval-list ../shared/data/kathleen/eval.txt --out runs/sweep
