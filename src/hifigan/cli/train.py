@@ -13,9 +13,9 @@ mels (a TTS model's teacher-forced output) instead of computing them.
 
 Adapting a pretrained model to a voice: --model NAME (or --model auto: the built-in model
 whose copy synthesis of the validation clips is closest) with --data MY_VOICE. Options not
-given take fine-tuning defaults (printed in one line), the discriminators first train alone
-against the frozen generator (--disc-warmup), and --patience / --max-minutes stop the run
-early (docs/adaptation.md).
+given take fine-tuning defaults (printed in one line); --disc-warmup N first trains the
+discriminators alone against the frozen generator (default 0); --patience / --max-minutes stop
+the run early (docs/adaptation.md).
 
 Several processes: torchrun --nproc_per_node N -m hifigan train ...; the batch size is the
 global batch, split evenly across the processes.
@@ -104,7 +104,7 @@ def _add_adaptation_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="first train the discriminators alone for N steps when the start has none",
+        help="first train the discriminators alone for N steps when the start has none (default 0)",
     )
     a.add_argument(
         "--patience",
