@@ -14,6 +14,12 @@ Fine-tuning: --checkpoint starts from any generator checkpoint (ours or the auth
 with its do_ file beside it for the discriminators) and --fine-tune-mels DIR reads <id>.npy
 mels (a TTS model's teacher-forced output) instead of computing them.
 
+Adapting a pretrained model to a voice: --model NAME (or --model auto: the built-in model
+whose copy synthesis of the validation clips is closest) with --data MY_VOICE. Options not
+given take fine-tuning defaults (printed in one line); --disc-warmup N first trains the
+discriminators alone against the frozen generator (default 0); --patience / --max-minutes stop
+the run early (docs/adaptation.md).
+
 Several processes: torchrun --nproc_per_node N -m hifigan train ...; the batch size is the
 global batch, split evenly across the processes.
 """
@@ -28,6 +34,7 @@ from pathlib import Path
 from ..errors import HiFiGANError
 from ..precision import PRECISIONS
 from ..train import TrainOptions, export_authors, list_checkpoints, train
+from ..train.adapt import AUTO, RECIPE_FLAGS, builtin_candidates, with_recipe
 from .common import add_threads_argument, apply_threads, model_source
 from .prepare import add_data_arguments, data_options
 
@@ -62,16 +69,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        default="fp32",
+        default=None,
         choices=list(PRECISIONS),
-        help="autocast precision; STFT, mel and losses stay fp32 (fp16: CUDA only)",
+        help="autocast precision; STFT, mel and losses stay fp32 (fp16: CUDA only; default "
+        "fp32, or bf16 where supported when fine-tuning)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument(
         "--disc-pass",
-        default="separate",
+        default=None,
         choices=["separate", "joint"],
-        help="joint: real and generated audio in one discriminator batch (faster)",
+        help="joint: real and generated audio in one discriminator batch (faster; default "
+        "separate, joint when fine-tuning)",
     )
     add_threads_argument(p)
     p.add_argument(
@@ -98,6 +107,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write RUN_DIR's newest checkpoint as the authors' g_/do_ files and exit",
     )
+    _add_adaptation_arguments(p)
+
+
+def _add_adaptation_arguments(p: argparse.ArgumentParser) -> None:
+    """The recipe values outside the presets, and the options of hifigan.train.adapt."""
+    a = p.add_argument_group("fine-tuning (defaults when starting from a pretrained model)")
+    a.add_argument("--learning-rate", type=float, default=None, help="AdamW learning rate")
+    a.add_argument("--lr-decay", type=float, default=None, help="learning-rate factor per epoch")
+    a.add_argument("--segment-size", type=int, default=None, help="training crop in samples")
+    a.add_argument(
+        "--disc-warmup",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first train the discriminators alone for N steps when the start has none (default 0)",
+    )
+    a.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        metavar="K",
+        help="stop after K validations without a better val mel L1 (with a checkpoint)",
+    )
+    a.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after this much wall-clock time (with a validation and a checkpoint)",
+    )
 
 
 def _add_start_arguments(p: argparse.ArgumentParser) -> None:
@@ -108,7 +146,8 @@ def _add_start_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         metavar="NAME|PATH",
         default=None,
-        help="start from a built-in model (see hifigan models) or a checkpoint path",
+        help="start from a built-in model (see hifigan models), a checkpoint path, or auto "
+        "(the built-in model closest to the data before training)",
     )
     start.add_argument(
         "--checkpoint",
@@ -138,34 +177,32 @@ def run(args: argparse.Namespace) -> int:
         g_path, do_path = export_authors(found[-1], args.export_authors)
         print(f"wrote {g_path} and {do_path}", file=sys.stderr)
         return 0
-    checkpoint, config = None, args.config
-    if args.checkpoint is not None or args.model is not None:
+    checkpoint, config, candidates = None, args.config, None
+    if args.model == AUTO:
+        candidates, preset = builtin_candidates()
+        config = args.config or preset
+    elif args.checkpoint is not None or args.model is not None:
         checkpoint, config = model_source(args)  # a built-in model comes with its preset
-    result = train(
-        TrainOptions(
-            out=args.out,
-            data=args.data,
-            config=config,
-            **data_options(args),
-            fine_tune_mels=args.fine_tune_mels,
-            checkpoint=checkpoint,
-            resume=args.resume,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            log_interval=args.log_interval,
-            val_interval=args.val_interval,
-            checkpoint_interval=args.checkpoint_interval,
-            num_workers=args.num_workers,
-            device=args.device,
-            precision=args.precision,
-            compile=args.compile,
-            disc_pass=args.disc_pass,
-            keep_checkpoints=args.keep,
-            val_clips=args.val_clips,
-            progress=not args.no_progress,
-            tensorboard=not args.no_tensorboard,
-        )
+    options = TrainOptions(
+        out=args.out,
+        data=args.data,
+        config=config,
+        **data_options(args),
+        fine_tune_mels=args.fine_tune_mels,
+        checkpoint=checkpoint,
+        resume=args.resume,
+        device=args.device,
+        compile=args.compile,
+        keep_checkpoints=args.keep,
+        progress=not args.no_progress,
+        tensorboard=not args.no_tensorboard,
+        patience=args.patience,
+        max_minutes=args.max_minutes,
+        start_candidates=candidates,
     )
+    # every recipe value: the option given, else the fine-tuning or the plain default
+    given = {k: getattr(args, k) for k in RECIPE_FLAGS}
+    result = train(with_recipe(options, given, config_given=args.config is not None))
     if result.stopped_by in ("SIGINT", "SIGTERM"):
         return 128 + int(getattr(signal, result.stopped_by))
     return 0

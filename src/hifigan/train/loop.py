@@ -22,6 +22,7 @@ import torch
 from ..config import HiFiGANConfig, TrainConfig
 from ..errors import HiFiGANError
 from ..io import atomic_write_text
+from .adapt import Adaptation
 from .distributed import Processes, start_processes, stop_processes
 from .manifest import SKIPPED, DataError
 from .monitor import Monitor
@@ -52,7 +53,7 @@ class TrainResult:
     records of this invocation."""
 
     state: TrainState
-    stopped_by: str  # "max_steps", "SIGINT" or "SIGTERM"
+    stopped_by: str  # "max_steps", "SIGINT", "SIGTERM", "max_minutes" or "patience"
     checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -295,6 +296,8 @@ def _run(
 ) -> TrainResult:
     check_step_options(device, options.precision, options.disc_pass)
     run = open_run(options, procs)
+    adaptation = Adaptation(run, options, device, procs)  # --model auto picks the start here
+    options = adaptation.options
     t = run.config.train
     nets, state = start_networks(run, options, device, procs)
     loader, sampler = make_loader(run, device, procs)
@@ -311,6 +314,8 @@ def _run(
             return TrainResult(state, "max_steps", run.latest, validate.history)
         if state.step == 0:
             validate(state, {}, monitor)
+            warm_data = batches(loader, sampler, state)
+            adaptation.warm_up(nets, warm_data, state, monitor, lambda: stop.received is not None)
         intervals, window = Intervals.of(t), LogWindow()
         skipped = SkippedSteps(options.max_bad_steps, run.out)
         unreadable = UnreadableClips(run, active=procs.is_main)
@@ -339,16 +344,18 @@ def _run(
 
             # logs, validation, checkpoints (files: main process only)
             stopping = procs.any_process(stop.received is not None)
+            ending = adaptation.out_of_time()  # ends like max_steps: validation and checkpoint
             means = window.means()
             if intervals.log_at(state.step):
                 log_training(monitor, state, window, nets, run.config)
                 window.reset()
-            if intervals.validate_at(state.step, stopping):
+            if intervals.validate_at(state.step, stopping) or ending:
                 validate(state, means, monitor)
-            if intervals.checkpoint_at(state.step, stopping):
+                ending = adaptation.out_of_patience(state, validate.history) or ending
+            if intervals.checkpoint_at(state.step, stopping or ending):
                 checkpointer.save(state)
-            if stopping:
-                stopped_by = stop.name
+            if stopping or ending:
+                stopped_by = stop.name if stopping else adaptation.reason
                 monitor.print(
                     f"stopped by {stopped_by} at step {state.step}; saved {checkpointer.last}"
                 )

@@ -58,6 +58,12 @@ class TrainOptions:
     :func:`~hifigan.train.manifest.prepare`); ``checkpoint`` gives starting weights;
     ``fine_tune_mels`` a folder of ``<id>.npy`` input mels. ``None`` overrides keep the
     config's value. ``batch_size`` is the global batch.
+
+    Adaptation (:mod:`~hifigan.train.adapt`): ``disc_warmup`` steps of discriminator updates
+    alone when the start has no discriminators; ``patience`` validations without improvement
+    stop the run, and so does ``max_minutes`` of wall-clock time; ``start_candidates``
+    (name -> checkpoint, with ``checkpoint`` None) are scored on the validation clips and the
+    best one is the start.
     """
 
     out: Path
@@ -87,6 +93,11 @@ class TrainOptions:
     max_bad_steps: int = 5
     progress: bool = True
     tensorboard: bool = True
+    # adapting a pretrained model (see hifigan.train.adapt)
+    disc_warmup: int = 0
+    patience: int | None = None
+    max_minutes: float | None = None
+    start_candidates: dict[str, Path] | None = None
 
 
 @dataclass
@@ -121,6 +132,7 @@ class Run:
     fine_tune: FineTuneMels | None
     # newer checkpoints that could not be read, with the reason (set aside by commit_run)
     damaged: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    start_has_discriminators: bool = False  # set by start_networks
 
     @property
     def checkpoints(self) -> Path:
@@ -404,6 +416,7 @@ def start_networks(
         start=None if resuming else options.checkpoint,
         resume=None if run.resumed is None else (run.resumed, run.latest),
     )
+    run.start_has_discriminators = resuming or start_has_d
     state = TrainState()
     if run.resumed is not None:
         state = TrainState(**run.resumed["state"])

@@ -251,20 +251,27 @@ def _update(
 
 
 def train_step(
-    nets: Networks, mel: Tensor, real: Tensor, procs: Processes | None = None
+    nets: Networks,
+    mel: Tensor,
+    real: Tensor,
+    procs: Processes | None = None,
+    *,
+    update_generator: bool = True,
 ) -> StepResult:
     """One discriminator update, then one generator update.
 
     Args:
         mel: ``(B, n_mels, frames)`` generator input.
         real: ``(B, 1, frames * hop)`` the matching audio.
+        update_generator: False for the discriminator update alone, against a generator that
+            runs without autograd (the discriminator warm-up of :mod:`~hifigan.train.adapt`).
     """
     procs = procs or Processes()
     n = nets
     low_precision = n.amp_dtype != torch.float32
     autocast = torch.autocast(real.device.type, dtype=n.amp_dtype, enabled=low_precision)
-    with autocast:
-        fake = n.g_train(mel)  # (B, 1, T)
+    with autocast, torch.set_grad_enabled(update_generator):
+        fake = n.g_train(mel) if update_generator else n.generator(mel)  # (B, 1, T)
 
     # discriminator update: disc_mpd + disc_msd on (real, fake.detach())
     set_requires_grad([n.mpd, n.msd], True)
@@ -282,6 +289,9 @@ def train_step(
     d_values, d_skipped = _update(
         weighted_sum(d_terms, n.weights), d_terms, n.optim_d, n.scaler_d, procs
     )
+    if not update_generator:
+        values = dict(zip(["loss_d", "grad_norm_d", *d_terms], d_values))
+        return StepResult(values, d_skipped, False)
 
     # generator update against the updated discriminators, which are constants here
     set_requires_grad([n.mpd, n.msd], False)
