@@ -47,13 +47,13 @@ def open_run(tmp_path, config, clips=()):
 
 
 def batches(config, n, seed=0):
-    """``n`` random (mel, audio) batches of the recipe's shape."""
+    """``n`` random (mel, audio, unreadable clips) batches of the recipe's shape."""
     g = torch.Generator().manual_seed(seed)
     t, hop = config.train, config.mel.hop_length
     for _ in range(n):
         audio = torch.randn(t.batch_size, t.segment_size, generator=g) * 0.1
         mel = torch.randn(t.batch_size, config.mel.n_mels, t.segment_size // hop, generator=g)
-        yield mel, audio
+        yield mel, audio, []
 
 
 def monitor_for(run):

@@ -398,7 +398,7 @@ class Adaptation:
         done, seconds = 0, state.train_seconds
         while done < n:
             t0 = time.perf_counter()
-            mel, audio = next(data)
+            mel, audio, _ = next(data)  # unreadable clips are reported by the main loop
             mel = mel.to(self.device, non_blocking=True)  # (B, n_mels, frames)
             real = audio.to(self.device, non_blocking=True).unsqueeze(1)  # (B, 1, segment)
             result = train_step(nets, mel, real, self.procs, update_generator=False)
