@@ -40,6 +40,18 @@ def remove_all_weight_norm(module: nn.Module) -> None:
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
 
 
+def dilated_convs(channels: int, kernel_size: int, dilations: Sequence[int]) -> nn.ModuleList:
+    """One weight-normed, length-preserving convolution per dilation, ``(B, C, T) -> (B, C, T)``."""
+    return nn.ModuleList(
+        weight_norm(
+            nn.Conv1d(
+                channels, channels, kernel_size, dilation=d, padding=same_padding(kernel_size, d)
+            )
+        )
+        for d in dilations
+    )
+
+
 class ResBlock1(nn.Module):
     """Residual block type 1: per dilation, (leaky ReLU, dilated conv, leaky ReLU, conv) + skip.
 
@@ -48,18 +60,7 @@ class ResBlock1(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
         super().__init__()
-        self.convs1 = nn.ModuleList(
-            weight_norm(
-                nn.Conv1d(
-                    channels,
-                    channels,
-                    kernel_size,
-                    dilation=d,
-                    padding=same_padding(kernel_size, d),
-                )
-            )
-            for d in dilations
-        )
+        self.convs1 = dilated_convs(channels, kernel_size, dilations)
         self.convs2 = nn.ModuleList(
             weight_norm(
                 nn.Conv1d(channels, channels, kernel_size, padding=same_padding(kernel_size))
@@ -83,18 +84,7 @@ class ResBlock2(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            weight_norm(
-                nn.Conv1d(
-                    channels,
-                    channels,
-                    kernel_size,
-                    dilation=d,
-                    padding=same_padding(kernel_size, d),
-                )
-            )
-            for d in dilations
-        )
+        self.convs = dilated_convs(channels, kernel_size, dilations)
 
     def forward(self, x: Tensor) -> Tensor:
         for c in self.convs:
