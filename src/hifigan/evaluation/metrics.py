@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import HiFiGANError, InputError
-from ..io import resample
+from ..io import resample, warn
 from . import spectral
-from .deps import installed
+from .deps import CREPE_HINT, EVAL_HINT, installed
 from .perceptual import DNSMOS, ViSQOLAudio, estoi, pesq_wb
 from .pitch import PitchTrack, PitchTracker, periodicity_scores
 
@@ -239,6 +239,10 @@ class MetricSuite:
         metrics: metric names (see :data:`METRICS`) or a profile name.
         crepe: CREPE capacity for the pitch metrics, ``"full"`` (as published) or ``"tiny"``.
         pesq_resampler: ``"sinc"`` (as published, default) or ``"soxr"``.
+        skip_failures: a metric whose optional package is missing is left out with one
+            warning, and one that fails on a pair leaves that cell empty (``None``) with a
+            warning, so that one clip or one package never costs the whole report; False
+            raises instead.
     """
 
     def __init__(
@@ -247,8 +251,12 @@ class MetricSuite:
         *,
         crepe: str = "full",
         pesq_resampler: str = "sinc",
+        skip_failures: bool = True,
     ) -> None:
         self.metrics = parse_metrics(metrics)
+        self.skip_failures = skip_failures
+        if skip_failures:
+            self.metrics = _installed_metrics(self.metrics)
         self.pesq_resampler = pesq_resampler
         self.mel = spectral.loss_mel()
         self.pitch = PitchTracker(capacity=crepe)
@@ -289,7 +297,34 @@ class MetricSuite:
                 f"reference and generated lengths differ: {ref.shape[0]} vs {gen.shape[0]}"
             )
         pair = Pair(ref, gen, key=reference_key)
-        return {name: METRICS[name].score(self, pair) for name in self.metrics}
+        return {name: self._score_one(METRICS[name], pair) for name in self.metrics}
+
+    def _score_one(self, metric: Metric, pair: Pair) -> float | None:
+        if not self.skip_failures:
+            return metric.score(self, pair)
+        try:
+            return metric.score(self, pair)
+        except Exception as e:  # a metric package's own failure on unusual audio
+            text = str(e).strip().splitlines()
+            reason = text[0] if text else type(e).__name__
+            warn(f"{pair.key or 'a pair'}: {metric.name} not scored ({reason})")
+            return None
+
+
+def _installed_metrics(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` less the metrics whose optional packages are missing (said once)."""
+    missing = [name for name in names if not METRICS[name].available()]
+    if missing:
+        hint = CREPE_HINT if any("crepe" in p for m in missing for p in METRICS[m].packages) else ""
+        warn(
+            f"left out {', '.join(missing)}: optional packages missing ({EVAL_HINT}"
+            + (f"; {hint}" if hint else "")
+            + ")"
+        )
+    kept = tuple(name for name in names if name not in missing)
+    if not kept:
+        raise HiFiGANError(f"none of the chosen metrics can run here: {EVAL_HINT}")
+    return kept
 
 
 def quick_metrics(
@@ -314,4 +349,4 @@ def quick_metrics(
         raise InputError(
             f"audio is too short for the metrics: {n} samples at 22.05 kHz (need 0.25 s)"
         )
-    return MetricSuite(QUICK).score(ref[:n], gen[:n])
+    return MetricSuite(QUICK, skip_failures=False).score(ref[:n], gen[:n])
