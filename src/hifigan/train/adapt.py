@@ -173,8 +173,8 @@ def device_type(device: str) -> str:
 
 
 def fine_tune_defaults(device: str) -> dict[str, Any]:
-    """:data:`FINE_TUNE_DEFAULTS` for ``device``, resolved for this machine (bf16 only where
-    supported, loader workers at most the CPUs available)."""
+    """:data:`FINE_TUNE_DEFAULTS` for ``device``, resolved for the machine it runs on (bf16
+    only where supported, loader workers at most the CPUs available)."""
     kind = device_type(device)
     values = dataclasses.asdict(FINE_TUNE_DEFAULTS[kind])
     if values["precision"] == "bf16" and not bf16_supported(kind):
