@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from hifigan import HiFiGANError, Vocoder
+from hifigan.conventions import convention_from_mel_config
 
 from .batching import Batcher
 from .metrics import Metrics
 
 CONFIG_ENV = "HIFIGAN_SERVE_CONFIG"
 API_KEY_ENV = "HIFIGAN_API_KEY"
-MEL_CONVENTION = "hifigan"
 WARMUP_FRAMES = 16
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -165,7 +165,7 @@ class ModelSlot:
             "sample_rate": v.sample_rate,
             "n_mels": v.n_mels,
             "hop": v.hop_length,
-            "mel": getattr(v.config.mel, "convention", None) or MEL_CONVENTION,
+            "mel": convention_from_mel_config(v.config.mel).name,
             "latency_frames": v.latency_frames,
             "backend": v.backend_name,
             "precision": v.precision,
