@@ -41,7 +41,7 @@ from pathlib import Path
 import soundfile as sf
 
 from hifigan.evaluation import GROUND_TRUTH, METRICS
-from hifigan.evaluation.report import mean_ci95
+from hifigan.evaluation.stats import mean_ci95
 from hifigan.pretrained import MODELS, installed_weights, is_installed
 from hifigan.train import read_metrics
 from hifigan.train.adapt import device_type
