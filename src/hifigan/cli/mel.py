@@ -23,13 +23,18 @@ import numpy as np
 import torch
 
 from ..config import HiFiGANConfig
-from ..conventions import Convention, convention_from_mel_config, load_convention, load_stats
+from ..conventions import (
+    CONVENTION_FILE,
+    Convention,
+    convention_from_mel_config,
+    load_convention,
+    load_stats,
+)
 from ..errors import ConfigError, InputError
 from ..io import AUDIO_SUFFIXES, atomic_path, atomic_write_text, collect_inputs, load_audio
 from .common import add_threads_argument, apply_threads, process_files
 
 HELP = "compute log-mel spectrograms of audio files (<stem>.npy, (n_mels, frames))"
-CONVENTION_FILE = "mel_convention.json"
 STATS_FILE = "mel_stats.npz"
 
 

@@ -8,6 +8,13 @@ mel inputs (.npy/.pt, shape (n_mels, frames)) are vocoded directly. Without --mo
 synthesizes each file through the exact streaming path, --chunk-frames frames at a time, and
 reports the latency and the compute time per chunk.
 
+Mels made with another toolkit's convention: --mel-convention NAME|FILE.json converts them into
+the model's convention first (--mel-stats FILE undoes a mean-variance normalisation), auto
+detects it from each mel's statistics; a mel_convention.json beside the mels (written by hifigan
+mel --convention) is used when the option is not given. Otherwise each mel is checked against
+the model's convention, with a warning naming the convention it looks like (see
+docs/mel-conventions.md).
+
 Standard input: the input - reads raw float32 little-endian mel frames (n_mels values per
 frame, frame after frame) as they arrive and streams them; the audio goes to OUTDIR/stdin.wav,
 or with -o - to standard output as raw 16-bit little-endian PCM, written as soon as it is final.
@@ -26,8 +33,10 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
 from ..errors import HiFiGANError, InputError
 from ..inference import BACKENDS, Vocoder
+from ..inference.vocoder import AUTO
 from ..io import (
     AUDIO_SUFFIXES,
     MEL_SUFFIXES,
@@ -91,7 +100,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=32,
         help="mel frames per streamed chunk (default 32)",
     )
+    p.add_argument(
+        "--mel-convention",
+        metavar="NAME|FILE|auto",
+        help="the mels' convention when it is not the model's: a named one (hifigan mel-check "
+        "lists them), a JSON file, or auto to detect it; converted before vocoding",
+    )
+    p.add_argument(
+        "--mel-stats",
+        type=Path,
+        metavar="FILE",
+        help="the statistics that normalised the mels (stats.h5, feats_stats.npz, .npy/.npz "
+        "mean and scale), undone before vocoding",
+    )
     add_threads_argument(p)
+
+
+class MelSource:
+    """Which convention each mel file follows: ``--mel-convention``, else a
+    ``mel_convention.json`` beside the file, else the model's own (checked by the guard)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.option: Convention | str | None = args.mel_convention
+        if self.option is not None and self.option != AUTO:
+            self.option = load_convention(self.option)
+        self.stats: MelStats | None = None if args.mel_stats is None else load_stats(args.mel_stats)
+        self._said: set[str] = set()
+
+    def convention(self, vocoder: Vocoder, mel: np.ndarray, path: Path) -> Convention | None:
+        """The convention of ``path``'s mel, or None for the model's own (unconverted)."""
+        found: Convention | None
+        if self.option == AUTO:
+            found = vocoder.detect_convention(mel, str(path))
+            self._say(f"{path}: detected mel convention {found.name}")
+        elif self.option is not None:
+            found = self.option
+        elif (path.parent / CONVENTION_FILE).is_file():
+            found = load_convention(path.parent / CONVENTION_FILE)
+            self._say(f"{path.parent / CONVENTION_FILE}: mels read as convention {found.name}")
+        else:
+            return None
+        if found == vocoder.convention and self.stats is None:
+            return None
+        self._say(f"converting mels from convention {found.name} to {vocoder.convention.name}")
+        return found
+
+    def _say(self, line: str) -> None:
+        if line not in self._said:
+            self._said.add(line)
+            print(line, file=sys.stderr)
 
 
 class StreamStats:
@@ -238,7 +295,7 @@ def synthesize_file(
     """The audio of ``path``'s ``(n_mels, frames)`` mel, offline or through the stream; the
     vocoder raises :class:`InputError` for anything but finite audio."""
     if not args.stream:
-        return vocoder(mel).cpu().numpy()
+        return vocoder(mel, check=False).cpu().numpy()
     stats = StreamStats()
     step = args.chunk_frames
     chunks = (mel[:, i : i + step] for i in range(0, mel.shape[1], step))
@@ -247,7 +304,18 @@ def synthesize_file(
     return wave
 
 
-def vocode_file(vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespace) -> None:
+def check_form(vocoder: Vocoder, mel: np.ndarray, path: Path) -> None:
+    """:func:`check_mel`, naming the convention a mel of another band count looks like."""
+    n = vocoder.n_mels
+    other_bands = mel.ndim == 2 and mel.shape[0] != n and mel.shape[1] not in (0, n)
+    if other_bands and np.isfinite(mel).all():
+        vocoder.prepare_mel(mel, label=str(path))  # raises, with the likely convention
+    check_mel(mel, n, path)
+
+
+def vocode_file(
+    vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespace, source: MelSource
+) -> None:
     """One input file (audio or mel, by its suffix in any case) to a 16-bit wav at ``out``."""
     suffix = path.suffix.lower()
     if suffix not in MEL_SUFFIXES + AUDIO_SUFFIXES:
@@ -259,7 +327,10 @@ def vocode_file(vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespac
     try:
         if suffix in MEL_SUFFIXES:
             mel = load_mel(path)
-            check_mel(mel, vocoder.n_mels, path)
+            convention = source.convention(vocoder, mel, path)
+            if convention is None:
+                check_form(vocoder, mel, path)
+            mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
         else:
             # the reader mixes channels before it refuses non-finite samples, which numpy
             # would report as a stray warning (inf - inf) ahead of the error
@@ -284,6 +355,14 @@ def run(args: argparse.Namespace) -> int:
         raise HiFiGANError("-o - (raw PCM on standard output) needs the input - (stdin)")
     if args.inputs == [STDIN] and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise HiFiGANError("standard input (-) cannot be shared by several processes")
+    if args.inputs == [STDIN] and (args.mel_convention or args.mel_stats):
+        raise HiFiGANError(
+            "--mel-convention and --mel-stats need whole mel files, not standard input "
+            "(convert first: hifigan vocode FILE.npy --mel-convention ...)"
+        )
+    if args.mel_stats is not None and args.mel_convention is None:
+        raise HiFiGANError("--mel-stats needs --mel-convention (the convention they normalise)")
+    source = MelSource(args)
     files = [] if args.inputs == [STDIN] else collect_inputs(args.inputs, SUFFIXES)
     mine, rank, world = process_share(files)
     checkpoint, config = model_source(args)
@@ -299,7 +378,7 @@ def run(args: argparse.Namespace) -> int:
     if world > 1:
         print(f"process {rank} of {world}: {len(mine)} of {len(files)} inputs", file=sys.stderr)
     status = process_files(
-        mine, args.output, ".wav", lambda p, o: vocode_file(vocoder, p, o, args), "vocode"
+        mine, args.output, ".wav", lambda p, o: vocode_file(vocoder, p, o, args, source), "vocode"
     )
     wait_for_other_processes(world)
     return status

@@ -20,6 +20,7 @@ from .detect import (
     mel_statistics,
 )
 from .spec import (
+    CONVENTION_FILE,
     Compression,
     Convention,
     Normalization,
@@ -40,6 +41,7 @@ from .values import (
 )
 
 __all__ = [
+    "CONVENTION_FILE",
     "Candidate",
     "Compression",
     "Convention",

@@ -88,7 +88,7 @@ def _denormalize(
     if src.normalization.kind != "none" and looks_normalized(v):
         raise InputError(
             f"the mel looks normalised (per-band mean near 0, deviation near 1): convention "
-            f"{src.name} needs its statistics file to undo that (--stats)",
+            f"{src.name} needs its statistics file to undo that (vocode: --mel-stats FILE)",
             path,
         )
     return v

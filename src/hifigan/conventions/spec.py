@@ -26,6 +26,8 @@ COMPRESSIONS = ("ln_clamp", "ln_add", "log10_clamp", "log10_add", "db", "db_norm
 DB_KINDS = ("db", "db_normalized")
 NORMALIZATIONS = ("none", "per_band_stats", "global_mvn")
 WINDOWS = ("hann_periodic", "hann_symmetric")
+# written beside mels made with a convention (hifigan mel), read by hifigan vocode
+CONVENTION_FILE = "mel_convention.json"
 
 
 @dataclass(frozen=True)

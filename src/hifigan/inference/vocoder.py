@@ -7,6 +7,10 @@ into waveforms with a trained generator.
 >>> fast = Vocoder.from_checkpoint("generator_v2", backend="fast", precision="bf16")
 >>> waves = fast([mel_a, mel_b])                             # batched, each trimmed
 >>> for piece in fast.stream(chunks_of_frames): ...          # exact streaming
+>>> audio = vocoder(coqui_mel, convention="coqui")         # another toolkit's mel, converted
+
+A mel given without ``convention`` is checked against the model's own convention: statistics
+that fit another one give a warning naming it (see :meth:`Vocoder.prepare_mel`).
 
 Backends and precisions are described in :mod:`hifigan.inference.backends`; streaming, long
 inputs and batching in :mod:`hifigan.inference.streaming`.
@@ -23,8 +27,18 @@ from torch import Tensor
 
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig
+from ..conventions import (
+    Convention,
+    MelStats,
+    check_convention,
+    convention_from_mel_config,
+    convert_mel,
+    detect_convention,
+    load_convention,
+)
 from ..errors import HiFiGANError, InputError
 from ..generator import Generator
+from ..io import warn
 from ..mel import MelSpectrogram
 from ..pretrained import was_verified
 from .backends import make_backend
@@ -45,6 +59,7 @@ from .streaming import (
 )
 
 BLOCK_FRAMES = 2048
+AUTO = "auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -63,6 +78,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def _dims(x: object) -> int:
     """The number of dimensions of a tensor or array (0 for anything else)."""
     return x.dim() if isinstance(x, Tensor) else getattr(x, "ndim", 0)
+
+
+def _numpy(mel: Tensor | np.ndarray) -> np.ndarray:
+    """A mel as a numpy array (on the CPU)."""
+    return mel.detach().cpu().numpy() if isinstance(mel, Tensor) else np.asarray(mel)
 
 
 class Vocoder:
@@ -150,6 +170,11 @@ class Vocoder:
         return self.config.mel.n_mels
 
     @property
+    def convention(self) -> Convention:
+        """The mel convention the generator reads (from its config)."""
+        return convention_from_mel_config(self.config.mel)
+
+    @property
     def latency_frames(self) -> int:
         """Frames a stream holds back: the receptive field's future context."""
         return self.receptive_field.right
@@ -179,9 +204,55 @@ class Vocoder:
     def _check(self, audio: Tensor, mel: Tensor | None, label: str | None = None) -> None:
         check_audio_out(audio, mel, label=label, precision=self.precision)
 
+    # ------------------------------------------------------------------ conventions
+    def detect_convention(self, mel: Tensor | np.ndarray, label: str | None = None) -> Convention:
+        """The named convention ``(bands, frames)`` most likely follows, judged from its
+        statistics; the model's own when it cannot be told apart from the best guess."""
+        m = _numpy(mel)
+        ranked = detect_convention(m)
+        if not ranked:
+            raise InputError(labelled(label, f"no named mel convention has {m.shape[0]} bands"))
+        best, own = ranked[0], self.convention.name
+        if own in best.same_values:
+            return self.convention
+        return load_convention(best.name)
+
+    def prepare_mel(
+        self,
+        mel: Tensor | np.ndarray,
+        convention: str | Path | Convention | None = None,
+        stats: str | Path | MelStats | None = None,
+        *,
+        label: str | None = None,
+    ) -> Tensor:
+        """A mel ready for the generator: ``(bands, frames)`` -> ``(n_mels, frames')`` float32.
+
+        With ``convention`` (a name, a JSON file, a :class:`Convention`, or ``"auto"`` to detect
+        it from the statistics) the mel is converted into the model's convention (exactly for
+        value differences, approximately for framing and frequency differences; see
+        :func:`~hifigan.conventions.convert_mel`); ``stats`` undoes a normalisation. Without
+        it the mel is checked against the model's convention: statistics that fit another
+        convention give a warning (one line, naming ``label``, the likely convention and the
+        flag to use), values no log-mel can hold raise :class:`InputError`.
+        """
+        m = _numpy(mel)
+        if convention is None:
+            for line in check_convention(m, self.convention, label):
+                warn(line)
+            return torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
+        if isinstance(convention, str) and convention == AUTO:
+            convention = self.detect_convention(m, label)
+        out = convert_mel(m, convention, self.convention, stats=stats, path=label)
+        return torch.from_numpy(out)
+
     @torch.inference_mode()
     def __call__(
-        self, mel: Tensor | np.ndarray | Sequence[Tensor | np.ndarray]
+        self,
+        mel: Tensor | np.ndarray | Sequence[Tensor | np.ndarray],
+        *,
+        convention: str | Path | Convention | None = None,
+        stats: str | Path | MelStats | None = None,
+        check: bool = True,
     ) -> Tensor | list[Tensor]:
         """Synthesize audio from a log-mel spectrogram, or from a list of them.
 
@@ -190,6 +261,11 @@ class Vocoder:
                 ``(n_mels, frames_i)`` mels of any lengths (synthesized as one batch; each
                 result equals its one-by-one synthesis, see :func:`synthesize_batch`); float
                 tensors or arrays, all values finite.
+            convention, stats: the mels' convention when it is not the model's (``"auto"``
+                detects it; the band count may then differ), converted before synthesis (see
+                :meth:`prepare_mel`).
+            check: without ``convention``, warn when a mel's statistics fit another
+                convention (:meth:`prepare_mel`); off for mels known to be the model's own.
 
         Returns:
             ``(frames * hop,)``, ``(batch, frames * hop)``, or a list of ``(frames_i * hop,)``;
@@ -199,12 +275,50 @@ class Vocoder:
             InputError: anything else (other types, shapes or dtypes, NaN or infinite values,
                 values no log-mel can hold, or a generator that produced non-finite audio).
         """
+        if convention is not None or check:
+            mel = self._prepared(mel, convention, stats)
         if isinstance(mel, (list, tuple)):
             return self._batch(mel)
         x = self._mel(mel)
         audio = self._synthesize(x)
         self._check(audio, x)
         return audio[0] if _dims(mel) == 2 else audio
+
+    def _prepared(
+        self,
+        mel: Tensor | np.ndarray | Sequence[Tensor | np.ndarray],
+        convention: str | Path | Convention | None,
+        stats: str | Path | MelStats | None,
+    ) -> Tensor | np.ndarray | list[Tensor]:
+        """``mel`` with each of its mels through :meth:`prepare_mel`; the checks of its form
+        come first (for a foreign convention, all but the band count)."""
+        if isinstance(mel, (list, tuple)):
+            labels = [f"mel {i} of the list" for i in range(len(mel))]
+            return [self._prepare_one(m, convention, stats, lb) for m, lb in zip(mel, labels)]
+        if convention is None:  # the guard only: the mel itself goes on
+            x = self._mel(mel)
+            batched = _dims(mel) == 3
+            for i, item in enumerate(x):
+                self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
+            return mel
+        if _dims(mel) == 3:
+            items = [
+                self._prepare_one(m, convention, stats, f"mel {i} of the batch")
+                for i, m in enumerate(mel)
+            ]
+            return torch.stack(items)
+        return self._prepare_one(mel, convention, stats, None)
+
+    def _prepare_one(
+        self,
+        mel: Tensor | np.ndarray,
+        convention: str | Path | Convention | None,
+        stats: str | Path | MelStats | None,
+        label: str | None,
+    ) -> Tensor:
+        foreign = convention is not None and _dims(mel) == 2
+        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)
+        return self.prepare_mel(x[0], convention, stats, label=label)
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
         labels = [f"mel {i} of the list" for i in range(len(mels))]
@@ -290,7 +404,7 @@ class Vocoder:
     def copy_synthesis(self, audio: Tensor | np.ndarray) -> Tensor:
         """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop,)``
         (the audio shapes of :meth:`mel`)."""
-        return self(self.mel(audio))
+        return self(self.mel(audio), check=False)
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs: object) -> Vocoder:

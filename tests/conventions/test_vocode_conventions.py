@@ -1,0 +1,170 @@
+"""Other conventions' mels through the vocoder: the guard, the converters and the folder's
+convention file, in the Python API and in ``hifigan vocode``."""
+
+import numpy as np
+import pytest
+import torch
+
+from hifigan import Vocoder
+from hifigan.checkpoint import save_checkpoint
+from hifigan.config import HiFiGANConfig
+from hifigan.conventions import convert_mel, load_convention
+from hifigan.generator import Generator
+from hifigan.io import HiFiGANWarning, load_audio
+
+from conftest import LJSPEECH, need
+
+CLIP = LJSPEECH / "wavs" / "LJ001-0002.flac"  # the shortest clip (1.9 s)
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return load_audio(need(CLIP), 22050)[0]
+
+
+def mel_of(name: str, audio: np.ndarray) -> np.ndarray:
+    c = load_convention(name)
+    from hifigan.io import resample
+
+    wav = resample(audio, 22050, c.sample_rate)
+    return c.mel_spectrogram()(torch.from_numpy(np.ascontiguousarray(wav))).numpy()
+
+
+@pytest.fixture(scope="module")
+def vocoder():
+    """A debug-size generator with the authors' 22.05 kHz mel (weights do not matter here)."""
+    torch.manual_seed(0)
+    config = HiFiGANConfig.preset("debug")
+    return Vocoder(Generator.from_config(config), config)
+
+
+def hifigan_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, HiFiGANWarning)]
+
+
+def test_the_model_knows_its_convention(vocoder):
+    assert vocoder.convention.name == "hifigan"
+    assert vocoder.convention == load_convention("hifigan").replace(
+        used_by=vocoder.convention.used_by, description=vocoder.convention.description
+    )
+
+
+def test_the_guard_warns_on_another_convention_and_not_on_the_models(vocoder, audio):
+    native, coqui = mel_of("hifigan", audio), mel_of("coqui", audio)
+    with pytest.warns(HiFiGANWarning, match="they look like coqui: .*--mel-convention coqui"):
+        vocoder(coqui)
+    with pytest.warns(HiFiGANWarning, match=r"mel 1 of the list: .*look like parallel-wavegan"):
+        vocoder([native, mel_of("parallel-wavegan", audio)])
+    with pytest.warns(HiFiGANWarning, match=r"mel 0 of the batch: .*look like coqui"):
+        vocoder(coqui[None])
+    import warnings
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        vocoder(native)
+        vocoder(coqui, check=False)
+        vocoder.copy_synthesis(audio)
+    assert hifigan_warnings(record) == []
+
+
+def test_values_no_log_mel_can_hold_are_an_error(vocoder, audio):
+    from hifigan.errors import InputError
+
+    with pytest.raises(InputError, match="linear-magnitude mel"):
+        vocoder(np.exp(mel_of("hifigan", audio)))
+
+
+def test_conversion_in_the_api_equals_convert_mel(vocoder, audio):
+    mel = mel_of("coqui", audio)
+    expected = vocoder(convert_mel(mel, "coqui", "hifigan"), check=False)
+    assert torch.equal(vocoder(mel, convention="coqui"), expected)
+    assert torch.equal(vocoder([mel], convention="coqui")[0], expected)
+    # auto detects it from the statistics
+    assert vocoder.detect_convention(mel).name == "coqui"
+    assert torch.equal(vocoder(mel, convention="auto"), expected)
+    # another band count converts too
+    vocos = mel_of("vocos", audio)
+    out = vocoder(vocos, convention="vocos")
+    assert out.shape[0] == convert_mel(vocos, "vocos", "hifigan").shape[1] * 256
+
+
+def test_auto_keeps_the_models_convention_when_statistics_cannot_tell(vocoder, audio):
+    # tacotron2's values are the authors' (half a hop earlier): detection cannot tell them apart
+    assert vocoder.detect_convention(mel_of("tacotron2", audio)) == vocoder.convention
+
+
+def round_trip_mad(out_wav, audio) -> float:
+    fn = load_convention("hifigan").mel_spectrogram()
+    ref = fn(torch.from_numpy(audio)).numpy()
+    got = fn(torch.from_numpy(load_audio(out_wav, 22050)[0])).numpy()
+    frames = min(ref.shape[1], got.shape[1])
+    return float(np.abs(ref[:, :frames] - got[:, :frames]).mean())
+
+
+def test_npy_and_convention_file_round_trip_through_vocode(run_cli, tmp_path, audio):
+    """hifigan mel --convention coqui, then hifigan vocode of the folder: the folder's
+    mel_convention.json is used, and the result is as close as the native mel's."""
+    need(CLIP)
+    for name, args in (("native", ()), ("coqui", ("--convention", "coqui"))):
+        code, _, err = run_cli("mel", CLIP, "-o", tmp_path / name, *args)
+        assert code == 0, err
+    code, _, err = run_cli("vocode", tmp_path / "native", "-o", tmp_path / "out-native")
+    assert code == 0, err
+    code, _, err = run_cli("vocode", tmp_path / "coqui", "-o", tmp_path / "out-coqui")
+    assert code == 0, err
+    assert "mel_convention.json: mels read as convention coqui" in err
+    native = round_trip_mad(tmp_path / "out-native" / "LJ001-0002.wav", audio)
+    converted = round_trip_mad(tmp_path / "out-coqui" / "LJ001-0002.wav", audio)
+    assert native < 0.3 and converted < native + 0.04, (native, converted)
+    # the same .npy without its convention file: a warning, and noise
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "x.npy").write_bytes((tmp_path / "coqui" / "LJ001-0002.npy").read_bytes())
+    with pytest.warns(HiFiGANWarning, match="x.npy: mel statistics do not fit convention hifigan"):
+        code, _, err = run_cli("vocode", lone / "x.npy", "-o", tmp_path / "out-lone")
+    assert code == 0, err
+    assert round_trip_mad(tmp_path / "out-lone" / "x.wav", audio) > 1.0
+
+
+def test_vocode_with_a_named_convention_and_auto(run_cli, tmp_path, vocoder, audio):
+    save_checkpoint(tmp_path / "g.pt", vocoder.config, Generator.from_config(vocoder.config))
+    np.save(tmp_path / "m.npy", mel_of("nemo-log1p", audio))
+    outs = {}
+    for flag in ("nemo-log1p", "auto"):
+        code, _, err = run_cli(
+            "vocode", tmp_path / "m.npy", "-o", tmp_path / flag, "--checkpoint",
+            tmp_path / "g.pt", "--mel-convention", flag,
+        )  # fmt: skip
+        assert code == 0, err
+        assert "converting mels from convention nemo-log1p to hifigan" in err
+        outs[flag] = load_audio(tmp_path / flag / "m.wav", 22050)[0]
+    assert "m.npy: detected mel convention nemo-log1p" in err
+    assert np.array_equal(outs["nemo-log1p"], outs["auto"])
+
+
+def test_vocode_convention_errors(run_cli, tmp_path, vocoder, audio):
+    save_checkpoint(tmp_path / "g.pt", vocoder.config, Generator.from_config(vocoder.config))
+    model = ("--checkpoint", tmp_path / "g.pt")
+    np.save(tmp_path / "vocos.npy", mel_of("vocos", audio))
+    code, _, err = run_cli("vocode", tmp_path / "vocos.npy", "-o", tmp_path / "o", *model)
+    assert code != 0
+    assert "vocos.npy: mel has 100 bands, convention hifigan has 80; it looks like" in err
+    assert "--mel-convention" in err and "Traceback" not in err
+    cases = [
+        (("--mel-convention", "nope"), "unknown mel convention 'nope'"),
+        (("--mel-stats", tmp_path / "s.npy"), "--mel-stats needs --mel-convention"),
+        (("--mel-convention", "espnet", "--mel-stats", tmp_path / "s.npy"), "stats file not found"),
+    ]
+    for args, message in cases:
+        code, _, err = run_cli(
+            "vocode", tmp_path / "vocos.npy", "-o", tmp_path / "o", *model, *args
+        )
+        assert code != 0 and message in err, err
+    # a normalised mel without its statistics
+    m = mel_of("parallel-wavegan", audio)
+    np.save(tmp_path / "norm.npy", (m - m.mean(1, keepdims=True)) / m.std(1, keepdims=True))
+    code, _, err = run_cli(
+        "vocode", tmp_path / "norm.npy", "-o", tmp_path / "o", *model,
+        "--mel-convention", "parallel-wavegan",
+    )  # fmt: skip
+    assert code != 0 and "norm.npy: the mel looks normalised" in err and "--mel-stats" in err
