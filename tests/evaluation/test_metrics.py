@@ -197,3 +197,19 @@ def test_reproduces_the_published_lj_v1_numbers():
         assert METRICS[metric].better(mean["v1"][metric], mean["gl"][metric]), metric
     # PESQ does not rank Griffin-Lim below a neural vocoder
     assert mean["gl"]["pesq"] > 3.1
+
+
+def test_a_suite_scores_at_its_own_rate(clip, noisy):
+    ref, gen = resample(clip, 22050, 48000), resample(noisy, 22050, 48000)
+    suite = MetricSuite(QUICK, sample_rate=48000, skip_failures=False)
+    assert suite.resampled() == ["PESQ-WB (16 kHz)", "ESTOI (10 kHz)"]
+    same = suite.score(ref, ref)
+    assert same["stft"] == 0 and same["mel_l1"] == 0 and same["mcd"] == 0
+    scores = suite.score(ref, gen)
+    at22 = quick_metrics(clip, noisy, 22050)
+    # the same pair at another rate: the resampled metrics agree, the spectral ones stay close
+    assert scores["pesq"] == pytest.approx(at22["pesq"], abs=0.1)
+    assert scores["estoi"] == pytest.approx(at22["estoi"], abs=0.02)
+    assert min(scores["mcd"], scores["stft"], scores["mel_l1"]) > 0
+    with pytest.raises(HiFiGANError, match="8 kHz or more"):
+        MetricSuite(QUICK, sample_rate=4000)

@@ -1,6 +1,7 @@
 """Training at other sample rates: the data are kept at the config's rate (resampled once, and
 said so), checkpoints carry that rate, and best.pt vocodes at it."""
 
+import json
 import shutil
 
 import pytest
@@ -67,10 +68,42 @@ def test_a_run_at_another_rate_trains_and_vocodes_at_that_rate(tmp_path, raw, ca
     for name in ("step_00000002.pt", "best.pt"):
         ckpt = read_checkpoint(run / "checkpoints" / name)
         assert ckpt["config"]["mel"]["sample_rate"] == rate
-    vocoder = Vocoder.from_checkpoint(run / "checkpoints" / "best.pt")
+    best = run / "checkpoints" / "best.pt"
+    vocoder = Vocoder.from_checkpoint(best)
     assert vocoder.sample_rate == rate
     mel = torch.full((config.mel.n_mels, 12), -5.0)
     assert vocoder(mel).shape == (12 * config.mel.hop_length,)
+    runs_at_its_rate(best, config, rate, raw, tmp_path)
+
+
+def runs_at_its_rate(best, config, rate, raw, tmp_path):
+    """Streaming equals offline, the ONNX export matches eager, and evaluate scores at
+    ``rate``."""
+    from hifigan.checkpoint import load_generator
+    from hifigan.cli import main
+    from hifigan.inference import OnnxBackend, export_onnx
+
+    vocoder = Vocoder.from_checkpoint(best)
+    torch.manual_seed(0)
+    mel = -6.0 + 2.0 * torch.rand(config.mel.n_mels, 40)
+    offline = vocoder(mel, check=False)
+    streamed = torch.cat(list(vocoder.stream(mel[:, i : i + 7] for i in range(0, 40, 7))))
+    assert torch.allclose(streamed, offline, atol=1e-5)
+    generator, _ = load_generator(best)
+    export_onnx(generator, config, tmp_path / "g.onnx")  # checks ONNX Runtime against eager
+    onnx = OnnxBackend(str(tmp_path / "g.onnx"))(mel[None])
+    assert onnx.shape[-1] == 40 * config.mel.hop_length
+    assert torch.allclose(onnx.reshape(-1), offline, atol=1e-4)
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(raw), "--checkpoint", str(best), "--quick", "--limit", "2"]
+    assert main([*args, "--no-plots", "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sample_rate"] == rate
+    report = (out / "report.md").read_text()
+    assert f"Scored at {rate} Hz." in report
+    assert f"| M-STFT | {rate / 1000:g} kHz |" in report and "| PESQ-WB | 16 kHz |" in report
+    wav = next((out / "audio").rglob("*.wav"))
+    assert sf.info(wav).samplerate == rate
 
 
 def test_data_prepared_for_one_rate_are_converted_for_a_run_at_another(tmp_path, raw, capsys):

@@ -13,6 +13,10 @@ Or re-synthesize reference clips first (copy synthesis), beside a Griffin-Lim ba
 --data takes a folder of audio files or an id|text list with the audio in wavs/ beside it.
 Profiles: --quick (PESQ, ESTOI, M-STFT, mel L1, LSD, MCD: no neural metric) or the default
 full set; --metrics a,b,c picks any. Needs pip install 'hifigan[eval]'.
+
+Scoring happens at the model's rate (with --ref, the references' rate or --sample-rate): the
+spectral distances at that rate; PESQ, ESTOI, ViSQOL, DNSMOS and the CREPE pitch metrics
+resample to the rate they were built for, as the report's metric table says.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from ..evaluation import (
     evaluate_copy_synthesis,
     evaluate_folders,
 )
+from ..evaluation.metrics import SAMPLE_RATE
 from ..inference import Vocoder
+from ..io import AUDIO_SUFFIXES
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
@@ -63,6 +69,12 @@ def _add_file_options(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="DIR",
         help="generated audio folder, files named like the references (repeatable)",
+    )
+    files.add_argument(
+        "--sample-rate",
+        type=int,
+        metavar="HZ",
+        help="score the files at this rate (default: the first reference file's)",
     )
     files.add_argument(
         "--name",
@@ -146,16 +158,47 @@ def _systems(args: argparse.Namespace) -> dict:
             raise HiFiGANError(f"system label {label!r} is used twice")
         systems[label] = Vocoder.from_checkpoint(path, device=args.device)
     if not args.no_griffin_lim:
-        systems[GRIFFIN_LIM] = GriffinLim()
+        # inverts the first model's mel, at its rate (v1's mel without a model)
+        first = next(iter(systems.values()), None)
+        systems[GRIFFIN_LIM] = GriffinLim(None if first is None else first.config.mel)
     return systems
+
+
+def _folder_rate(args: argparse.Namespace) -> int:
+    """The rate to score --ref/--gen files at: --sample-rate, else the first reference's."""
+    import soundfile as sf
+
+    if args.sample_rate is not None:
+        return args.sample_rate
+    for f in sorted(Path(args.ref).iterdir()) if Path(args.ref).is_dir() else []:
+        if f.suffix.lower() in AUDIO_SUFFIXES:
+            try:
+                return sf.info(str(f)).samplerate
+            except Exception:
+                continue  # pair_by_stem / load_pair report unreadable files
+    return SAMPLE_RATE
+
+
+def _suite(args: argparse.Namespace, rate: int) -> MetricSuite:
+    return MetricSuite(
+        args.metrics or ("quick" if args.quick else "full"), crepe=args.crepe, sample_rate=rate
+    )
+
+
+def _rate_line(report: Report) -> str:
+    """Which rate the scores are at, and which metrics resampled to their own."""
+    probe = MetricSuite(report.metrics, sample_rate=report.sample_rate, skip_failures=False)
+    others = probe.resampled()
+    note = f"; resampled for {', '.join(others)}" if others else ""
+    return f"scored at {report.sample_rate} Hz{note}"
 
 
 def _evaluate(args: argparse.Namespace) -> Report:
     """Score --gen folders against --ref, or copy-synthesize the --data clips and score them."""
 
-    suite = MetricSuite(args.metrics or ("quick" if args.quick else "full"), crepe=args.crepe)
     plot_files = 0 if args.no_plots else max(0, args.plots)
     if args.ref:
+        suite = _suite(args, _folder_rate(args))
         if args.name and len(args.name) != len(args.gen):
             raise HiFiGANError(f"{len(args.name)} --name for {len(args.gen)} --gen folders")
         names = args.name or None
@@ -168,10 +211,12 @@ def _evaluate(args: argparse.Namespace) -> Report:
         if name in datasets:
             raise HiFiGANError(f"two datasets are named {name!r}", spec)
         datasets[name] = files[: args.limit] if args.limit else files
+    systems = _systems(args)
+    rate = next(iter(systems.values())).sample_rate
     return evaluate_copy_synthesis(
         datasets,
-        _systems(args),
-        suite,
+        systems,
+        _suite(args, rate),
         audio_dir=args.output / "audio",
         normalize=args.normalize,
         plot_files=plot_files,
@@ -195,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
     argv = sys.argv[1:]
     report.command = "hifigan " + shlex.join(argv) if argv[:1] == ["evaluate"] else ""
     written = report.write(args.output, plots=not args.no_plots, dpi=args.dpi)
+    print(_rate_line(report), file=sys.stderr)
     if report.failures:
         print(f"error: {len(report.failures)} file(s) could not be scored:", file=sys.stderr)
         for line in report.failures:

@@ -76,9 +76,9 @@ def pair_by_stem(reference_dir: Path, generated_dir: Path) -> list[tuple[str, Pa
 
 
 def load_pair(
-    reference: Path, generated: Path, *, max_mismatch: int = 256
+    reference: Path, generated: Path, *, max_mismatch: int = 256, sample_rate: int = SAMPLE_RATE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Both files as 22.05 kHz float32, trimmed to the shorter.
+    """Both files as float32 at ``sample_rate``, trimmed to the shorter.
 
     Other rates are resampled and a rate mismatch between the two files is warned about; a
     length difference over ``max_mismatch`` samples (one mel hop; copy synthesis always
@@ -92,8 +92,8 @@ def load_pair(
             rates.append(sf.info(str(path)).samplerate)
         except Exception:
             rates.append(None)  # load_audio reports the problem
-    ref, _ = load_audio(reference, SAMPLE_RATE)
-    gen, _ = load_audio(generated, SAMPLE_RATE)
+    ref, _ = load_audio(reference, sample_rate)
+    gen, _ = load_audio(generated, sample_rate)
     if None not in rates and rates[0] != rates[1]:
         warn(f"{generated}: sample rate {rates[1]} Hz differs from the reference's {rates[0]} Hz")
     if abs(ref.shape[0] - gen.shape[0]) > max_mismatch:

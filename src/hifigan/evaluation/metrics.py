@@ -2,8 +2,10 @@
 scorer), the quick and full profiles, and :class:`MetricSuite`, which scores one
 reference/generated pair with lazily loaded metric models.
 
-Every metric takes 22.05 kHz mono audio (the model's rate) and resamples internally to its own
-rate. See ``docs/evaluation.md`` for definitions, rates, licences and model sources.
+Every metric takes mono audio at the suite's rate (the model's; 22.05 kHz by default): the
+spectral distances are computed at that rate, the perceptual and pitch metrics resample to the
+rate they were built for. See ``docs/evaluation.md`` for definitions, rates, licences and
+model sources.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from .perceptual import DNSMOS, ViSQOLAudio, estoi, pesq_wb
 from .pitch import PitchTrack, PitchTracker, periodicity_scores
 
 SAMPLE_RATE = 22050
+#: the rate of the spectral metrics: the suite's own (the model's)
+SCORING_RATE = "model's"
 
 
 @dataclass
 class Pair:
-    """One reference/generated pair being scored: time-aligned 22.05 kHz ``(samples,)`` float32
+    """One reference/generated pair being scored: time-aligned ``(samples,)`` float32
     arrays of equal length. ``key`` names the reference for work cached across pairs (its CREPE
     track); ``pitch`` holds the three pitch scores once computed for this pair."""
 
@@ -98,7 +102,7 @@ METRICS: dict[str, Metric] = {
             rate="16 kHz",
             packages=("pesq",),
             score=lambda suite, pair: pesq_wb(
-                pair.reference, pair.generated, SAMPLE_RATE, resampler=suite.pesq_resampler
+                pair.reference, pair.generated, suite.sample_rate, resampler=suite.pesq_resampler
             ),
         ),
         Metric(
@@ -109,7 +113,7 @@ METRICS: dict[str, Metric] = {
             perfect=1.0,
             rate="10 kHz",
             packages=("pystoi",),
-            score=lambda suite, pair: estoi(pair.reference, pair.generated, SAMPLE_RATE),
+            score=lambda suite, pair: estoi(pair.reference, pair.generated, suite.sample_rate),
         ),
         Metric(
             name="stft",
@@ -117,7 +121,7 @@ METRICS: dict[str, Metric] = {
             description="multi-resolution STFT distance, auraloss' default resolutions",
             higher_is_better=False,
             perfect=0.0,
-            rate="22.05 kHz",
+            rate=SCORING_RATE,
             score=lambda suite, pair: spectral.stft_distance(pair.reference, pair.generated),
         ),
         Metric(
@@ -126,7 +130,7 @@ METRICS: dict[str, Metric] = {
             description="L1 of the authors' loss log-mel (80 bands to Nyquist)",
             higher_is_better=False,
             perfect=0.0,
-            rate="22.05 kHz",
+            rate=SCORING_RATE,
             score=lambda suite, pair: spectral.mel_l1(pair.reference, pair.generated, suite.mel),
         ),
         Metric(
@@ -135,7 +139,7 @@ METRICS: dict[str, Metric] = {
             description="log-spectral distance (log10 power, 2048/512)",
             higher_is_better=False,
             perfect=0.0,
-            rate="22.05 kHz",
+            rate=SCORING_RATE,
             score=lambda suite, pair: spectral.log_spectral_distance(
                 pair.reference, pair.generated
             ),
@@ -146,9 +150,9 @@ METRICS: dict[str, Metric] = {
             description="mel-cepstral distortion, c1-c24, alpha 0.455, no DTW",
             higher_is_better=False,
             perfect=0.0,
-            rate="22.05 kHz",
+            rate=SCORING_RATE,
             score=lambda suite, pair: spectral.mel_cepstral_distortion(
-                pair.reference, pair.generated
+                pair.reference, pair.generated, suite.sample_rate
             ),
         ),
         _pitch_metric(
@@ -172,7 +176,9 @@ METRICS: dict[str, Metric] = {
             perfect=None,
             rate="48 kHz",
             packages=("visqol",),
-            score=lambda suite, pair: suite.visqol(pair.reference, pair.generated, SAMPLE_RATE),
+            score=lambda suite, pair: suite.visqol(
+                pair.reference, pair.generated, suite.sample_rate
+            ),
         ),
         Metric(
             name="dnsmos",
@@ -182,7 +188,7 @@ METRICS: dict[str, Metric] = {
             perfect=None,
             rate="16 kHz",
             packages=("speechmos", "onnxruntime"),
-            score=lambda suite, pair: suite.dnsmos(pair.generated, SAMPLE_RATE)["ovrl"],
+            score=lambda suite, pair: suite.dnsmos(pair.generated, suite.sample_rate)["ovrl"],
             intrusive=False,
         ),
     )
@@ -243,6 +249,8 @@ class MetricSuite:
             warning, and one that fails on a pair leaves that cell empty (``None``) with a
             warning, so that one clip or one package never costs the whole report; False
             raises instead.
+        sample_rate: the rate of the audio it scores (the model's); the spectral metrics
+            are computed at it, the others resample to their own (:meth:`resampled`).
     """
 
     def __init__(
@@ -252,23 +260,32 @@ class MetricSuite:
         crepe: str = "full",
         pesq_resampler: str = "sinc",
         skip_failures: bool = True,
+        sample_rate: int = SAMPLE_RATE,
     ) -> None:
+        if sample_rate < 8000:
+            raise HiFiGANError(f"the metrics need audio at 8 kHz or more, got {sample_rate} Hz")
+        self.sample_rate = sample_rate
         self.metrics = parse_metrics(metrics)
         self.skip_failures = skip_failures
         if skip_failures:
             self.metrics = _installed_metrics(self.metrics)
         self.pesq_resampler = pesq_resampler
-        self.mel = spectral.loss_mel()
+        self.mel = spectral.loss_mel(sample_rate)
         self.pitch = PitchTracker(capacity=crepe)
         self.dnsmos = DNSMOS()
         self.visqol = ViSQOLAudio()
         self._reference_tracks: dict[str, PitchTrack] = {}
 
+    def _track(self, audio: np.ndarray) -> PitchTrack:
+        """CREPE's track, one frame per 256 samples at 22.05 kHz (11.6 ms) at any rate."""
+        hop = round(256 * self.sample_rate / SAMPLE_RATE)
+        return self.pitch.track(audio, self.sample_rate, hop=hop)
+
     def _reference_track(self, reference: np.ndarray, key: str | None) -> PitchTrack:
         if key is None:
-            return self.pitch.track(reference, SAMPLE_RATE)
+            return self._track(reference)
         if key not in self._reference_tracks:
-            self._reference_tracks[key] = self.pitch.track(reference, SAMPLE_RATE)
+            self._reference_tracks[key] = self._track(reference)
         return self._reference_tracks[key]
 
     def pitch_scores(self, pair: Pair) -> dict[str, float]:
@@ -277,9 +294,18 @@ class MetricSuite:
         if pair.pitch is None:
             ref_track = self._reference_track(pair.reference, pair.key)
             same = np.array_equal(pair.reference, pair.generated)
-            track = ref_track if same else self.pitch.track(pair.generated, SAMPLE_RATE)
+            track = ref_track if same else self._track(pair.generated)
             pair.pitch = periodicity_scores(ref_track, track)
         return pair.pitch
+
+    def resampled(self) -> list[str]:
+        """The chosen metrics computed at another rate than the suite's, as ``label (rate)``."""
+        here = f"{self.sample_rate / 1000:g} kHz"
+        return [
+            f"{METRICS[m].label} ({METRICS[m].rate})"
+            for m in self.metrics
+            if METRICS[m].rate not in (SCORING_RATE, here)
+        ]
 
     def score(
         self,
@@ -288,8 +314,8 @@ class MetricSuite:
         *,
         reference_key: str | None = None,
     ) -> dict[str, float]:
-        """All chosen metrics for one pair of time-aligned 22.05 kHz ``(samples,)`` arrays of
-        equal length (trim first), by metric name."""
+        """All chosen metrics for one pair of time-aligned ``(samples,)`` arrays at the suite's
+        rate and of equal length (trim first), by metric name."""
         ref = check_audio(reference, "reference audio")
         gen = check_audio(generated, "generated audio")
         if ref.shape != gen.shape:

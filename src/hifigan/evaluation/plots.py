@@ -91,19 +91,21 @@ def save_mel_figures(
     *,
     dpi: int = 100,
     max_seconds: float = 4.0,
+    sample_rate: int = SAMPLE_RATE,
 ) -> list[Path]:
-    """For each ``(dataset, file, system) -> (reference, generated)`` 22.05 kHz pair, a PNG
+    """For each ``(dataset, file, system) -> (reference, generated)`` pair at ``sample_rate``,
+    a PNG
     ``<dataset>_<file>_<system>.png`` with both log-mels (80 bands to Nyquist) of the first
     ``max_seconds`` and their difference."""
-    limit = int(max_seconds * SAMPLE_RATE)
-    mel = loss_mel()
+    limit = int(max_seconds * sample_rate)
+    mel = loss_mel(sample_rate)
     paths = []
     for (dataset, name, system), (ref, gen) in clips.items():
         with torch.inference_mode():
             real = mel(torch.from_numpy(np.ascontiguousarray(ref[:limit]))).numpy()
             fake = mel(torch.from_numpy(np.ascontiguousarray(gen[:limit]))).numpy()
         fig = mel_comparison_figure(
-            real, fake, title=f"{dataset} / {name}: {system}", hop_seconds=256 / SAMPLE_RATE
+            real, fake, title=f"{dataset} / {name}: {system}", hop_seconds=256 / sample_rate
         )
         path = Path(folder) / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
         save_palette_png(fig, path, dpi=dpi)

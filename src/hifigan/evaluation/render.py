@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write_text
-from .metrics import METRICS
+from .metrics import METRICS, SAMPLE_RATE, SCORING_RATE
 from .stats import summarize
 
 #: the system name of the reference scored against itself
@@ -36,8 +36,9 @@ class Report:
         metrics: the metric names scored, in column order.
         rows: one dict per scored pair: ``dataset``, ``system``, ``file`` and a float per
             metric.
-        plot_audio: ``(dataset, file, system) -> (reference, generated)``, the 22.05 kHz
+        plot_audio: ``(dataset, file, system) -> (reference, generated)``, the
             ``(samples,)`` audio of the clips drawn as mel figures.
+        sample_rate: the rate the audio was scored at (the model's).
         command: the command line shown at the top of ``report.md`` (none when empty).
         failures: one line per file that could not be loaded or scored (listed in the report).
     """
@@ -49,6 +50,7 @@ class Report:
     )
     command: str = ""
     failures: list[str] = field(default_factory=list)
+    sample_rate: int = SAMPLE_RATE
 
     def summary(self) -> dict:
         """``{dataset: {system: {metric: {"n", "mean", "ci95"}}}}`` (see :func:`summarize`)."""
@@ -70,7 +72,15 @@ class Report:
         atomic_write_text(written[0], self.csv_text())
         atomic_write_text(
             written[1],
-            json.dumps({"metrics": list(self.metrics), "results": summary}, indent=2) + "\n",
+            json.dumps(
+                {
+                    "metrics": list(self.metrics),
+                    "sample_rate": self.sample_rate,
+                    "results": summary,
+                },
+                indent=2,
+            )
+            + "\n",
         )
         figures: list[Path] = []
         if plots:
@@ -79,7 +89,11 @@ class Report:
             figures.append(
                 save_summary_chart(summary, self.metrics, out_dir / "summary.png", dpi=dpi)
             )
-            figures.extend(save_mel_figures(self.plot_audio, out_dir / "mels", dpi=dpi))
+            figures.extend(
+                save_mel_figures(
+                    self.plot_audio, out_dir / "mels", dpi=dpi, sample_rate=self.sample_rate
+                )
+            )
         atomic_write_text(
             written[2], self.markdown(summary, [f.relative_to(out_dir) for f in figures])
         )
@@ -103,7 +117,7 @@ class Report:
         lines = ["# Objective evaluation", ""]
         if self.command:
             lines += ["```bash", self.command, "```", ""]
-        lines += [_INTRO, ""]
+        lines += [_INTRO, f"Scored at {self.sample_rate} Hz.", ""]
         for dataset, systems in summary.items():
             lines += _dataset_section(dataset, systems, self.metrics)
         if self.failures:
@@ -115,7 +129,9 @@ class Report:
                 lines += [f"![{fig.stem}]({fig.as_posix()})", ""]
         lines += ["## Metrics", "", "| metric | rate | what |", "|---|---|---|"]
         for m in self.metrics:
-            lines.append(f"| {METRICS[m].label} | {METRICS[m].rate} | {METRICS[m].description} |")
+            rate = METRICS[m].rate
+            rate = f"{self.sample_rate / 1000:g} kHz" if rate == SCORING_RATE else rate
+            lines.append(f"| {METRICS[m].label} | {rate} | {METRICS[m].description} |")
         lines += ["", "Definitions, licences and model sources: docs/evaluation.md.", ""]
         return "\n".join(lines)
 

@@ -15,7 +15,7 @@ import torch
 from ..errors import HiFiGANError
 from ..io import load_audio, peak_normalize, save_wav, to_int16, warn
 from .inputs import load_pair, pair_by_stem
-from .metrics import SAMPLE_RATE, MetricSuite
+from .metrics import MetricSuite
 from .render import GROUND_TRUTH, Report
 
 #: ``progress(items, description)`` returns an iterable over ``items`` (a progress bar)
@@ -84,7 +84,7 @@ def evaluate_folders(
     names = list(names) if names else [Path(d).name for d in generated_dirs]
     if len(set(names)) != len(names):
         raise HiFiGANError(f"system names must differ, got {', '.join(names)} (use --name)")
-    report = Report(metrics=suite.metrics)
+    report = Report(metrics=suite.metrics, sample_rate=suite.sample_rate)
     dataset = reference_dir.name
     jobs = []
     for gen_dir, system in zip(generated_dirs, names):
@@ -96,7 +96,7 @@ def evaluate_folders(
         jobs = [(GROUND_TRUTH, i, stem, ref, ref) for i, (stem, ref) in enumerate(seen)] + jobs
     for system, index, stem, ref_path, gen_path in progress(jobs, "evaluate"):
         try:
-            ref, gen = load_pair(ref_path, gen_path)
+            ref, gen = load_pair(ref_path, gen_path, sample_rate=suite.sample_rate)
         except HiFiGANError as e:
             _fail(report, f"{system}: {e}")
             continue
@@ -116,18 +116,20 @@ def evaluate_folders(
     return report
 
 
-def _check_rates(systems: dict[str, CopySynthesizer]) -> None:
-    for name, synth in systems.items():
-        if synth.sample_rate != SAMPLE_RATE:
-            raise HiFiGANError(
-                f"system {name!r} runs at {synth.sample_rate} Hz; the metrics need {SAMPLE_RATE} Hz"
-            )
+def _check_rates(systems: dict[str, CopySynthesizer], rate: int) -> None:
+    others = {name: s.sample_rate for name, s in systems.items() if s.sample_rate != rate}
+    if others:
+        listed = ", ".join(f"{name} {r} Hz" for name, r in others.items())
+        raise HiFiGANError(
+            f"the systems must run at the scoring rate {rate} Hz ({listed}); evaluate "
+            "models of different rates separately"
+        )
 
 
-def _as_written(generated: np.ndarray, wav: Path | None) -> np.ndarray:
+def _as_written(generated: np.ndarray, wav: Path | None, rate: int) -> np.ndarray:
     """``generated`` as a 16-bit file holds it (written to ``wav`` unless None), as float32."""
     if wav is not None:
-        save_wav(wav, generated, SAMPLE_RATE)
+        save_wav(wav, generated, rate)
     return (to_int16(generated) / 32768.0).astype(np.float32)
 
 
@@ -145,19 +147,19 @@ def evaluate_copy_synthesis(
     """Copy synthesis of every clip by every system, then the metrics.
 
     Args:
-        datasets: name -> reference audio files (any rate; loaded at 22.05 kHz).
-        systems: name -> synthesizer at 22.05 kHz.
+        datasets: name -> reference audio files (any rate; loaded at the suite's rate).
+        systems: name -> synthesizer at the suite's rate.
         audio_dir: where to write the generated clips (``<dataset>/<system>/<stem>.wav``).
         normalize: peak-normalise each reference to 0.95 first (the authors' training input).
         plot_files: mel figures for the first ``plot_files`` clips of each dataset and system.
         ground_truth: also score each reference against itself (system ``"ground truth"``).
     """
-    _check_rates(systems)
-    report = Report(metrics=suite.metrics)
+    _check_rates(systems, suite.sample_rate)
+    report = Report(metrics=suite.metrics, sample_rate=suite.sample_rate)
     jobs = [(d, i, f) for d, files in datasets.items() for i, f in enumerate(files)]
     for dataset, index, path in progress(jobs, "copy synthesis + metrics"):
         try:
-            ref, _ = load_audio(path, SAMPLE_RATE)
+            ref, _ = load_audio(path, suite.sample_rate)
         except HiFiGANError as e:
             _fail(report, str(e))
             continue
@@ -174,7 +176,7 @@ def evaluate_copy_synthesis(
                 _fail(report, f"{system}: {path}: {e}")
                 continue
             wav = None if folder is None else folder / system / f"{path.stem}.wav"
-            generated = _as_written(generated, wav)
+            generated = _as_written(generated, wav, suite.sample_rate)
             n = min(ref.shape[0], generated.shape[0])
             _score_into(
                 report, suite, system=system, reference=ref[:n], generated=generated[:n], **clip

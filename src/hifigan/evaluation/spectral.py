@@ -6,6 +6,8 @@ sample rate, reference first, and return a float where 0 means identical.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -16,11 +18,24 @@ from ..mel import MelSpectrogram
 STFT_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 
 
-def loss_mel() -> MelSpectrogram:
-    """The authors' loss log-mel at 22.05 kHz (the v1 preset's ``for_loss`` mel): 80 Slaney
-    bands from 0 Hz to Nyquist, natural log floored at 1e-5. The ``mel_l1`` metric and the
-    report's mel figures use it."""
-    return MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=True)
+# the usual all-pass constants of mel-cepstral analysis (SPTK's table); others interpolated
+MCEP_ALPHA = {8000: 0.31, 16000: 0.42, 22050: 0.455, 24000: 0.466, 44100: 0.544, 48000: 0.554}
+
+
+def loss_mel(sample_rate: int = 22050) -> MelSpectrogram:
+    """The authors' loss log-mel (the v1 preset's ``for_loss`` mel: 80 Slaney bands from 0 Hz
+    to Nyquist, FFT 1024, hop 256, natural log floored at 1e-5) at ``sample_rate``. The
+    ``mel_l1`` metric and the report's mel figures use it."""
+    mel = dataclasses.replace(HiFiGANConfig.preset("v1").mel, sample_rate=sample_rate)
+    return MelSpectrogram.from_config(mel, for_loss=True)
+
+
+def mcep_alpha(sample_rate: int) -> float:
+    """The all-pass constant that approximates the mel scale at ``sample_rate``."""
+    if sample_rate in MCEP_ALPHA:
+        return MCEP_ALPHA[sample_rate]
+    rates = sorted(MCEP_ALPHA)
+    return float(np.interp(np.log(sample_rate), np.log(rates), [MCEP_ALPHA[r] for r in rates]))
 
 
 def _tensor(audio: np.ndarray) -> torch.Tensor:
@@ -137,12 +152,17 @@ def mel_cepstrum(
     return on_mel_axis @ weights.T / (2 * (n_bins - 1))
 
 
-def mel_cepstral_distortion(reference: np.ndarray, generated: np.ndarray) -> float:
-    """Mel-cepstral distortion in dB of 22.05 kHz audio: ``10 / ln(10) * sqrt(2 * sum_d (c_d -
-    c'_d)^2)`` over ``c1..c24`` of frame-aligned mel-cepstra (energy ``c0`` excluded), averaged
-    over frames. No time warping (copy synthesis is sample-aligned, so DTW would only hide
-    timing errors)."""
-    r = mel_cepstrum(reference)[:, 1:]
-    g = mel_cepstrum(generated)[:, 1:]
+def mel_cepstral_distortion(
+    reference: np.ndarray, generated: np.ndarray, sample_rate: int = 22050
+) -> float:
+    """Mel-cepstral distortion in dB: ``10 / ln(10) * sqrt(2 * sum_d (c_d - c'_d)^2)`` over
+    ``c1..c24`` of frame-aligned mel-cepstra (energy ``c0`` excluded), averaged over frames.
+    No time warping (copy synthesis is sample-aligned, so DTW would only hide timing errors).
+    At other rates than 22.05 kHz the all-pass constant follows the rate and the frames keep
+    about 46 ms (FFT 1024 up to 32 kHz, 2048 above)."""
+    n_fft = 1024 if sample_rate <= 32000 else 2048
+    kwargs = {"alpha": mcep_alpha(sample_rate), "n_fft": n_fft, "hop": n_fft // 4}
+    r = mel_cepstrum(reference, **kwargs)[:, 1:]
+    g = mel_cepstrum(generated, **kwargs)[:, 1:]
     per_frame = np.sqrt(2.0 * np.sum((r - g) ** 2, axis=1))
     return float(10.0 / np.log(10.0) * per_frame.mean())
