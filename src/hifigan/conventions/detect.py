@@ -126,8 +126,11 @@ def mel_statistics(mel: np.ndarray) -> MelStatistics:
 
 
 # ---------------------------------------------------------------------- detection
-def detect_convention(mel: np.ndarray, candidates: list[str] | None = None) -> list[Candidate]:
-    """Rank the named conventions (or ``candidates``) by how well ``mel``'s statistics fit.
+def detect_convention(
+    mel: np.ndarray, candidates: list[str | Convention] | None = None
+) -> list[Candidate]:
+    """Rank the named conventions (or ``candidates``: names, files or :class:`Convention`
+    objects) by how well ``mel``'s statistics fit.
 
     Returns candidates of the same band count, best first; an empty list if none has that
     many bands. Conventions with identical statistics share a score and list each other in
@@ -337,7 +340,7 @@ def check_convention(
     ranked = detect_convention(mel)
     own = next((c for c in ranked if c.name == exp.name), None)
     if own is None:
-        ranked = detect_convention(mel, [*convention_names(), exp.name])
+        ranked = detect_convention(mel, [*convention_names(), exp])  # a model's own
         own = next(c for c in ranked if c.name == exp.name)
     best = ranked[0]
     if own.score >= -1.0 or best.name == exp.name or exp.name in best.same_values:

@@ -32,6 +32,7 @@ from ..conventions import (
     MelStats,
     check_convention,
     convention_from_mel_config,
+    convention_names,
     convert_mel,
     detect_convention,
     load_convention,
@@ -206,15 +207,19 @@ class Vocoder:
 
     # ------------------------------------------------------------------ conventions
     def detect_convention(self, mel: Tensor | np.ndarray, label: str | None = None) -> Convention:
-        """The named convention ``(bands, frames)`` most likely follows, judged from its
-        statistics; the model's own when it cannot be told apart from the best guess."""
+        """The convention ``(bands, frames)`` most likely follows, judged from its statistics
+        among the named ones and the model's own; the model's own when it fits as well as the
+        best (statistics cannot tell, e.g., a half-hop shift apart)."""
         m = _numpy(mel)
-        ranked = detect_convention(m)
+        own = self.convention
+        names = convention_names()
+        ranked = detect_convention(m, names if own.name in names else [*names, own])
         if not ranked:
             raise InputError(labelled(label, f"no named mel convention has {m.shape[0]} bands"))
-        best, own = ranked[0], self.convention.name
-        if own in best.same_values:
-            return self.convention
+        best = ranked[0]
+        mine = next((c for c in ranked if c.name == own.name), None)
+        if mine is not None and (own.name in best.same_values or mine.score >= best.score):
+            return own
         return load_convention(best.name)
 
     def prepare_mel(
