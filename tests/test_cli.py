@@ -140,6 +140,10 @@ def test_cuda_request_without_cuda(run_cli, tmp_path, ckpt):
         "vocode", "x.wav", "-o", tmp_path, "--checkpoint", ckpt, "--device", "cuda"
     )
     assert code == 1 and "CUDA is not available" in err
+    # the default, auto, falls back to the CPU
+    from hifigan.inference import resolve_device
+
+    assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_console_script_and_module_entry_points():

@@ -57,7 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder for the audio, plot and report (default: hifigan-demo)",
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+    )
     add_threads_argument(p)
 
 

@@ -36,7 +36,7 @@ from torch import Tensor
 from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
 from ..errors import HiFiGANError, InputError
 from ..inference import BACKENDS, Vocoder
-from ..inference.vocoder import AUTO
+from ..inference.vocoder import AUTO, resolve_device
 from ..io import (
     AUDIO_SUFFIXES,
     MEL_SUFFIXES,
@@ -78,7 +78,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder (- with input -: raw 16-bit PCM on standard output)",
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+    )
     p.add_argument(
         "--backend",
         default="eager",
@@ -385,7 +389,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def process_device(device: str, world: int) -> str:
-    """``cuda`` means GPU ``LOCAL_RANK`` when several processes share a machine."""
+    """``cuda`` (or ``auto`` on a machine with CUDA) means GPU ``LOCAL_RANK`` when several
+    processes share a machine."""
+    if device == "auto":
+        device = resolve_device(device).type
     if world > 1 and device == "cuda":
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device

@@ -64,11 +64,14 @@ AUTO = "auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """A ``torch.device``, with a clear error when CUDA is asked for but absent."""
+    """A ``torch.device`` (``auto``: CUDA when available, else the CPU), with a clear error
+    when CUDA is asked for but absent."""
+    if device == AUTO:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise HiFiGANError(f"unknown device {device!r} (use cpu or cuda)") from None
+        raise HiFiGANError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise HiFiGANError(
             f"device {device!r} requested, but CUDA is not available to torch {torch.__version__}"
