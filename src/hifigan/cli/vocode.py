@@ -31,11 +31,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
 from ..errors import HiFiGANError, InputError
 from ..inference import BACKENDS, Vocoder
+from ..inference.inputs import range_problem
 from ..inference.vocoder import AUTO, resolve_device
 from ..io import (
     AUDIO_SUFFIXES,
@@ -334,7 +336,10 @@ def vocode_file(
             convention = source.convention(vocoder, mel, path)
             if convention is None:
                 check_form(vocoder, mel, path)
-            mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
+                if range_problem(torch.from_numpy(mel)) is None:  # else refused at synthesis
+                    vocoder.prepare_mel(mel, label=str(path))  # the guard's warnings
+            else:
+                mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
         else:
             # the reader mixes channels before it refuses non-finite samples, which numpy
             # would report as a stray warning (inf - inf) ahead of the error

@@ -328,12 +328,15 @@ def check_convention(
     n_mels = mel.shape[0]
     prefix = f"{path}: " if path is not None else ""
     if n_mels != exp.n_mels:
-        names = [c.name for c in detect_convention(mel)]
-        hint = (
-            f"; it looks like {names[0]}: vocode it with --mel-convention {names[0]}"
-            if names
-            else ""
-        )
+        ranked = detect_convention(mel)
+        if ranked and ranked[0].score >= -1.0:
+            name = ranked[0].name
+            hint = f"; it looks like {name}: vocode it with --mel-convention {name}"
+        elif ranked:
+            names = ", ".join(sorted(c.name for c in ranked))
+            hint = f" ({names}: {n_mels} bands, but its statistics fit none of them)"
+        else:
+            hint = ""
         raise InputError(
             f"mel has {n_mels} bands, convention {exp.name} has {exp.n_mels}{hint}", path
         )

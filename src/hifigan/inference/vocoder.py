@@ -50,6 +50,7 @@ from .inputs import (
     check_log_range,
     check_mel_out,
     labelled,
+    range_problem,
 )
 from .streaming import (
     MelStream,
@@ -245,6 +246,7 @@ class Vocoder:
         """
         m = _numpy(mel)
         if convention is None:
+            check_log_range(torch.as_tensor(m), label)
             for line in check_convention(m, self.convention, label):
                 warn(line)
             return torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
@@ -307,7 +309,8 @@ class Vocoder:
             x = self._mel(mel)
             batched = _dims(mel) == 3
             for i, item in enumerate(x):
-                self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
+                if range_problem(item) is None:  # otherwise refused at synthesis, and why
+                    self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
             return mel
         if _dims(mel) == 3:
             items = [
@@ -325,8 +328,10 @@ class Vocoder:
         label: str | None,
     ) -> Tensor:
         foreign = convention is not None and _dims(mel) == 2
-        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)
-        return self.prepare_mel(x[0], convention, stats, label=label)
+        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)[0]
+        if convention is None and range_problem(x) is not None:
+            return x  # refused at synthesis, and why
+        return self.prepare_mel(x, convention, stats, label=label)
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
         labels = [f"mel {i} of the list" for i in range(len(mels))]
