@@ -168,3 +168,23 @@ def test_vocode_convention_errors(run_cli, tmp_path, vocoder, audio):
         "--mel-convention", "parallel-wavegan",
     )  # fmt: skip
     assert code != 0 and "norm.npy: the mel looks normalised" in err and "--mel-stats" in err
+
+
+def test_a_model_of_another_rate_guards_against_its_own_convention(audio):
+    """A 48 kHz preset's mel is no named convention: the guard and auto use the model's own."""
+    config = HiFiGANConfig.preset("v2-48k")
+    vocoder = Vocoder(Generator.from_config(config), config)
+    from hifigan.io import resample
+
+    mel = vocoder.mel(resample(audio, 22050, 48000)).numpy()
+    import warnings
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert vocoder.prepare_mel(mel).shape == mel.shape
+    assert hifigan_warnings(record) == []
+    assert vocoder.detect_convention(mel) == vocoder.convention
+    from hifigan.errors import InputError
+
+    with pytest.raises(InputError, match=r"mel has 80 bands, .* has 128; it looks like coqui"):
+        vocoder.prepare_mel(mel_of("coqui", audio))

@@ -114,7 +114,10 @@ def _add_synthesis_options(p: argparse.ArgumentParser) -> None:
         "--limit", type=int, default=None, metavar="N", help="first N clips per dataset"
     )
     synth.add_argument(
-        "--device", default="cpu", help="where the generators run: cpu or cuda (default cpu)"
+        "--device",
+        default="auto",
+        help="where the generators run: auto (the default: CUDA when available, else the CPU), "
+        "cpu, cuda or cuda:N",
     )
 
 

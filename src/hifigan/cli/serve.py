@@ -53,7 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+    )
     p.add_argument("--backend", default="eager", help="eager (default), fast, compiled or onnx")
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16")
     add_threads_argument(p)

@@ -31,12 +31,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
 from ..errors import HiFiGANError, InputError
 from ..inference import BACKENDS, Vocoder
-from ..inference.vocoder import AUTO
+from ..inference.inputs import range_problem
+from ..inference.vocoder import AUTO, resolve_device
 from ..io import (
     AUDIO_SUFFIXES,
     MEL_SUFFIXES,
@@ -78,7 +80,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder (- with input -: raw 16-bit PCM on standard output)",
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+    )
     p.add_argument(
         "--backend",
         default="eager",
@@ -330,7 +336,10 @@ def vocode_file(
             convention = source.convention(vocoder, mel, path)
             if convention is None:
                 check_form(vocoder, mel, path)
-            mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
+                if range_problem(torch.from_numpy(mel)) is None:  # else refused at synthesis
+                    vocoder.prepare_mel(mel, label=str(path))  # the guard's warnings
+            else:
+                mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
         else:
             # the reader mixes channels before it refuses non-finite samples, which numpy
             # would report as a stray warning (inf - inf) ahead of the error
@@ -385,7 +394,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def process_device(device: str, world: int) -> str:
-    """``cuda`` means GPU ``LOCAL_RANK`` when several processes share a machine."""
+    """``cuda`` (or ``auto`` on a machine with CUDA) means GPU ``LOCAL_RANK`` when several
+    processes share a machine."""
+    if device == "auto":
+        device = resolve_device(device).type
     if world > 1 and device == "cuda":
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device

@@ -126,8 +126,11 @@ def mel_statistics(mel: np.ndarray) -> MelStatistics:
 
 
 # ---------------------------------------------------------------------- detection
-def detect_convention(mel: np.ndarray, candidates: list[str] | None = None) -> list[Candidate]:
-    """Rank the named conventions (or ``candidates``) by how well ``mel``'s statistics fit.
+def detect_convention(
+    mel: np.ndarray, candidates: list[str | Convention] | None = None
+) -> list[Candidate]:
+    """Rank the named conventions (or ``candidates``: names, files or :class:`Convention`
+    objects) by how well ``mel``'s statistics fit.
 
     Returns candidates of the same band count, best first; an empty list if none has that
     many bands. Conventions with identical statistics share a score and list each other in
@@ -325,19 +328,22 @@ def check_convention(
     n_mels = mel.shape[0]
     prefix = f"{path}: " if path is not None else ""
     if n_mels != exp.n_mels:
-        names = [c.name for c in detect_convention(mel)]
-        hint = (
-            f"; it looks like {names[0]}: vocode it with --mel-convention {names[0]}"
-            if names
-            else ""
-        )
+        ranked = detect_convention(mel)
+        if ranked and ranked[0].score >= -1.0:
+            name = ranked[0].name
+            hint = f"; it looks like {name}: vocode it with --mel-convention {name}"
+        elif ranked:
+            names = ", ".join(sorted(c.name for c in ranked))
+            hint = f" ({names}: {n_mels} bands, but its statistics fit none of them)"
+        else:
+            hint = ""
         raise InputError(
             f"mel has {n_mels} bands, convention {exp.name} has {exp.n_mels}{hint}", path
         )
     ranked = detect_convention(mel)
     own = next((c for c in ranked if c.name == exp.name), None)
     if own is None:
-        ranked = detect_convention(mel, [*convention_names(), exp.name])
+        ranked = detect_convention(mel, [*convention_names(), exp])  # a model's own
         own = next(c for c in ranked if c.name == exp.name)
     best = ranked[0]
     if own.score >= -1.0 or best.name == exp.name or exp.name in best.same_values:

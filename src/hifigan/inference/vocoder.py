@@ -32,6 +32,7 @@ from ..conventions import (
     MelStats,
     check_convention,
     convention_from_mel_config,
+    convention_names,
     convert_mel,
     detect_convention,
     load_convention,
@@ -49,6 +50,7 @@ from .inputs import (
     check_log_range,
     check_mel_out,
     labelled,
+    range_problem,
 )
 from .streaming import (
     MelStream,
@@ -63,11 +65,14 @@ AUTO = "auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """A ``torch.device``, with a clear error when CUDA is asked for but absent."""
+    """A ``torch.device`` (``auto``: CUDA when available, else the CPU), with a clear error
+    when CUDA is asked for but absent."""
+    if device == AUTO:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise HiFiGANError(f"unknown device {device!r} (use cpu or cuda)") from None
+        raise HiFiGANError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise HiFiGANError(
             f"device {device!r} requested, but CUDA is not available to torch {torch.__version__}"
@@ -206,15 +211,19 @@ class Vocoder:
 
     # ------------------------------------------------------------------ conventions
     def detect_convention(self, mel: Tensor | np.ndarray, label: str | None = None) -> Convention:
-        """The named convention ``(bands, frames)`` most likely follows, judged from its
-        statistics; the model's own when it cannot be told apart from the best guess."""
+        """The convention ``(bands, frames)`` most likely follows, judged from its statistics
+        among the named ones and the model's own; the model's own when it fits as well as the
+        best (statistics cannot tell, e.g., a half-hop shift apart)."""
         m = _numpy(mel)
-        ranked = detect_convention(m)
+        own = self.convention
+        names = convention_names()
+        ranked = detect_convention(m, names if own.name in names else [*names, own])
         if not ranked:
             raise InputError(labelled(label, f"no named mel convention has {m.shape[0]} bands"))
-        best, own = ranked[0], self.convention.name
-        if own in best.same_values:
-            return self.convention
+        best = ranked[0]
+        mine = next((c for c in ranked if c.name == own.name), None)
+        if mine is not None and (own.name in best.same_values or mine.score >= best.score):
+            return own
         return load_convention(best.name)
 
     def prepare_mel(
@@ -237,6 +246,7 @@ class Vocoder:
         """
         m = _numpy(mel)
         if convention is None:
+            check_log_range(torch.as_tensor(m), label)
             for line in check_convention(m, self.convention, label):
                 warn(line)
             return torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
@@ -299,7 +309,8 @@ class Vocoder:
             x = self._mel(mel)
             batched = _dims(mel) == 3
             for i, item in enumerate(x):
-                self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
+                if range_problem(item) is None:  # otherwise refused at synthesis, and why
+                    self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
             return mel
         if _dims(mel) == 3:
             items = [
@@ -317,8 +328,10 @@ class Vocoder:
         label: str | None,
     ) -> Tensor:
         foreign = convention is not None and _dims(mel) == 2
-        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)
-        return self.prepare_mel(x[0], convention, stats, label=label)
+        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)[0]
+        if convention is None and range_problem(x) is not None:
+            return x  # refused at synthesis, and why
+        return self.prepare_mel(x, convention, stats, label=label)
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
         labels = [f"mel {i} of the list" for i in range(len(mels))]

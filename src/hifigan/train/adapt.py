@@ -35,6 +35,7 @@ from torch import Tensor
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig
 from ..errors import ConfigError
+from ..inference import resolve_device
 from ..io import atomic_write_text
 from ..mel import MelSpectrogram
 from .dataset import FineTuneMels, load_validation
@@ -168,7 +169,7 @@ def bf16_supported(device_type: str) -> bool:
 def device_type(device: str) -> str:
     """``cuda`` or ``cpu``: the kind of device ``device`` (``auto``, ``cpu``, ``cuda:N``) means."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(device).type
     return "cuda" if device.startswith("cuda") else "cpu"
 
 

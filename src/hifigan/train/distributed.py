@@ -50,8 +50,6 @@ class Processes:
 def start_processes(device: str) -> tuple[Processes, torch.device]:
     """Join the process group when started by ``torchrun`` (NCCL on GPU, gloo on CPU) and pick
     the device: ``auto`` is CUDA when available; each process uses GPU ``LOCAL_RANK``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = resolve_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
