@@ -17,6 +17,7 @@ the statistics alone, the identified one with the audio, and whether the guard f
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="write summary.json and table.md")
     p.add_argument("--limit", type=int, default=None, help="the first N clips only")
     p.add_argument("--backend", default="fast", help="generator backend (default fast)")
+    p.add_argument("--max-seconds", type=float, default=None, help="the first S s of each clip")
     return p.parse_args()
 
 
@@ -96,6 +98,18 @@ def conversion_kind(c: Convention, native: Convention) -> str:
     return EXACT
 
 
+_CACHE: dict[bytes, float] = {}
+
+
+def cached_mad(vocoder: Vocoder, native_mel, mel, ref: np.ndarray) -> float:
+    """:func:`mad` of vocoding ``mel``, once per distinct mel and reference."""
+    m = np.ascontiguousarray(np.asarray(mel, dtype=np.float32))
+    key = hashlib.sha1(m.tobytes() + str(m.shape).encode() + ref.tobytes()).digest()
+    if key not in _CACHE:
+        _CACHE[key] = mad(native_mel, vocoder(torch.from_numpy(m), check=False), ref)
+    return _CACHE[key]
+
+
 def mad(native_mel: torch.nn.Module, wave: torch.Tensor, ref: np.ndarray):
     out = native_mel(wave.float().cpu()).numpy()
     frames = min(out.shape[1], ref.shape[1])
@@ -128,8 +142,10 @@ def main() -> int:
     native = vocoder.convention
     native_mel = native.mel_spectrogram()
     audio = {p.stem: load_audio(p, native.sample_rate)[0] for p in clips}
+    if args.max_seconds:
+        audio = {k: a[: int(args.max_seconds * native.sample_rate)] for k, a in audio.items()}
     refs = {k: native_mel(torch.from_numpy(a)).numpy() for k, a in audio.items()}
-    baseline = [mad(native_mel, vocoder(m, check=False), refs[k]) for k, m in refs.items()]
+    baseline = [cached_mad(vocoder, native_mel, m, refs[k]) for k, m in refs.items()]
     print(f"native {native.name}: MAD {np.mean(baseline):.4f} over {len(clips)} clips")
     rows = []
     for label, c, normalised in conventions():
@@ -169,20 +185,17 @@ def run_convention(vocoder, native_mel, audio, refs, label, c, normalised) -> Ro
         except HiFiGANError:
             row.guard_fired += 1  # refused: another band count
         if mel.shape[0] == native.n_mels:
-            row.as_is.append(mad(native_mel, vocoder(mel, check=False), refs[key]))
+            row.as_is.append(cached_mad(vocoder, native_mel, mel, refs[key]))
         else:
             row.as_is_note = f"refused: {mel.shape[0]} bands"
         converted = vocoder.prepare_mel(mel, c, stats)
-        row.converted.append(mad(native_mel, vocoder(converted, check=False), refs[key]))
+        row.converted.append(cached_mad(vocoder, native_mel, converted, refs[key]))
         try:
             auto = vocoder.prepare_mel(mel, "auto", stats)
         except HiFiGANError as e:
             row.auto_note = str(e).split(": ", 1)[-1][:60]
             continue
-        if auto.shape == converted.shape and torch.equal(auto, converted):
-            row.auto.append(row.converted[-1])
-        else:
-            row.auto.append(mad(native_mel, vocoder(auto, check=False), refs[key]))
+        row.auto.append(cached_mad(vocoder, native_mel, auto, refs[key]))
     return row
 
 
@@ -192,7 +205,9 @@ def fmt(x: float | None, base: float) -> str:
 
 def report(args: argparse.Namespace, rows: list[Row], baseline: float, n: int) -> None:
     lines = [
-        f"Model `{args.model}`, {n} clips of `{args.clips}`; mel MAD of the output against the "
+        f"Model `{args.model}`, {n} clips of `{args.clips}`"
+        + (f" (the first {args.max_seconds:g} s of each)" if args.max_seconds else "")
+        + "; mel MAD of the output against the "
         f"clip (native `hifigan` mel: **{baseline:.3f}**); in brackets the difference from it.",
         "",
         "| convention | conversion | as is | converted | auto | detected (statistics) "
