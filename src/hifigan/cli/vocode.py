@@ -34,7 +34,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
+from ..conventions import (
+    CONVENTION_FILE,
+    Convention,
+    MelStats,
+    detect_convention,
+    load_convention,
+    load_stats,
+)
+from ..conventions.detect import MAX_LOG_VALUE
 from ..errors import HiFiGANError, InputError
 from ..inference import BACKENDS, Vocoder
 from ..inference.inputs import range_problem
@@ -311,11 +319,19 @@ def synthesize_file(
 
 
 def check_form(vocoder: Vocoder, mel: np.ndarray, path: Path) -> None:
-    """:func:`check_mel`, naming the convention a mel of another band count looks like."""
+    """:func:`check_mel`, naming the convention a mel of another band count looks like (when
+    its statistics fit one)."""
     n = vocoder.n_mels
     other_bands = mel.ndim == 2 and mel.shape[0] != n and mel.shape[1] not in (0, n)
-    if other_bands and np.isfinite(mel).all():
-        vocoder.prepare_mel(mel, label=str(path))  # raises, with the likely convention
+    if other_bands and np.isfinite(mel).all() and np.abs(mel).max() <= MAX_LOG_VALUE:
+        ranked = detect_convention(mel)
+        if ranked and ranked[0].score >= -1.0:
+            name = ranked[0].name
+            raise InputError(
+                f"mel has shape {mel.shape}, but the model expects {n} bands (shape ({n}, "
+                f"frames)); it looks like {name}: vocode it with --mel-convention {name}",
+                path,
+            )
     check_mel(mel, n, path)
 
 
