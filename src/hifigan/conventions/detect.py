@@ -49,7 +49,7 @@ PREFERENCE = (
 # a log-mel of any convention stays far below this; linear or power spectra do not
 MAX_LOG_VALUE = 1e4
 # the guard reads the statistics of at most this many evenly spaced frames: percentiles are
-# as stable, and checking a long mel costs a few percent of vocoding it, not a third
+# as stable, and the check's cost stops growing with the mel's length
 GUARD_FRAMES = 256
 
 

@@ -141,7 +141,7 @@ class ModelSlot:
 
     def synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
         """``[(n_mels, T_i), ...] -> [(T_i * hop,), ...]``: one exact batched call."""
-        # no convention guard here: it would add tens of ms to every batch (see docs/serving.md)
+        # no convention guard here: it would add to every batch's latency (docs/serving.md)
         return [audio.cpu().numpy() for audio in self.vocoder(list(mels), check=False)]
 
     def mel(self, audio: np.ndarray) -> np.ndarray:
