@@ -97,13 +97,17 @@ def offline(args: argparse.Namespace, seconds: float) -> dict:
 class Server:
     """``hifigan serve`` in a child process on a free loopback port."""
 
-    def __init__(self, args: argparse.Namespace, max_batch: int, wait_ms: float) -> None:
+    def __init__(
+        self, args: argparse.Namespace, max_batch: int, wait_ms: float, batch_s: float | None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         command = hifigan_command("serve", "--host", HOST, "--port", str(self.port))
         command += ["--model", args.model, "--backend", args.backend, "--log-level", "warning"]
         command += ["--max-batch", str(max_batch), "--max-wait-ms", str(wait_ms)]
         command += ["--max-queue", "1024"]
+        if batch_s is not None:
+            command += ["--max-batch-seconds", str(batch_s)]
         if args.threads:
             command += ["--threads", str(args.threads)]
         self.process = subprocess.Popen(command, env=child_env())
@@ -253,6 +257,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=64, help="requests per client count")
     ap.add_argument("--batch", type=int, default=16, help="--max-batch when batching")
     ap.add_argument("--wait-ms", type=float, default=5.0, help="--max-wait-ms when batching")
+    ap.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        help="--max-batch-seconds when batching (default: the server's)",
+    )
     ap.add_argument("--phase-seconds", type=float, default=120.0, help="time limit per phase")
     ap.add_argument("--offline-copies", type=int, default=8, help="at least 2")
     ap.add_argument("--ws-seconds", type=float, default=6.0, help="audio streamed over WS")
@@ -264,8 +274,9 @@ def main() -> None:
     clip = args.clip.read_bytes()
     seconds = audio_seconds(args.clip)
     results: dict = {"clip_s": seconds, "offline": offline(args, seconds)}
-    for label, max_batch, wait in (("no batching", 1, 0.0), ("batching", args.batch, args.wait_ms)):
-        server = Server(args, max_batch, wait)
+    modes = (("no batching", 1, 0.0), ("batching", args.batch, args.wait_ms))
+    for label, max_batch, wait in modes:
+        server = Server(args, max_batch, wait, args.batch_seconds if max_batch > 1 else None)
         try:
             results[label] = http_phase(args, server, clip, seconds)
             if max_batch > 1:

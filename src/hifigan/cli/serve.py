@@ -8,10 +8,11 @@ http://127.0.0.1:8000/ (a web page), with the API:
   POST /v1/mel?model=NAME      an audio file -> the model's mel (.npy, or ?format=json)
   WS   /v1/stream?model=NAME   float32 mel frames in, float32 samples out as they are final
 
-Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms) into
-one exact batched synthesis. The service listens on loopback only unless --host says
-otherwise; with --api-key (or HIFIGAN_API_KEY) every endpoint but /health and the page needs
-'Authorization: Bearer KEY'. Details: docs/serving.md. Needs pip install 'hifigan[serve]'.
+Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms,
+--max-batch-seconds) into one exact batched synthesis. The service listens on loopback only
+unless --host says otherwise; with --api-key (or HIFIGAN_API_KEY) every endpoint but /health
+and the page needs 'Authorization: Bearer KEY'. Details: docs/serving.md. Needs
+pip install 'hifigan[serve]'.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import sys
 
 from ..errors import HiFiGANError
+from ..serve.service import CPU_MAX_BATCH_SECONDS
 from .common import add_threads_argument, apply_threads
 
 HELP = "serve vocoding over HTTP and WebSocket, with a web page"
@@ -73,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULTS["max_wait_ms"],
         help="how long a batch waits to fill after its first request (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-batch-seconds",
+        type=float,
+        default=None,
+        help="most audio per batch, seconds, counting each request as long as the batch's "
+        f"longest (0: no limit; default: {CPU_MAX_BATCH_SECONDS:g} on the CPU, none on CUDA)",
     )
     limits.add_argument(
         "--max-queue",
@@ -138,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
+        max_batch_seconds=args.max_batch_seconds,
         max_queue=args.max_queue,
         max_body_mb=args.max_body_mb,
         max_seconds=args.max_seconds,

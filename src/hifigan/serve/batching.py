@@ -1,10 +1,11 @@
 """Dynamic batching: concurrent requests for one model become one exact batched synthesis.
 
 Requests wait in a queue; a collector task takes the first, then waits at most ``max_wait``
-seconds for more (up to ``max_batch``), and runs ``vocoder([mel, ...])`` on the model's own
-thread. :meth:`hifigan.Vocoder.__call__` with a list synthesizes mels of different lengths as
-one padded batch and recomputes each padded tail, so every result equals its one-by-one
-synthesis: batching changes throughput, never the audio.
+seconds for more (up to ``max_batch``, while the padded batch stays within ``max_frames``), and
+runs ``vocoder([mel, ...])`` on the model's own thread. :meth:`hifigan.Vocoder.__call__` with a
+list synthesizes mels of different lengths as one padded batch and recomputes each padded
+tail, so every result equals its one-by-one synthesis: batching changes throughput, never the
+audio.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class Batcher:
             loop and the model's calls in order).
         max_batch: most requests per call (1 disables batching).
         max_wait: seconds the collector waits for a batch to fill after its first request.
+        max_frames: most padded frames per call (batch size times its longest mel; None: no
+            limit). A request that would pass it waits for the next batch; a single request
+            longer than it runs alone. On a CPU, large batches are slower than the same mels
+            one by one (docs/serving.md), so the service bounds them.
         on_batch: called with each batch's size (for metrics).
     """
 
@@ -57,14 +62,17 @@ class Batcher:
         *,
         max_batch: int,
         max_wait: float,
+        max_frames: int | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.synthesize = synthesize
         self.executor = executor
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.max_frames = max_frames
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Job] | None = None
+        self._held: _Job | None = None  # taken from the queue, did not fit the last batch
         self._task: asyncio.Task | None = None
 
     @property
@@ -83,8 +91,11 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._task = None
+        left = [self._held] if self._held is not None else []
+        self._held = None
         while self._queue is not None and not self._queue.empty():
-            job = self._queue.get_nowait()
+            left.append(self._queue.get_nowait())
+        for job in left:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the server is shutting down"))
 
@@ -104,19 +115,32 @@ class Batcher:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            if self._held is not None:
+                batch, self._held = [self._held], None
+            else:
+                batch = [await self._queue.get()]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
                 if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                job = await self._next(deadline - loop.time())
-                if job is None:
+                    job = self._queue.get_nowait()
+                else:
+                    job = await self._next(deadline - loop.time())
+                    if job is None:
+                        break
+                if not self._fits(batch, job):
+                    self._held = job
                     break
                 batch.append(job)
             batch = [job for job in batch if not job.future.done()]
             if batch:
                 await self._run(batch)
+
+    def _fits(self, batch: list[_Job], job: _Job) -> bool:
+        """Whether ``batch`` plus ``job``, padded to its longest mel, stays within the limit."""
+        if self.max_frames is None:
+            return True
+        longest = max(j.mel.shape[-1] for j in (*batch, job))
+        return (len(batch) + 1) * longest <= self.max_frames
 
     async def _next(self, timeout: float) -> _Job | None:
         """The next job within ``timeout`` seconds, or None. (Not ``asyncio.wait_for``: before

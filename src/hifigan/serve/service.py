@@ -27,6 +27,9 @@ from .metrics import Metrics
 CONFIG_ENV = "HIFIGAN_SERVE_CONFIG"
 API_KEY_ENV = "HIFIGAN_API_KEY"
 WARMUP_FRAMES = 16
+# Measured on a 2-core CPU (docs/serving.md): batches of up to 8 s of padded audio make
+# short requests faster over HTTP; unbounded ones were up to a third slower than none.
+CPU_MAX_BATCH_SECONDS = 8.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -43,6 +46,8 @@ class ServeConfig:
     threads: int | None = None
     max_batch: int = 8
     max_wait_ms: float = 5.0
+    max_batch_seconds: float | None = None
+    """None: :data:`CPU_MAX_BATCH_SECONDS` on the CPU, no limit on CUDA; 0: no limit."""
     max_queue: int = 64
     max_body_mb: float = 64.0
     max_seconds: float = 300.0
@@ -54,6 +59,7 @@ class ServeConfig:
             ("--max-batch", self.max_batch, 1),
             ("--max-queue", self.max_queue, 1),
             ("--max-wait-ms", self.max_wait_ms, 0),
+            ("--max-batch-seconds", self.max_batch_seconds or 0, 0),
         ):
             if value < low:
                 raise HiFiGANError(f"{option} must be at least {low}, got {value:g}")
@@ -136,6 +142,7 @@ class ModelSlot:
             self.executor,
             max_batch=config.max_batch,
             max_wait=config.max_wait_ms / 1000.0,
+            max_frames=batch_frames(config.max_batch_seconds, vocoder),
             on_batch=lambda n: metrics.batch_size.observe(n, model=name),
         )
 
@@ -171,6 +178,15 @@ class ModelSlot:
             "backend": v.backend_name,
             "precision": v.precision,
         }
+
+
+def batch_frames(seconds: float | None, vocoder: Vocoder) -> int | None:
+    """``--max-batch-seconds`` as mel frames of ``vocoder`` (None: no limit)."""
+    if seconds is None:
+        seconds = CPU_MAX_BATCH_SECONDS if vocoder.device.type == "cpu" else 0.0
+    if seconds == 0:
+        return None
+    return max(1, int(seconds * vocoder.sample_rate / vocoder.hop_length))
 
 
 def load_slots(config: ServeConfig, metrics: Metrics) -> list[ModelSlot]:
