@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..allocator import keep_freed_memory
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig
 from ..conventions import (
@@ -116,6 +117,8 @@ class Vocoder:
     ) -> None:
         self.config = config
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # large tensors reused, not page-faulted in on every call
         if block_frames < 1:
             raise HiFiGANError(f"block_frames must be at least 1, got {block_frames}")
         if generator.has_weight_norm:
