@@ -21,6 +21,7 @@ from .errors import CheckpointError, ConfigError, HiFiGANError, InputError
 from .generator import Generator
 from .inference import Vocoder
 from .mel import MelSpectrogram
+from .threads import auto_threads
 
 __all__ = [
     "CheckpointError",
@@ -38,5 +39,6 @@ __all__ = [
     "TrainConfig",
     "Vocoder",
     "__version__",
+    "auto_threads",
     "preset_names",
 ]

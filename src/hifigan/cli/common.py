@@ -11,6 +11,7 @@ import torch
 
 from ..errors import HiFiGANError
 from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
+from ..threads import auto_threads
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
@@ -71,15 +72,22 @@ def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: the cores idle when the command starts)",
     )
 
 
-def apply_threads(threads: int | None) -> None:
-    if threads is not None:
-        if threads < 1:
-            raise HiFiGANError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+def apply_threads(threads: int | None) -> int:
+    """Set torch's CPU threads to ``threads``, or to :func:`hifigan.threads.auto_threads` when
+    None; returns the count."""
+    if threads is None:
+        threads = auto_threads()
+    elif threads < 1:
+        raise HiFiGANError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def progress(items: list, desc: str) -> Iterable:

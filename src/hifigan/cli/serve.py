@@ -25,6 +25,7 @@ import sys
 
 from ..errors import HiFiGANError
 from ..serve.service import CPU_MAX_BATCH_SECONDS
+from ..threads import auto_threads
 from .common import add_threads_argument, apply_threads
 
 HELP = "serve vocoding over HTTP and WebSocket, with a web page"
@@ -154,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV),
     )
     config.check()
+    if config.threads is None and args.workers > 1:  # the workers share the idle cores
+        config.threads = max(1, auto_threads() // args.workers)
     apply_threads(config.threads)
     if not _is_loopback(args.host) and config.api_key is None:
         print(
