@@ -41,7 +41,7 @@ def idle_cores(before: str, after: str, cores: int) -> float:
 
 
 def auto_threads(sample_s: float = SAMPLE_S) -> int:
-    """The thread count for torch on this machine now (see the module's text).
+    """The thread count for torch now, given the load of the moment (see the module's text).
 
     Samples ``/proc/stat`` for ``sample_s`` seconds (Linux); elsewhere, uses the one-minute load
     average; without either, all usable cores.
