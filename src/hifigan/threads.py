@@ -2,8 +2,8 @@
 
 torch's default is every core the process may run on. When other programs keep some of those
 cores busy, its threads wait for each other at every operation and a pass gets several times
-slower than with fewer threads (on the project's 2-core machine with one core busy: the ``fast``
-V2 at 9x real time with 2 threads, 21x with 1; ``docs/inference.md``). The rule here: use the
+slower than with fewer threads (on a 2-core machine with one core busy: the ``fast`` V3 at 19x
+real time with 2 threads, 45x with 1; ``docs/inference.md``). The rule here: use the
 cores that were idle over a short sample, rounded, at least one.
 """
 
