@@ -20,7 +20,10 @@ End to end, with the package's own commands:
     python scripts/adapt_report.py --minutes 20 --device cuda ...         # on a GPU
 
 A smoke run: ``--minutes 5 --max-steps 3 --eval-limit 3 --val-clips 2 --quick
---subset-minutes 1 --disc-warmup 2``.
+--subset-minutes 1 --disc-warmup 2``. ``--baseline-csv OLD/eval/metrics.csv`` takes the
+zero-shot scores from an earlier evaluation of the same clips (the zero-shot models are
+deterministic), saving two thirds of the evaluation; ``--report-only`` rewrites the report of a
+finished run.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pathlib import Path
 import soundfile as sf
 
 from hifigan.evaluation import GROUND_TRUTH, METRICS
-from hifigan.evaluation.stats import mean_ci95
+from hifigan.evaluation.stats import mean_ci95, summarize
 from hifigan.pretrained import MODELS, installed_weights, is_installed
 from hifigan.train import read_metrics
 from hifigan.train.adapt import device_type
@@ -67,8 +70,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-limit", type=int, default=None, help="first N evaluation clips")
     p.add_argument("--quick", action="store_true", help="quick metrics only (no ViSQOL/CREPE)")
     p.add_argument("--crepe", choices=("full", "tiny"), default="tiny", help="CREPE size")
+    p.add_argument(
+        "--baseline-csv",
+        type=Path,
+        default=None,
+        help="metrics.csv of an earlier run's evaluation of the same clips: take the zero-shot "
+        "models' rows from it instead of evaluating them again",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0, help="draws the held-out and subset clips")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite OUT/report.md from a finished run (OUT/info.json) without running anything",
+    )
     p.add_argument(
         "--train-arg",
         action="append",
@@ -181,7 +196,7 @@ def evaluate_command(args: argparse.Namespace, metrics: list[str]) -> list[str]:
     best = args.out / "run" / "checkpoints" / "best.pt"
     command = [sys.executable, "-m", "hifigan", "evaluate", "--data", str(args.eval_list)]
     command += ["--checkpoint", str(best), "--name", "adapted"]
-    for model in MODELS:
+    for model in MODELS if args.baseline_csv is None else ():
         if is_installed(model):
             command += ["--compare", f"{model.name}={installed_weights(model)}"]
     # the models hear peak-normalised audio in training, so the evaluation mels are made so too
@@ -196,6 +211,37 @@ def evaluate_command(args: argparse.Namespace, metrics: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- report
+def read_scores(csv_path: Path, metrics: list[str]) -> list[dict]:
+    """The rows of an evaluation's ``metrics.csv``, scores as floats (None where empty)."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for m in metrics:
+            r[m] = float(r[m]) if r.get(m) else None
+    return rows
+
+
+def with_baseline(rows: list[dict], baseline: Path, metrics: list[str]) -> list[dict]:
+    """``rows`` plus the rows of other systems from the ``baseline`` CSV, on the same clips.
+
+    The zero-shot models are deterministic, so their scores from an earlier evaluation of the
+    same clips with the same metrics are the scores they would get again."""
+    clips = {(r["dataset"], r["file"]) for r in rows}
+    mine = {r["system"] for r in rows}
+    extra = [
+        r
+        for r in read_scores(baseline, metrics)
+        if r["system"] not in mine and (r["dataset"], r["file"]) in clips
+    ]
+    found = {(r["dataset"], r["file"]) for r in extra}
+    if not extra or found != clips:
+        sys.exit(f"{baseline}: does not score the zero-shot models on every evaluated clip")
+    missing = [m for m in metrics if all(r[m] is None for r in extra)]
+    if missing:
+        sys.exit(f"{baseline}: has no {', '.join(missing)} scores")
+    return rows + extra
+
+
 def plot_curve(records: list[dict], path: Path) -> None:
     """Val mel L1 against steps and against minutes of training (warm-up included)."""
     import matplotlib
@@ -242,17 +288,15 @@ def results_table(summary: dict, metrics: list[str]) -> list[str]:
     return lines
 
 
-def paired_differences(csv_path: Path, metrics: list[str], system: str = "adapted") -> list[str]:
+def paired_differences(rows: list[dict], metrics: list[str], system: str = "adapted") -> list[str]:
     """Markdown rows: ``system`` minus each other system, clip by clip (the same clips), mean
     ± 95% half-width per metric; an interval that excludes 0 is a measured difference."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
     scores: dict[tuple[str, str], dict[str, float]] = {}
     for r in rows:
         key = (r["dataset"], r["file"])
         for m in metrics:
-            if r.get(m):
-                scores.setdefault((r["system"], m), {})[str(key)] = float(r[m])
+            if r[m] is not None:
+                scores.setdefault((r["system"], m), {})[str(key)] = r[m]
     others = [
         s for s in dict.fromkeys(r["system"] for r in rows) if s not in (system, GROUND_TRUTH)
     ]
@@ -285,7 +329,10 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
     """``OUT/report.md`` from the run folder, the evaluation summary and ``info``."""
     records = read_metrics(args.out / "run" / "metrics.jsonl")
     plot_curve(records, args.out / "curve.png")
-    summary = json.loads((args.out / "eval" / "summary.json").read_text())
+    rows = read_scores(args.out / "eval" / "metrics.csv", info["metrics"])
+    if args.baseline_csv is not None:
+        rows = with_baseline(rows, args.baseline_csv, info["metrics"])
+    summary = {"results": summarize(rows, info["metrics"])}
     warm_steps, warm_s = warmup_seconds(args.out / "train.log")
     last = records[-1]
     step_seconds = max(last["train_seconds"] - warm_s, 1e-9)
@@ -311,7 +358,12 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
         f"* val mel L1: {records[0]['val_mel_l1']:.4f} at step 0 → {last['val_mel_l1']:.4f} "
         f"at step {last['step']}; best {best['val_mel_l1']:.4f} at step {best['step']} "
         "(`best.pt`, the adapted system below)",
-        f"* evaluation: {info['eval_wall'] / 60:.1f} min",
+        f"* evaluation: {info['eval_wall'] / 60:.1f} min"
+        + (
+            ""
+            if args.baseline_csv is None
+            else f"; the zero-shot rows come from `{args.baseline_csv}` (the same clips)"
+        ),
         "",
         "## Results on the evaluation clips",
         "",
@@ -322,7 +374,7 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
         "Paired differences (the same clips; ↑ metrics: positive is better for the adapted "
         "model, ↓ metrics: negative is better):",
         "",
-        *paired_differences(args.out / "eval" / "metrics.csv", info["metrics"]),
+        *paired_differences(rows, info["metrics"]),
         "## Learning curve",
         "",
         "![val mel L1 against steps and minutes](curve.png)",
@@ -351,6 +403,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     args = parse_args(argv)
+    state = args.out / "info.json"  # what a later --report-only needs
+    if args.report_only:
+        info = json.loads(state.read_text())
+        info["source"] = Path(info["source"])
+        print(f"wrote {write_report(args, info)}")
+        return
     if (args.out / "run").exists():
         sys.exit(f"{args.out / 'run'} exists: choose another --out")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -362,6 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     info["eval_wall"] = run_logged(commands[1], args.out / "evaluate.log")
     info.update(commands=commands, argv=sys.argv[1:] if argv is None else argv)
     info["torch"] = torch.__version__
+    state.write_text(json.dumps(info, indent=1, default=str))
     print(f"wrote {write_report(args, info)}")
 
 
