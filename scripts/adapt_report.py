@@ -22,7 +22,7 @@ End to end, with the package's own commands:
 A smoke run: ``--minutes 5 --max-steps 3 --eval-limit 3 --val-clips 2 --quick
 --subset-minutes 1 --disc-warmup 2``. ``--baseline-csv OLD/eval/metrics.csv`` takes the
 zero-shot scores from an earlier evaluation of the same clips (the zero-shot models are
-deterministic), saving two thirds of the evaluation; ``--report-only`` rewrites the report of a
+deterministic), so only the adapted model is evaluated; ``--report-only`` rewrites the report of a
 finished run.
 """
 
@@ -234,7 +234,7 @@ def with_baseline(rows: list[dict], baseline: Path, metrics: list[str]) -> list[
         if r["system"] not in mine and (r["dataset"], r["file"]) in clips
     ]
     found = {(r["dataset"], r["file"]) for r in extra}
-    if not extra or found != clips:
+    if found != clips:
         sys.exit(f"{baseline}: does not score the zero-shot models on every evaluated clip")
     missing = [m for m in metrics if all(r[m] is None for r in extra)]
     if missing:
@@ -265,10 +265,10 @@ def plot_curve(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def results_table(summary: dict, metrics: list[str]) -> list[str]:
+def results_table(results: dict, metrics: list[str]) -> list[str]:
     """Markdown rows: one per system, mean ± 95% half-width per metric."""
     lines = []
-    for dataset, systems in summary["results"].items():
+    for dataset, systems in results.items():
         systems = {k: v for k, v in systems.items() if k != GROUND_TRUTH}  # perfect scores
         shown = [m for m in metrics if any(m in s for s in systems.values())]
         arrows = {m: "↑" if METRICS[m].higher_is_better else "↓" for m in shown}
@@ -332,7 +332,7 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
     rows = read_scores(args.out / "eval" / "metrics.csv", info["metrics"])
     if args.baseline_csv is not None:
         rows = with_baseline(rows, args.baseline_csv, info["metrics"])
-    summary = {"results": summarize(rows, info["metrics"])}
+    results = summarize(rows, info["metrics"])
     warm_steps, warm_s = warmup_seconds(args.out / "train.log")
     last = records[-1]
     step_seconds = max(last["train_seconds"] - warm_s, 1e-9)
@@ -370,7 +370,7 @@ def write_report(args: argparse.Namespace, info: dict) -> Path:
         "Mean ± half-width of the 95% confidence interval (Student's t) over clips; copy "
         "synthesis of peak-normalised clips. ↑ higher is better, ↓ lower is better.",
         "",
-        *results_table(summary, info["metrics"]),
+        *results_table(results, info["metrics"]),
         "Paired differences (the same clips; ↑ metrics: positive is better for the adapted "
         "model, ↓ metrics: negative is better):",
         "",
@@ -406,7 +406,6 @@ def main(argv: list[str] | None = None) -> None:
     state = args.out / "info.json"  # what a later --report-only needs
     if args.report_only:
         info = json.loads(state.read_text())
-        info["source"] = Path(info["source"])
         print(f"wrote {write_report(args, info)}")
         return
     if (args.out / "run").exists():

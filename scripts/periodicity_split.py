@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from hifigan import Vocoder
+from hifigan.evaluation.inputs import dataset_files
 from hifigan.evaluation.pitch import PitchTrack, PitchTracker
 from hifigan.io import load_audio, peak_normalize
 
@@ -51,11 +52,10 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    ids = [x.split("|")[0].strip() for x in args.list.read_text().splitlines() if x.strip()]
+    _, files = dataset_files(args.list)
     tracker = PitchTracker(capacity=args.crepe)
     references = []
-    for clip in ids[: args.clips]:
-        path = next(args.list.parent.joinpath("wavs").glob(f"{clip}.*"))
+    for path in files[: args.clips]:
         audio, _ = load_audio(path, 22050)
         audio = peak_normalize(np.asarray(audio, dtype=np.float32))
         references.append((audio, tracker.track(audio)))
