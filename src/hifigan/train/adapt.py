@@ -234,7 +234,7 @@ def with_recipe(
     generator (printing the line of :func:`describe`), else what the run recorded when
     resuming, else the plain loop's default. With ``config_given`` (the user's ``--config``)
     the config's own training values stand and the defaults fill only the others. Changing
-    a config value on resume is an error.
+    a config value on resume is an error; the same command plus ``--resume`` is not.
     """
     out = Path(options.out)
     resuming = options.resume and bool(list_checkpoints(out / "checkpoints"))
@@ -242,7 +242,10 @@ def with_recipe(
     explicit = {k for k, v in given.items() if v is not None and k in RECIPE_FLAGS}
     note = ""
     if resuming:
-        changed = [RECIPE_FLAGS[k] for k in CONFIG_FIELDS if k in explicit]
+        kept = _run_train_values(out)
+        changed = [
+            RECIPE_FLAGS[k] for k in CONFIG_FIELDS if k in explicit and given[k] != kept.get(k)
+        ]
         if changed:
             raise ConfigError(
                 f"cannot change {', '.join(changed)} when resuming (the run keeps its config)",
@@ -257,7 +260,9 @@ def with_recipe(
     else:
         base = dict(PLAIN)
     values = {k: given[k] if k in explicit else base.get(k) for k in RECIPE_FLAGS}
-    config = options.config
+    # a resumed run keeps its config: only one the user named is checked against it, not
+    # the preset a --model brings (the fine-tuning values have changed that preset's)
+    config = None if resuming and not config_given else options.config
     train_values = {k: values[k] for k in CONFIG_FIELDS if values[k] is not None}
     if train_values and not resuming:
         if options.checkpoint is not None:
@@ -271,6 +276,16 @@ def with_recipe(
         say(describe(shown, explicit, note))
     fields = {k: v for k, v in values.items() if k not in CONFIG_FIELDS}
     return dataclasses.replace(options, config=config, **fields)
+
+
+def _run_train_values(out: Path) -> dict[str, Any]:
+    """The recipe values of the run's ``config.json`` ({} when it cannot be read: then every
+    value given counts as a change)."""
+    try:
+        train = HiFiGANConfig.from_file(out / "config.json").train
+    except ConfigError:
+        return {}
+    return {k: getattr(train, k) for k in CONFIG_FIELDS}
 
 
 # ---------------------------------------------------------------------- starting point
