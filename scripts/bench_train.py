@@ -12,13 +12,21 @@ two loss mels. The paths:
 * ``ours``: :func:`hifigan.train.step.train_step` as ``hifigan train`` runs it by default on
   the CPU (fp32, separate real/fake discriminator passes, filterbank built once);
 * ``ours-joint``, ``ours-bf16``, ``ours-compile``: the ``--disc-pass joint``,
-  ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step).
+  ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step);
+  ``ours-bf16-joint``: both, the fine-tuning default on CPUs;
+* a suffix changes one thing of a path: ``+fused`` the fused AdamW kernels (``fused=True``),
+  ``+flush`` denormals flushed to zero during the step (``torch.set_flush_denormal``), ``+cl``
+  the MPD's 2-D convolutions in channels-last layout, as in ``ours-bf16-joint+fused+flush``.
 
 Each round runs every path for ``--steps`` steps, in a rotating order; each path has its own
 copy of the networks and optimizers, initialised identically. Prints the median time per step,
-steps/s, and the median over rounds of each path's speed-up against ``authors``.
+steps/s, and the median over rounds of each path's speed-up against ``authors``. With
+``--profile N``, one more step of each path then runs under ``torch.profiler`` and the N
+operators with the most self CPU time are printed (where the time goes, before changing
+anything).
 
     python scripts/bench_train.py --threads 2 --rounds 5 --steps 3
+    python scripts/bench_train.py --threads 2 --rounds 1 --paths ours-bf16-joint --profile 25
 """
 
 from __future__ import annotations
@@ -81,6 +89,13 @@ def authors_step(nets: Networks, y: torch.Tensor, config: HiFiGANConfig) -> None
     nets.optim_g.step()
 
 
+def adamw(optimizer: torch.optim.Optimizer) -> dict:
+    """The options of ``optimizer`` with the fused kernels."""
+    group = optimizer.param_groups[0]
+    keys = ("lr", "betas", "weight_decay", "eps")
+    return {**{k: group[k] for k in keys}, "fused": True}
+
+
 def real_batches(config: HiFiGANConfig, batch: int, segment: int, n: int) -> list[torch.Tensor]:
     """``n`` batches ``(batch, segment)`` of peak-normalised LJSpeech segments."""
     import soundfile as sf
@@ -110,8 +125,11 @@ def main() -> None:
     ap.add_argument(
         "--paths",
         default="authors,ours",
-        help="comma-separated: authors, ours, ours-joint, ours-bf16, ours-compile "
-        "(default authors,ours)",
+        help="comma-separated: authors, ours, ours-joint, ours-bf16, ours-bf16-joint, "
+        "ours-compile (default authors,ours)",
+    )
+    ap.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="print the top N operators per path"
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -125,15 +143,29 @@ def main() -> None:
         "ours-joint": {"disc_pass": "joint"},
         "ours-bf16": {"precision": "bf16"},
         "ours-compile": {"compile": True},
+        "ours-bf16-joint": {"precision": "bf16", "disc_pass": "joint"},
     }
     names = args.paths.split(",")
-    nets = {name: build_networks(config, device, **options[name])[0] for name in names}
+    nets = {}
+    for name in names:
+        base, *suffixes = name.split("+")
+        nets[name] = build_networks(config, device, **options[base])[0]
+        if "fused" in suffixes:
+            n = nets[name]
+            n.optim_g = torch.optim.AdamW(n.generator.parameters(), **adamw(n.optim_g))
+            params = [*n.msd.parameters(), *n.mpd.parameters()]
+            n.optim_d = torch.optim.AdamW(params, **adamw(n.optim_d))
+        if "cl" in suffixes:
+            nets[name].mpd.to(memory_format=torch.channels_last)
 
     def run(name: str, audio: torch.Tensor) -> None:
+        flush = "flush" in name.split("+")[1:]
+        torch.set_flush_denormal(flush)
         if name == "authors":
             authors_step(nets[name], audio, config)
         else:
             train_step(nets[name], mel_in(audio), audio.unsqueeze(1))
+        torch.set_flush_denormal(False)
 
     for name in names:  # warm-up: first-call allocations, oneDNN primitive caches
         run(name, batches[0])
@@ -150,13 +182,23 @@ def main() -> None:
     )
     for name in names:
         t = statistics.median(times[name])
-        line = f"{name:>11}: {t:.3f} s/step, {1 / t:.3f} steps/s"
+        line = f"{name:>15}: {t:.3f} s/step, {1 / t:.3f} steps/s"
         if name != "authors" and "authors" in times:
             ratios = [a / b for a, b in zip(times["authors"], times[name])]
             line += f", speed-up over authors x{statistics.median(ratios):.2f} (rounds: "
             line += ", ".join(f"{x:.2f}" for x in ratios) + ")"
         print(line)
     print(f"load average during the run: {np.round(os.getloadavg(), 2).tolist()}")
+    for name in names if args.profile else []:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        with torch.profiler.profile(activities=activities, record_shapes=True) as prof:
+            run(name, batches[0])
+        print(f"\n{name}: the {args.profile} operators with the most self CPU time, one step")
+        averages = prof.key_averages(group_by_input_shape=True)
+        table = averages.table(
+            sort_by="self_cpu_time_total", row_limit=args.profile, max_name_column_width=40
+        )
+        print(table)
 
 
 if __name__ == "__main__":
