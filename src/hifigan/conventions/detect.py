@@ -195,7 +195,8 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
         reasons.append("per-band mean ~0 and deviation ~1: normalised with its stats file")
         return -penalty + 1.0, reasons
     # the level and spread this mel would have in the authors' convention
-    x = expand(torch.from_numpy(m), comp).numpy()
+    # a huge log value read as log10 overflows to inf: cap it so the percentiles stay finite
+    x = np.minimum(expand(torch.from_numpy(m), comp).numpy(), np.finfo(np.float64).max)
     nep = np.log(np.maximum(x, 1e-12) ** (1.0 / c.power)) - level_offset(c)
     nep = np.maximum(nep, math.log(max(floor_linear(c.compression), 1e-12)) - level_offset(c))
     p1, p50, p99 = np.percentile(nep, [1, 50, 99])
