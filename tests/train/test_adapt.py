@@ -117,7 +117,7 @@ def test_fine_tuning_defaults_apply_from_a_generator_only_checkpoint(run_cli, tm
     cpu = adapt.fine_tune_defaults("cpu")
     line = next(x for x in err.splitlines() if x.startswith("fine-tuning defaults: "))
     assert line.startswith(
-        "fine-tuning defaults: lr 2.5e-05, lr decay 0.999/epoch, segment 2048 (given), batch 2, "
+        "fine-tuning defaults: lr 1.25e-05, lr decay 0.999/epoch, segment 2048 (given), batch 2, "
         f"{cpu['precision']}, joint D pass, {cpu['num_workers']} loader worker, "
         "log every 10 steps, val every 100 steps, val on 1 clip (given), "
         "checkpoint every 200 steps, at most 1 steps (given), D warm-up 2 steps (given) "
@@ -125,7 +125,8 @@ def test_fine_tuning_defaults_apply_from_a_generator_only_checkpoint(run_cli, tm
     ), line
     assert "discriminator warm-up: 2 steps against the frozen generator" in err
     t = HiFiGANConfig.from_file(tmp_path / "ft" / "config.json").train
-    assert (t.learning_rate, t.batch_size, t.segment_size, t.val_interval) == (2.5e-5, 2, 2048, 100)
+    assert t.learning_rate == 1.25e-5
+    assert (t.batch_size, t.segment_size, t.val_interval) == (2, 2048, 100)
     assert (t.num_workers, t.checkpoint_interval, t.max_steps) == (cpu["num_workers"], 200, 1)
     recipe = json.loads((tmp_path / "ft" / "recipe.json").read_text())
     assert recipe["precision"] == cpu["precision"] and recipe["disc_pass"] == "joint"
@@ -159,7 +160,7 @@ def test_the_same_fine_tuning_command_resumes_with_resume(run_cli, tmp_path, dat
     assert code == 0, err
     steps = [r["step"] for r in read_metrics(tmp_path / "ft" / "metrics.jsonl")]
     assert steps == [0, 1, 2]
-    assert HiFiGANConfig.from_file(tmp_path / "ft" / "config.json").train.learning_rate == 2.5e-5
+    assert HiFiGANConfig.from_file(tmp_path / "ft" / "config.json").train.learning_rate == 1.25e-5
     # a --config the user names is still checked against the run's
     code, _, err = run_cli(*args, "--max-steps", "3", "--resume", "--config", "v2")
     assert code == 1 and "--config v2 differs from the run's config" in err
