@@ -8,24 +8,33 @@ two loss mels. The paths:
 * ``authors``: fp32 eager; the mel filterbank and window rebuilt on every mel call (their
   ``mel_basis`` cache never hits: it is keyed by ``str(fmax) + '_' + device`` but looked up by
   ``fmax``); the generator update also computes the discriminators' weight gradients and runs
-  the real audio through them with autograd on;
-* ``ours``: :func:`hifigan.train.step.train_step` as ``hifigan train`` runs it by default on
-  the CPU (fp32, separate real/fake discriminator passes, filterbank built once);
+  the real audio through them with autograd on; AdamW's per-parameter loop (torch's default
+  on a CPU);
+* ``ours``: :func:`hifigan.train.step.train_step` with ``--precision fp32 --disc-pass
+  separate``, the authors' arithmetic (separate real/fake discriminator passes, filterbank
+  built once, fused AdamW), the default on a GPU and on CPUs without bf16 kernels;
 * ``ours-joint``, ``ours-bf16``, ``ours-compile``: the ``--disc-pass joint``,
   ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step);
-  ``ours-bf16-joint``: both, the fine-tuning default on CPUs;
-* a suffix changes one thing of a path: ``+fused`` the fused AdamW kernels (``fused=True``),
-  ``+flush`` denormals flushed to zero during the step (``torch.set_flush_denormal``), ``+cl``
-  the MPD's 2-D convolutions in channels-last layout, as in ``ours-bf16-joint+fused+flush``.
+  ``ours-bf16-joint``: both, the default of ``hifigan train`` on CPUs with bf16 kernels;
+* a suffix changes one thing of a path: ``+unfused`` AdamW's per-parameter loop (torch's
+  default on a CPU) instead of the fused kernels the trainer uses, ``+flush`` denormals
+  flushed to zero during the step (``torch.set_flush_denormal``), ``+cl`` the MPD's 2-D
+  convolutions in channels-last layout, as in ``ours-bf16-joint+unfused+flush``.
 
 Each round runs every path for ``--steps`` steps, in a rotating order; each path has its own
-copy of the networks and optimizers, initialised identically. Prints the median time per step,
+copy of the networks and optimizers, initialised identically. With ``--isolate`` each path of
+each round runs in a fresh process instead (one warm-up step, then ``--steps`` timed): what a
+user's own training process sees. In one shared process the other paths' networks and
+allocator history slowed a path by up to a fifth (the same bf16 step took 1.34 s beside two
+copies of itself and 1.67 s beside the fp32 paths) and reversed the fused optimizer's gain;
+use ``--isolate`` for the figures you report. Prints the median time per step,
 steps/s, and the median over rounds of each path's speed-up against ``authors``. With
 ``--profile N``, one more step of each path then runs under ``torch.profiler`` and the N
 operators with the most self CPU time are printed (where the time goes, before changing
 anything).
 
     python scripts/bench_train.py --threads 2 --rounds 5 --steps 3
+    python scripts/bench_train.py --threads 2 --rounds 3 --isolate --paths authors,ours-bf16-joint
     python scripts/bench_train.py --threads 2 --rounds 1 --paths ours-bf16-joint --profile 25
 """
 
@@ -34,6 +43,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +100,11 @@ def authors_step(nets: Networks, y: torch.Tensor, config: HiFiGANConfig) -> None
     nets.optim_g.step()
 
 
-def adamw(optimizer: torch.optim.Optimizer) -> dict:
-    """The options of ``optimizer`` with the fused kernels."""
+def unfused(optimizer: torch.optim.Optimizer) -> dict:
+    """The options of ``optimizer`` with the per-parameter loop instead of fused kernels."""
     group = optimizer.param_groups[0]
     keys = ("lr", "betas", "weight_decay", "eps")
-    return {**{k: group[k] for k in keys}, "fused": True}
+    return {**{k: group[k] for k in keys}, "fused": False, "foreach": False}
 
 
 def real_batches(config: HiFiGANConfig, batch: int, segment: int, n: int) -> list[torch.Tensor]:
@@ -109,6 +120,42 @@ def real_batches(config: HiFiGANConfig, batch: int, segment: int, n: int) -> lis
     return [
         torch.stack([ds[k][1] for k in keys[j : j + batch]]) for j in range(0, len(keys), batch)
     ]
+
+
+def isolated_times(args: argparse.Namespace, names: list[str]) -> dict[str, list[float]]:
+    """Seconds per step of each path, each round, each path in its own fresh process (in a
+    rotating order): without the other paths' networks and allocator history in the
+    process, which changed the times of a path by up to a fifth in the shared one."""
+    child = [sys.executable, __file__, "--emit", "--rounds", "1"]
+    for flag in ("threads", "device", "config", "batch", "segment", "steps"):
+        child += [f"--{flag}", str(getattr(args, flag))]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            done = subprocess.run([*child, "--paths", name], capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"{name}: {done.stderr.strip()[-2000:]}")
+            times[name].append(float(done.stdout.split()[-1]))
+    return times
+
+
+def report(args: argparse.Namespace, names: list[str], times: dict[str, list[float]]) -> None:
+    """The median time per step of each path and its speed-up over ``authors``, per round."""
+    how = "each path in its own process" if args.isolate else "one process"
+    print(
+        f"{args.config} on {args.device}: batch {args.batch}, segment {args.segment}, "
+        f"{args.threads} threads, {args.rounds} rounds x {args.steps} steps per path ({how}), "
+        f"torch {torch.__version__}"
+    )
+    for name in names:
+        t = statistics.median(times[name])
+        line = f"{name:>15}: {t:.3f} s/step, {1 / t:.3f} steps/s"
+        if name != "authors" and "authors" in times:
+            ratios = [a / b for a, b in zip(times["authors"], times[name])]
+            line += f", speed-up over authors x{statistics.median(ratios):.2f} (rounds: "
+            line += ", ".join(f"{x:.2f}" for x in ratios) + ")"
+        print(line)
+    print(f"load average during the run: {np.round(os.getloadavg(), 2).tolist()}")
 
 
 def main() -> None:
@@ -131,7 +178,17 @@ def main() -> None:
     ap.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print the top N operators per path"
     )
+    ap.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each path of each round in a fresh process (what a user's process sees)",
+    )
+    ap.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)  # an --isolate child
     args = ap.parse_args()
+    names = args.paths.split(",")
+    if args.isolate:
+        report(args, names, isolated_times(args, names))
+        return
     torch.set_num_threads(args.threads)
     config = HiFiGANConfig.load(args.config)
     device = torch.device(args.device)
@@ -145,16 +202,15 @@ def main() -> None:
         "ours-compile": {"compile": True},
         "ours-bf16-joint": {"precision": "bf16", "disc_pass": "joint"},
     }
-    names = args.paths.split(",")
     nets = {}
     for name in names:
         base, *suffixes = name.split("+")
         nets[name] = build_networks(config, device, **options[base])[0]
-        if "fused" in suffixes:
+        if name == "authors" or "unfused" in suffixes:
             n = nets[name]
-            n.optim_g = torch.optim.AdamW(n.generator.parameters(), **adamw(n.optim_g))
+            n.optim_g = torch.optim.AdamW(n.generator.parameters(), **unfused(n.optim_g))
             params = [*n.msd.parameters(), *n.mpd.parameters()]
-            n.optim_d = torch.optim.AdamW(params, **adamw(n.optim_d))
+            n.optim_d = torch.optim.AdamW(params, **unfused(n.optim_d))
         if "cl" in suffixes:
             nets[name].mpd.to(memory_format=torch.channels_last)
 
@@ -175,20 +231,10 @@ def main() -> None:
         for name in order:
             _, seconds = timed_call(lambda n=name: [run(n, a) for a in batches], device)
             times[name].append(seconds / len(batches))
-    print(
-        f"{config.name} on {args.device}: batch {args.batch}, segment {args.segment}, "
-        f"{args.threads} threads, "
-        f"{args.rounds} rounds x {args.steps} steps per path, torch {torch.__version__}"
-    )
-    for name in names:
-        t = statistics.median(times[name])
-        line = f"{name:>15}: {t:.3f} s/step, {1 / t:.3f} steps/s"
-        if name != "authors" and "authors" in times:
-            ratios = [a / b for a, b in zip(times["authors"], times[name])]
-            line += f", speed-up over authors x{statistics.median(ratios):.2f} (rounds: "
-            line += ", ".join(f"{x:.2f}" for x in ratios) + ")"
-        print(line)
-    print(f"load average during the run: {np.round(os.getloadavg(), 2).tolist()}")
+    if args.emit:
+        print(times[names[0]][0])
+        return
+    report(args, names, times)
     for name in names if args.profile else []:
         activities = [torch.profiler.ProfilerActivity.CPU]
         with torch.profiler.profile(activities=activities, record_shapes=True) as prof:

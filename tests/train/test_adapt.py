@@ -188,10 +188,25 @@ def test_explicit_options_override_the_fine_tuning_defaults(tmp_path, capsys):
     assert o.config == "v2" and o.batch_size is None and o.max_steps is None
     assert (o.disc_pass, o.disc_warmup, o.precision) == ("joint", 0, cpu_precision())
     assert ", the other training values from v2 (override" in capsys.readouterr().err
-    # training from scratch: the plain loop's defaults, nothing printed
-    o = with_recipe(TrainOptions(out=tmp_path / "c", config="debug"), {})
-    assert (o.config, o.precision, o.disc_pass, o.disc_warmup) == ("debug", "fp32", "separate", 0)
+    # training from scratch on the CPU: bf16 and the joint pass where bf16 kernels exist
+    o = with_recipe(TrainOptions(out=tmp_path / "c", config="debug", device="cpu"), {})
+    fast = cpu_precision() == "bf16"
+    expected = ("bf16", "joint") if fast else ("fp32", "separate")
+    assert (o.config, o.precision, o.disc_pass, o.disc_warmup) == ("debug", *expected, 0)
+    # ... the authors' step when asked for; nothing said here (the run says which step)
+    given = {"precision": "fp32", "disc_pass": "separate"}
+    o = with_recipe(TrainOptions(out=tmp_path / "d", config="debug", device="cpu"), given)
+    assert (o.precision, o.disc_pass) == ("fp32", "separate")
     assert capsys.readouterr().err == ""
+
+
+def test_training_from_scratch_is_exact_where_bf16_is_missing(monkeypatch):
+    monkeypatch.setattr(adapt, "bf16_supported", lambda kind: False)
+    assert adapt.scratch_defaults("cpu") == adapt.PLAIN
+    monkeypatch.setattr(adapt, "bf16_supported", lambda kind: True)
+    assert adapt.scratch_defaults("cuda:0") == adapt.PLAIN
+    fast = {**adapt.PLAIN, "precision": "bf16", "disc_pass": "joint"}
+    assert adapt.scratch_defaults("cpu") == fast
 
 
 def test_defaults_follow_the_machine(monkeypatch):

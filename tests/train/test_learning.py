@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hifigan.train import TrainOptions, read_metrics, train
+from hifigan.train.adapt import scratch_defaults
 
 from conftest import REPO, SHARED, need
 
@@ -37,6 +38,7 @@ def test_debug_preset_learns_on_40_kathleen_clips(tmp_path):
                 train_list=train_list,
                 val_list=val_list,
                 config="debug",
+                **scratch_defaults("cpu"),  # what `hifigan train` runs on this CPU
                 progress=False,
                 tensorboard=False,
                 device="cpu",

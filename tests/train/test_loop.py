@@ -26,6 +26,7 @@ from hifigan import (
 from hifigan.checkpoint import read_checkpoint, to_authors_keys
 from hifigan.errors import HiFiGANError
 from hifigan.train import TrainingDiverged, TrainOptions, read_metrics, train
+from hifigan.train.adapt import bf16_supported
 from hifigan.train.loop import Intervals
 from hifigan.train.manifest import prepare
 
@@ -341,6 +342,7 @@ def test_torchrun_with_two_processes_matches_one_process(tmp_path, data, tiny):
     (a tenth of one step's lr = 2e-4), while the weights move by up to 6e-4."""
     common = ["--config", str(tiny), "--data", str(data), "--max-steps", "3", "--no-progress"]
     common += ["--val-interval", "3", "--checkpoint-interval", "3", "--device", "cpu"]
+    common += ["--precision", "fp32", "--disc-pass", "separate"]  # the exact step
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = [sys.executable, "-m", "hifigan", "train", *common, "--out", str(tmp_path / "one")]
     done = subprocess.run(
@@ -388,8 +390,15 @@ def test_the_readme_commands(run_cli, tmp_path, monkeypatch):
     code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", "runs/debug",
                            "--max-steps", "10")  # fmt: skip
     assert code == 0, err
+    # on a CPU with bf16 kernels the default step is bf16 with the joint pass, and says so
+    step = "training step: bf16, joint discriminator pass (--precision fp32 --disc-pass separate"
+    assert (step in err) == bf16_supported("cpu"), err
     code, _, err = run_cli("train", "--out", "runs/debug", "--max-steps", "20", "--resume")
     assert code == 0, err
+    assert "training step:" not in err
+    assert json.loads((tmp_path / "runs/debug/recipe.json").read_text())["precision"] == (
+        "bf16" if bf16_supported("cpu") else "fp32"
+    )
     assert "resuming from runs/debug/checkpoints/step_00000010.pt (step 10, epoch 2)" in err
     code, _, err = run_cli("vocode", f"{data}/wavs/LJ001-0001.flac", "-o", "out",
                            "--checkpoint", "runs/debug/checkpoints/best.pt")  # fmt: skip

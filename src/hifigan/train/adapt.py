@@ -83,7 +83,8 @@ TRAIN_SECTION = (
 )
 #: the options not in the config, recorded in RUN_DIR/recipe.json for --resume
 RECORDED = ("precision", "disc_pass", "val_clips")
-#: training from scratch (or resuming a run without recipe.json): the loop's own defaults
+#: the loop's own defaults (the authors' step): for a run without recipe.json, and for
+#: training from scratch where :func:`scratch_defaults` has nothing faster
 PLAIN: dict[str, Any] = {"precision": "fp32", "disc_pass": "separate", "disc_warmup": 0}
 
 
@@ -186,6 +187,16 @@ def fine_tune_defaults(device: str) -> dict[str, Any]:
     return values
 
 
+def scratch_defaults(device: str) -> dict[str, Any]:
+    """The defaults of a run from scratch on ``device``: :data:`PLAIN`, except on a CPU with
+    bf16 kernels, where bf16 autocast and the joint discriminator pass are the default (the
+    fastest step measured that still learns as the fp32 one does; docs/training.md)."""
+    kind = device_type(device)
+    if kind == "cpu" and bf16_supported(kind):
+        return {**PLAIN, "precision": "bf16", "disc_pass": "joint"}
+    return dict(PLAIN)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -260,7 +271,7 @@ def with_recipe(
             base = {k: v for k, v in base.items() if k not in TRAIN_SECTION}
             note = f", the other training values from {options.config}"
     else:
-        base = dict(PLAIN)
+        base = scratch_defaults(options.device)  # the run says which step it takes
     values = {k: given[k] if k in explicit else base.get(k) for k in RECIPE_FLAGS}
     # a resumed run keeps its config: only one the user named is checked against it, not
     # the preset a --model brings (the fine-tuning values have changed that preset's)

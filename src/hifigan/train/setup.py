@@ -426,6 +426,12 @@ def start_networks(
     elif options.checkpoint is not None and procs.is_main:
         found = "and discriminators" if start_has_d else "only; discriminators initialised afresh"
         say(f"starting from {options.checkpoint} (generator {found})")
+    exact = (options.precision, options.disc_pass) == ("fp32", "separate")
+    if not resuming and options.checkpoint is None and not exact and procs.is_main:
+        say(
+            f"training step: {options.precision}, {options.disc_pass} discriminator pass "
+            "(--precision fp32 --disc-pass separate: the authors' exact step)"
+        )
     return nets, state
 
 

@@ -177,13 +177,14 @@ def _optimizers(
     discriminators: list[nn.Module],
 ) -> tuple[torch.optim.AdamW, torch.optim.AdamW]:
     """AdamW for the generator and for the discriminators (their parameters in the given
-    order: the authors' is MSD, then MPD)."""
+    order: the authors' is MSD, then MPD), with the fused kernels: the same update up to
+    rounding, and on a CPU the default per-parameter loop took a fifth of a bf16 step."""
     t = config.train
     adamw: dict[str, Any] = {
         "lr": t.learning_rate,
         "betas": (t.adam_b1, t.adam_b2),
         "weight_decay": t.weight_decay,
-        "fused": True if device.type == "cuda" else None,
+        "fused": True if device.type in ("cpu", "cuda") else None,
     }
     params = itertools.chain.from_iterable(d.parameters() for d in discriminators)
     return torch.optim.AdamW(generator.parameters(), **adamw), torch.optim.AdamW(params, **adamw)
