@@ -4,7 +4,7 @@ import torch
 
 from hifigan import HiFiGANConfig, MelSpectrogram
 
-from conftest import GOLDEN, need
+from conftest import GOLDEN, MEL_GOLDEN_ATOL, need
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def test_mel_matches_the_authors(golden, for_loss, key):
     mel = MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel, for_loss=for_loss)
     out = mel(torch.from_numpy(golden["wav"])).numpy()
     assert out.shape == golden[key].shape == (80, 831)
-    assert np.abs(out - golden[key]).max() < 1e-4
+    assert np.abs(out - golden[key]).max() < MEL_GOLDEN_ATOL
 
 
 def test_batched_equals_one_by_one(golden):

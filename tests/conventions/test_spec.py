@@ -18,7 +18,7 @@ from hifigan.conventions import (
 )
 from hifigan.errors import ConfigError
 
-from conftest import GOLDEN, need
+from conftest import GOLDEN, MEL_GOLDEN_ATOL, need
 
 NAMED = [
     "bigvgan-22k",
@@ -88,7 +88,7 @@ def test_hifigan_convention_is_bit_exact_with_the_authors_mel():
     wav = torch.from_numpy(golden["wav"])
     ours = load_convention("hifigan").mel_spectrogram()(wav)
     assert torch.equal(ours, MelSpectrogram.from_config(HiFiGANConfig.preset("v1").mel)(wav))
-    assert np.abs(ours.numpy() - golden["mel"]).max() < 1e-4
+    assert np.abs(ours.numpy() - golden["mel"]).max() < MEL_GOLDEN_ATOL
 
 
 def test_convention_from_a_model_config():
