@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)  # an --isolate child
     args = ap.parse_args()
     names = args.paths.split(",")
+    if args.isolate and args.profile:
+        ap.error("--profile runs in one process: drop --isolate")
     if args.isolate:
         report(args, names, isolated_times(args, names))
         return

@@ -83,7 +83,7 @@ def test_table_facts():
     assert c["parallel-wavegan"].normalization.kind == "per_band_stats"
 
 
-def test_hifigan_convention_is_bit_exact_with_the_authors_mel():
+def test_hifigan_convention_is_our_mel_and_matches_the_authors():
     golden = np.load(need(GOLDEN / "mel_LJ001-0001.npz"))
     wav = torch.from_numpy(golden["wav"])
     ours = load_convention("hifigan").mel_spectrogram()(wav)
