@@ -16,6 +16,7 @@ two loss mels. The paths:
 * ``ours-joint``, ``ours-bf16``, ``ours-compile``: the ``--disc-pass joint``,
   ``--precision bf16`` and ``--compile`` options (compilation happens in the warm-up step);
   ``ours-bf16-joint``: both, the default of ``hifigan train`` on CPUs with bf16 kernels;
+  ``ours-bf16-joint-compile``: that default under ``--compile``;
 * a suffix changes one thing of a path: ``+unfused`` AdamW's per-parameter loop (torch's
   default on a CPU) instead of the fused kernels the trainer uses, ``+flush`` denormals
   flushed to zero during the step (``torch.set_flush_denormal``), ``+cl`` the MPD's 2-D
@@ -203,6 +204,7 @@ def main() -> None:
         "ours-bf16": {"precision": "bf16"},
         "ours-compile": {"compile": True},
         "ours-bf16-joint": {"precision": "bf16", "disc_pass": "joint"},
+        "ours-bf16-joint-compile": {"precision": "bf16", "disc_pass": "joint", "compile": True},
     }
     nets = {}
     for name in names:
