@@ -31,7 +31,7 @@ def cl2d(x: Tensor, w: Tensor, d: int) -> Tensor:
     return F.conv2d(x, w, None, 1, (0, d * (w.shape[-1] - 1) // 2), (1, d))
 
 
-nchw2d = cl2d
+nchw2d = cl2d  # the same call; only the memory layout of its inputs differs (see ``inputs``)
 
 
 def ncw(x: Tensor, w: Tensor, d: int) -> Tensor:
@@ -67,7 +67,8 @@ FORMS = {"cl2d": cl2d, "nchw2d": nchw2d, "ncw": ncw, "taps": taps}
 
 
 def flatten(y: Tensor) -> Tensor:
-    return y.reshape(-1, y.shape[-1]) if y.dim() == 2 else y.squeeze(2).reshape(y.shape[1], -1)
+    """Any form's output (batch 1) as ``(C, T)``."""
+    return y.reshape(-1, y.shape[-1])
 
 
 def main() -> None:
