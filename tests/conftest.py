@@ -35,8 +35,8 @@ AUDIO_GOLDEN_LSB = 24
 def assert_near_golden_audio(audio, golden) -> None:
     """``audio`` (int16) vocoded from the golden wav against the golden samples: within
     :data:`AUDIO_GOLDEN_LSB` everywhere and within 1 LSB on 99% of the samples."""
-    diff = abs(audio.astype(int) - golden.astype(int))
     assert audio.shape == golden.shape
+    diff = abs(audio.astype(int) - golden.astype(int))
     assert diff.max() <= AUDIO_GOLDEN_LSB, diff.max()
     assert (diff <= 1).mean() >= 0.99, (diff <= 1).mean()
 
