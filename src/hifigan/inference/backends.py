@@ -90,6 +90,7 @@ class FastBackend:
             reduced_stages=stages,
             reduced_dtype=PRECISIONS.get(precision, torch.bfloat16),
             fuse=None if not compile else False,
+            narrow=None if not compile and device.type == "cpu" else False,
         ).to(device)
         self._run: Callable[[Tensor], Tensor] = self.module
         if compile:

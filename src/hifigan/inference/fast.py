@@ -18,6 +18,9 @@ What it changes, all exact up to float rounding (measured in ``docs/inference.md
   receptive field and zero padding only at the true ends: the same numbers, but the tensors of
   a tile stay in the CPU cache instead of streaming tens of megabytes through memory per
   operation (the small-channel V2/V3 are memory-bound);
+* on CPU, float32 stages with few channels (V2's last three, V3's and V1's last) run through
+  a C kernel built for this CPU on first use (:mod:`~hifigan.inference.narrow`), which
+  vectorises over time rather than over the few channels;
 * optionally, the first ``reduced_stages`` upsampling stages run in bfloat16 or float16
   (``reduced_dtype``); ``conv_post`` and the output always stay float32, and by default so does
   the last, full-rate stage: it carries the waveform, and rounding it to 8 mantissa bits is
@@ -31,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..generator import LRELU_SLOPE, Generator, ResBlock1
+from . import narrow as narrow_kernel
 
 _POST_SLOPE = 0.01  # the authors' final leaky ReLU uses PyTorch's default slope
 TILE_ELEMENTS = 2**19  # 2 MB of float32 per tensor of a tile: fits the L2/L3 caches
@@ -116,6 +120,11 @@ class FastGenerator(nn.Module):
             operators are used on other devices and under ``torch.compile``.
         tile_elements: values per tensor in one tile (the tile length is this divided by the
             stage's channels, at least 1024); ``None`` computes each stage in one piece.
+        narrow: run the float32 stages with at most
+            :data:`~hifigan.inference.narrow.NARROW_CHANNELS` channels through the C kernel of
+            :mod:`~hifigan.inference.narrow` on CPU (default: when it builds on this machine;
+            ``True`` raises if it does not). Not used on other devices or under
+            ``torch.compile``.
     """
 
     def __init__(
@@ -126,6 +135,7 @@ class FastGenerator(nn.Module):
         reduced_dtype: torch.dtype = torch.bfloat16,
         fuse: bool | None = None,
         tile_elements: int | None = TILE_ELEMENTS,
+        narrow: bool | None = None,
     ) -> None:
         super().__init__()
         source = generator  # with weight norm, .weight computes the folded weight
@@ -155,7 +165,45 @@ class FastGenerator(nn.Module):
         self.conv_post = _Conv(source.conv_post, scale=mean, dtype=torch.float32)
         self.tile_elements = tile_elements
         self.halos = [self._halo(i) for i in range(n)]
+        self.narrow = self._narrow_runners(narrow)
         self.eval()
+
+    def _narrow_runners(self, wanted: bool | None) -> list[narrow_kernel.NarrowStageRunner | None]:
+        """One kernel runner per stage that qualifies (float32, few channels), else ``None``."""
+        n = len(self.ups)
+        stages = [
+            i
+            for i in range(n)
+            if self.stage_dtypes[i] == torch.float32
+            and self.ups[i].weight.shape[1] <= narrow_kernel.NARROW_CHANNELS
+        ]
+        runners: list[narrow_kernel.NarrowStageRunner | None] = [None] * n
+        if wanted is False or not stages:
+            return runners
+        kernel = narrow_kernel.load()
+        if kernel is None:
+            if wanted:
+                raise RuntimeError("the narrow-stage kernel could not be built (no C compiler?)")
+            return runners
+
+        def spec(conv: _Conv) -> tuple[Tensor, Tensor, int, int]:
+            return conv.weight.squeeze(2), conv.bias, conv.dilation[1], conv.padding[1]
+
+        for i in stages:
+            blocks = self._stage_blocks(i)
+            post = spec(self.conv_post) if i == n - 1 else None
+            runners[i] = narrow_kernel.NarrowStageRunner(
+                kernel,
+                [spec(conv) for block in blocks for conv in block],
+                nblocks=len(blocks),
+                resblock1=self.resblock1,
+                post=post,
+                past=self.halos[i][0],
+                future=self.halos[i][1],
+                slope=LRELU_SLOPE,
+                post_slope=_POST_SLOPE,
+            )
+        return runners
 
     def _halo(self, stage: int) -> tuple[int, int]:
         """(past, future) positions that a stage's output (with ``conv_post`` after the last
@@ -227,13 +275,23 @@ class FastGenerator(nn.Module):
 
     def forward(self, mel: Tensor) -> Tensor:
         """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop)`` float32."""
-        fuse = self.fuse and mel.device.type == "cpu" and not torch.compiler.is_compiling()
+        on_cpu = mel.device.type == "cpu" and not torch.compiler.is_compiling()
+        fuse = self.fuse and on_cpu
         x = mel.to(self.stage_dtypes[0]).unsqueeze(2).contiguous(memory_format=torch.channels_last)
         x = self.conv_pre(x)
         for i, up in enumerate(self.ups):
             x = F.leaky_relu(x.to(self.stage_dtypes[i]), LRELU_SLOPE, inplace=True)
-            x = self._tiled_stage(i, up(x), fuse)
+            x = self._run_stage(i, up(x), fuse, on_cpu)
         return x.squeeze(2)
+
+    def _run_stage(self, stage: int, x: Tensor, fuse: bool, on_cpu: bool) -> Tensor:
+        """Stage ``stage`` on its upsampled input ``(B, C, 1, T)``: the narrow-stage kernel
+        where it applies, else oneDNN tile by tile."""
+        runner = self.narrow[stage] if on_cpu else None
+        if runner is None:
+            return self._tiled_stage(stage, x, fuse)
+        y = runner(x, torch.get_num_threads())
+        return torch.tanh_(y) if stage == len(self.ups) - 1 else y
 
 
 __all__ = ["FastGenerator", "default_reduced_stages", "mkldnn_fusion_available"]
