@@ -13,12 +13,14 @@ What it changes, all exact up to float rounding (measured in ``docs/inference.md
   oneDNN call (``torch.ops.mkldnn._convolution_pointwise``, the fused operators torch.compile
   also uses), and in residual block 1 the leaky ReLU after the first convolution is fused into
   it; the residual stream is updated in place;
-* each stage's residual blocks (and, in the last stage, ``conv_post``) run on tiles of the time
-  axis of about ``tile_elements`` values per tensor, each with a halo of the blocks' own
-  receptive field and zero padding only at the true ends: the same numbers, but the tensors of
-  a tile stay in the CPU cache instead of streaming tens of megabytes through memory per
-  operation (the small-channel V2/V3 are memory-bound);
-* on CPU, float32 stages with few channels (V2's last three, V3's and V1's last) run through
+* the narrow float32 stages (see below), when oneDNN runs them, compute their residual blocks
+  (and, in the last stage, ``conv_post``) on tiles of the time axis of about
+  ``tile_elements`` values per tensor, each with a halo of the blocks' own receptive field and
+  zero padding only at the true ends: the same numbers, but the tensors of a tile stay in the
+  CPU cache instead of streaming tens of megabytes through memory per operation (those stages
+  are memory-bound). Wider or bfloat16 stages run in one piece: on the Xeon of
+  ``docs/inference.md`` tiling them made V3 and V1 in bf16 17% and 28% slower;
+* on CPU, float32 stages with few channels (64 or fewer) run through
   a C kernel built for this CPU on first use (:mod:`~hifigan.inference.narrow`), which
   vectorises over time rather than over the few channels;
 * optionally, the first ``reduced_stages`` upsampling stages run in bfloat16 or float16
@@ -118,8 +120,9 @@ class FastGenerator(nn.Module):
         reduced_dtype: ``torch.bfloat16`` or ``torch.float16``.
         fuse: use oneDNN's fused convolutions (CPU only; default: when available). Plain
             operators are used on other devices and under ``torch.compile``.
-        tile_elements: values per tensor in one tile (the tile length is this divided by the
-            stage's channels, at least 1024); ``None`` computes each stage in one piece.
+        tile_elements: values per tensor in one tile of a narrow float32 stage that oneDNN
+            runs (the tile length is this divided by the stage's channels, at least 1024);
+            ``None`` computes each stage in one piece.
         narrow: run the float32 stages with at most
             :data:`~hifigan.inference.narrow.NARROW_CHANNELS` channels through the C kernel of
             :mod:`~hifigan.inference.narrow` on CPU (default: when it builds on this machine;
@@ -258,7 +261,8 @@ class FastGenerator(nn.Module):
         """:meth:`_stage` tile by tile along time; exact (each tile carries its halo)."""
         length = x.shape[-1]
         tile = max(1024, self.tile_elements // x.shape[1]) if self.tile_elements else length
-        if length <= tile or x.device.type != "cpu" or torch.compiler.is_compiling():
+        narrow = x.dtype == torch.float32 and x.shape[1] <= narrow_kernel.NARROW_CHANNELS
+        if length <= tile or not narrow or x.device.type != "cpu" or torch.compiler.is_compiling():
             return self._stage(stage, x, fuse)
         past, future = self.halos[stage]
         out = None

@@ -1,11 +1,12 @@
 """The narrow stages of ``fast`` on CPU: a C kernel built on first use (``kernels/narrow_stage.c``).
 
-A stage with few channels (V2's 16 and 8, V3's and V1's 32) is most of a small generator's
-pass, and oneDNN runs it at a small fraction of the CPU's peak because it vectorises over
-channels (``docs/inference.md``). The kernel here vectorises over time instead and runs a whole
-stage (all residual blocks, and ``conv_post`` after the last stage) tile by tile in the cache,
-one thread per share of the tiles. It computes the same sums in another order: float32
-results differ from the reference by rounding only.
+A stage with few channels (64 or fewer: V2's four, V3's last two, V1's last two) is most of a
+small generator's pass, and oneDNN runs it at a fraction of the CPU's peak: it vectorises over
+channels, and with 8 or 16 of them most lanes idle (``docs/inference.md``). The kernel here
+vectorises over time instead and runs a whole stage (all residual blocks, and ``conv_post``
+after the last stage) tile by tile in the cache, one thread per share of the tiles. It
+computes the same sums in another order: float32 results differ from the reference by
+rounding only.
 
 The kernel is compiled for this CPU (``-O3 -march=native``) by the system C compiler, as
 torch.compile does for its CPU code, and kept in ``$HIFIGAN_CACHE`` (default
@@ -31,7 +32,8 @@ import torch
 from torch import Tensor
 
 SOURCE = "narrow_stage.c"
-NARROW_CHANNELS = 32  # stages with at most this many channels (measured: oneDNN wins above)
+# stages with at most this many channels; with 128 oneDNN was as fast or faster (V3, V1)
+NARROW_CHANNELS = 64
 TILE_ELEMENTS = 2**16  # values per scratch row set: six of them stay in a 2 MB L2 cache
 BLOCK = 48  # positions per register block (3 vectors of 16 lanes)
 
