@@ -140,6 +140,33 @@ static void lrelu_tile(const float *x, float *y, int channels, long s, long L, f
     }
 }
 
+/* Channels-last [L][C] <-> rows [C][stride], in 16 x 16 blocks so that reads and writes both
+ * stay within a few cache lines (element by element, a 64-channel tile took 5-8% of a stage). */
+#define TBLK 16
+static void transpose_in(const float *x, float *rows, int C, long s, long L)
+{
+    for (long t0 = 0; t0 < L; t0 += TBLK) {
+        const long t1 = t0 + TBLK < L ? t0 + TBLK : L;
+        for (int c0 = 0; c0 < C; c0 += TBLK) {
+            const int c1 = c0 + TBLK < C ? c0 + TBLK : C;
+            for (int c = c0; c < c1; c++)
+                for (long t = t0; t < t1; t++) rows[c * s + t] = x[t * C + c];
+        }
+    }
+}
+
+static void transpose_out(const float *rows, float *x, int C, long s, long L)
+{
+    for (long t0 = 0; t0 < L; t0 += TBLK) {
+        const long t1 = t0 + TBLK < L ? t0 + TBLK : L;
+        for (int c0 = 0; c0 < C; c0 += TBLK) {
+            const int c1 = c0 + TBLK < C ? c0 + TBLK : C;
+            for (long t = t0; t < t1; t++)
+                for (int c = c0; c < c1; c++) x[t * C + c] = rows[c * s + t];
+        }
+    }
+}
+
 enum { X, S, A, H, Y, TOT, NBUF };
 
 typedef struct {
@@ -183,8 +210,7 @@ static void *worker(void *arg_)
         for (int b = 0; b < NBUF; b++) /* a longer earlier tile left data where padding goes */
             for (int c = 0; c < C; c++) memset(buf[b] + c * s + L, 0, margin * sizeof(float));
         if (st->x_cl)
-            for (long t = 0; t < L; t++)
-                for (int c = 0; c < C; c++) buf[X][c * s + t] = st->x[(lo + t) * C + c];
+            transpose_in(st->x + lo * C, buf[X], C, s, L);
         else
             for (int c = 0; c < C; c++)
                 memcpy(buf[X] + c * s, st->x + c * st->sx + lo, L * sizeof(float));
@@ -222,8 +248,7 @@ static void *worker(void *arg_)
         }
         const float *kept = result + (start - lo);
         if (st->out_cl)
-            for (long t = 0; t < end - start; t++)
-                for (int c = 0; c < rows; c++) st->out[(start + t) * rows + c] = kept[c * s + t];
+            transpose_out(kept, st->out + start * rows, rows, s, end - start);
         else
             for (int c = 0; c < rows; c++)
                 memcpy(st->out + c * st->so + start, kept + c * s, (end - start) * sizeof(float));
