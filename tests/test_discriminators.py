@@ -95,3 +95,41 @@ def test_odd_lengths_are_padded_per_period():
     logits, fmaps = mpd(torch.randn(1, 1, 1000))
     assert fmaps[0][0].shape[-1] == 7
     assert logits[0].shape[0] == 1
+
+
+def test_folded_periods_under_cpu_bf16_give_the_same_outputs_and_gradients(monkeypatch):
+    """Under bf16 autocast on a CPU the short periods run with their phases folded into the
+    batch: same shapes, values within bf16 rounding of the 2-D form, gradients alike."""
+    import hifigan.discriminators as discriminators
+
+    torch.manual_seed(0)
+    mpd = MultiPeriodDiscriminator((2, 3, 5), (8, 16, 32, 32, 32))
+    audio = torch.randn(2, 1, 3001)
+
+    def run(fold_max):
+        monkeypatch.setattr(discriminators, "FOLD_MAX_PERIOD", fold_max)
+        mpd.zero_grad()
+        y = audio.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, fmaps = mpd(y)
+            loss = sum(x.float().pow(2).mean() for x in logits)
+            loss = loss + sum(m.float().abs().mean() for maps in fmaps for m in maps)
+        loss.backward()
+        return logits, fmaps, y.grad, [p.grad.clone() for p in mpd.parameters()]
+
+    plain, folded = run(0), run(3)
+    # the folded path returns its maps as permuted views; period 5 is never folded
+    assert plain[1][0][0].is_contiguous() and not folded[1][0][0].is_contiguous()
+    assert folded[1][2][0].is_contiguous()
+    for a, b in zip(plain[1], folded[1]):
+        assert [m.shape for m in a] == [m.shape for m in b]
+        for x, z in zip(a, b):
+            assert (x.float() - z.float()).abs().max() <= 0.02 * x.float().abs().max() + 1e-3
+    assert torch.allclose(plain[2], folded[2], rtol=0.05, atol=0.02 * plain[2].abs().max())
+    for x, z in zip(plain[3], folded[3]):
+        assert (x - z).abs().max() <= 0.05 * x.abs().max() + 1e-6
+    with torch.no_grad():  # outside autocast nothing is folded: bit-identical
+        monkeypatch.setattr(discriminators, "FOLD_MAX_PERIOD", 3)
+        a = mpd(audio)
+        monkeypatch.setattr(discriminators, "FOLD_MAX_PERIOD", 0)
+        assert all(torch.equal(x, z) for x, z in zip(a[0], mpd(audio)[0]))

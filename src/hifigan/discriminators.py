@@ -79,6 +79,47 @@ class PeriodDiscriminator(SubDiscriminator):
             t += n_pad
         return x.view(b, c, t // self.period, self.period)
 
+    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``(B, 1, T)`` -> ``(logits (B, N), feature maps (B, C, T', period))``."""
+        if self.period > FOLD_MAX_PERIOD or x.device.type != "cpu" or not _cpu_bf16_autocast():
+            return super().forward(x)
+        # The same convolutions with the phases moved into the batch: (B * period, C, T')
+        # 1-D convolutions. Under bf16 on a CPU, oneDNN ran a (k, 1) 2-D convolution over a
+        # width of 2 or 3 far below its speed on the folded form (period 2: 1.6x slower forward
+        # and backward); from period 5 on, folding was slower. The feature maps are returned
+        # as views in the usual layout, so losses and callers see no difference.
+        x = self.prepare(x)
+        b, c, h, p = x.shape
+        x = x.permute(0, 3, 1, 2).reshape(b * p, c, h)
+
+        def unfold(y: Tensor) -> Tensor:
+            return y.view(b, p, y.shape[1], y.shape[2]).permute(0, 2, 3, 1)
+
+        fmaps = []
+        for conv in self.convs:
+            x = F.leaky_relu(_conv1d(conv, x), LRELU_SLOPE)
+            fmaps.append(unfold(x))
+        fmaps.append(unfold(_conv1d(self.conv_post, x)))
+        return torch.flatten(fmaps[-1], 1, -1), fmaps
+
+
+FOLD_MAX_PERIOD = 3  # see PeriodDiscriminator.forward
+
+
+def _conv1d(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A ``(k, 1)`` 2-D convolution applied as a 1-D one to ``(N, C, T)``."""
+    weight = conv.weight.squeeze(-1)  # weight norm computes it (once under parametrize.cached)
+    return F.conv1d(x, weight, conv.bias, conv.stride[0], conv.padding[0], conv.dilation[0])
+
+
+def _cpu_bf16_autocast() -> bool:
+    try:
+        return (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
+
 
 class ScaleDiscriminator(SubDiscriminator):
     """MelGAN-style stack of strided, grouped 1-D convolutions on ``(B, 1, T)``."""
