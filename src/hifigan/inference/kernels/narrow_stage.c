@@ -26,6 +26,8 @@
 #define COB 8 /* output channels per register block */
 #define TB 3  /* vectors of time per register block */
 #define BLOCK (VL * TB)
+#define TB1 8 /* vectors of time per block of a single-output convolution (conv_post) */
+#define SLACK (BLOCK > VL * TB1 ? BLOCK : VL * TB1) /* a last block reads this far past L */
 
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef int vi __attribute__((vector_size(VL * 4)));
@@ -129,6 +131,33 @@ static void conv_tile(const hg_conv *c, const float *x, float *y, const float *r
     }
 }
 
+/* A convolution with one output channel (conv_post): padding it to a block of 8 would do 8x
+ * its work, so its register block runs along time only. Same contract as conv_tile. */
+static void conv_single(const hg_conv *c, const float *x, float *y, long s, long L)
+{
+    const int cin = c->cin, k = c->k, d = c->d;
+    for (long t = 0; t < L; t += VL * TB1) {
+        vf a[TB1];
+        for (int j = 0; j < TB1; j++) a[j] = (vf){} + c->b[0];
+        for (int ci = 0; ci < cin; ci++) {
+            const float *xr = x + ci * s + t - c->p;
+            const float *wc = c->w + (long)ci * k * COB; /* output channel 0 of the block */
+            for (int kk = 0; kk < k; kk++) {
+                const float w = wc[kk * COB];
+                for (int j = 0; j < TB1; j++) a[j] += w * *(const vfu *)(xr + kk * d + j * VL);
+            }
+        }
+        const long valid = L - t < VL * TB1 ? L - t : VL * TB1;
+        if (valid == VL * TB1) {
+            for (int j = 0; j < TB1; j++) *(vfu *)(y + t + j * VL) = a[j];
+        } else {
+            float out[VL * TB1];
+            for (int j = 0; j < TB1; j++) *(vfu *)(out + j * VL) = a[j];
+            memcpy(y + t, out, valid * sizeof(float));
+        }
+    }
+}
+
 static void lrelu_tile(const float *x, float *y, int channels, long s, long L, float slope)
 {
     for (int c = 0; c < channels; c++) {
@@ -167,7 +196,7 @@ static void transpose_out(const float *rows, float *x, int C, long s, long L)
     }
 }
 
-enum { X, S, A, H, Y, TOT, NBUF };
+enum { X, S, A, Y, TOT, H, NBUF }; /* H (residual block 1 only) last: not allocated for 2 */
 
 typedef struct {
     const hg_stage *st;
@@ -192,14 +221,15 @@ static void *worker(void *arg_)
     if (st->post && reach(st->post) > margin) margin = reach(st->post);
     margin = (margin + 15) / 16 * 16;
     const long width = st->tile + st->past + st->future;
-    const long s = (margin + width + margin + BLOCK + 15) / 16 * 16;
-    float *mem = calloc((size_t)NBUF * C * s, sizeof(float));
+    const long s = (margin + width + margin + SLACK + 15) / 16 * 16;
+    const int nbuf = st->resblock1 ? NBUF : NBUF - 1;
+    float *mem = calloc((size_t)nbuf * C * s, sizeof(float));
     if (!mem) {
         arg->failed = 1;
         return NULL;
     }
-    float *buf[NBUF];
-    for (int b = 0; b < NBUF; b++) buf[b] = mem + (long)b * C * s + margin;
+    float *buf[NBUF] = {0};
+    for (int b = 0; b < nbuf; b++) buf[b] = mem + (long)b * C * s + margin;
 
     const int steps = st->resblock1 ? st->per_block / 2 : st->per_block;
     for (long start = arg->index * st->tile; start < st->n; start += st->nthreads * st->tile) {
@@ -207,7 +237,7 @@ static void *worker(void *arg_)
         const long lo = start - st->past > 0 ? start - st->past : 0;
         const long hi = end + st->future < st->n ? end + st->future : st->n;
         const long L = hi - lo;
-        for (int b = 0; b < NBUF; b++) /* a longer earlier tile left data where padding goes */
+        for (int b = 0; b < nbuf; b++) /* a longer earlier tile left data where padding goes */
             for (int c = 0; c < C; c++) memset(buf[b] + c * s + L, 0, margin * sizeof(float));
         if (st->x_cl)
             transpose_in(st->x + lo * C, buf[X], C, s, L);
@@ -242,7 +272,10 @@ static void *worker(void *arg_)
         int rows = C;
         if (st->post) {
             lrelu_tile(buf[TOT], buf[A], C, s, L, st->post_slope);
-            conv_tile(st->post, buf[A], buf[Y], NULL, NULL, s, L, 0, 0.f);
+            if (st->post->cout == 1)
+                conv_single(st->post, buf[A], buf[Y], s, L);
+            else
+                conv_tile(st->post, buf[A], buf[Y], NULL, NULL, s, L, 0, 0.f);
             result = buf[Y];
             rows = st->post->cout;
         }
