@@ -20,7 +20,9 @@ two loss mels. The paths:
 * a suffix changes one thing of a path: ``+unfused`` AdamW's per-parameter loop (torch's
   default on a CPU) instead of the fused kernels the trainer uses, ``+flush`` denormals
   flushed to zero during the step (``torch.set_flush_denormal``), ``+cl`` the MPD's 2-D
-  convolutions in channels-last layout, as in ``ours-bf16-joint+unfused+flush``.
+  convolutions in channels-last layout, ``+nofold`` the MPD's periods 2 and 3 as 2-D
+  convolutions under bf16 too (``hifigan.discriminators.FOLD_MAX_PERIOD = 0``), as in
+  ``ours-bf16-joint+unfused+flush``.
 
 Each round runs every path for ``--steps`` steps, in a rotating order; each path has its own
 copy of the networks and optimizers, initialised identically. With ``--isolate`` each path of
@@ -52,7 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hifigan import HiFiGANConfig, MelSpectrogram
+from hifigan import HiFiGANConfig, MelSpectrogram, discriminators
 from hifigan.inference.benchmark import timed_call
 from hifigan.losses import discriminator_loss_terms, generator_loss_terms, loss_weights
 from hifigan.mel import mel_filterbank
@@ -219,13 +221,17 @@ def main() -> None:
             nets[name].mpd.to(memory_format=torch.channels_last)
 
     def run(name: str, audio: torch.Tensor) -> None:
-        flush = "flush" in name.split("+")[1:]
-        torch.set_flush_denormal(flush)
+        suffixes = name.split("+")[1:]
+        torch.set_flush_denormal("flush" in suffixes)
+        fold = discriminators.FOLD_MAX_PERIOD
+        if "nofold" in suffixes:
+            discriminators.FOLD_MAX_PERIOD = 0
         if name == "authors":
             authors_step(nets[name], audio, config)
         else:
             train_step(nets[name], mel_in(audio), audio.unsqueeze(1))
         torch.set_flush_denormal(False)
+        discriminators.FOLD_MAX_PERIOD = fold
 
     for name in names:  # warm-up: first-call allocations, oneDNN primitive caches
         run(name, batches[0])
