@@ -69,6 +69,11 @@ def test_channels_last_and_contiguous_inputs_give_the_same_stage():
     assert torch.equal(a, b)
 
 
+def test_an_empty_input_gives_an_empty_stage():
+    runner = FastGenerator(random_generator("v2")[0], narrow=True).narrow[3]
+    assert runner(torch.zeros(1, runner.channels, 1, 0), 2).shape == (1, 1, 1, 0)
+
+
 def test_the_kernel_is_built_once_and_reused(tmp_path):
     first = narrow.build(tmp_path)
     assert first is not None and first.parent == tmp_path / "kernels"

@@ -222,6 +222,8 @@ class NarrowStageRunner:
         x = x.contiguous(memory_format=fmt)
         batch, _, _, n = x.shape
         out = torch.empty(batch, self.out_channels, 1, n, memory_format=fmt)
+        if n == 0 or batch == 0:
+            return out
         threads = max(1, threads)
         tiles = -(-n // max(BLOCK, TILE_ELEMENTS // self.channels))
         tiles = -(-tiles // threads) * threads  # the same number of tiles for every thread
