@@ -115,3 +115,23 @@ def test_the_cache_key_follows_the_compiler_command(tmp_path, monkeypatch):
     monkeypatch.setattr(narrow, "compiler_command", lambda: [*command, "-O2"])
     other = narrow.build(tmp_path)
     assert other is not None and other != default and os.path.exists(default)
+
+
+@pytest.mark.skipif(
+    __import__("platform").machine() not in ("x86_64", "AMD64"), reason="x86-64 targets only"
+)
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+def test_builds_for_older_x86_cpus_give_the_same_numbers(march, tmp_path, monkeypatch):
+    """AVX2 (8-lane vectors) and baseline SSE2 builds of the kernel: the code paths a CPU
+    without AVX-512 compiles, run here."""
+    command = [a if a != "-march=native" else f"-march={march}" for a in narrow.compiler_command()]
+    monkeypatch.setattr(narrow, "compiler_command", lambda: command)
+    monkeypatch.setenv("HIFIGAN_CACHE", str(tmp_path))
+    if narrow.build(tmp_path) is None:
+        pytest.skip(f"this compiler does not know -march={march}")
+    generator, _ = random_generator("v3")
+    fast = FastGenerator(generator, narrow=True)
+    assert fast.narrow[-1].kernel.path.parent == tmp_path / "kernels"
+    mel = log_mel(25, batch=2)
+    with torch.no_grad():
+        assert max_diff(fast(mel), generator(mel)) < 1e-4
