@@ -55,6 +55,25 @@ def test_bench_table_for_a_checkpoint(run_cli):
     assert "median of 1 calls" in out
 
 
+def test_bench_says_whether_fast_runs_the_narrow_kernel(run_cli, monkeypatch):
+    from hifigan.inference import narrow
+
+    args = ("bench", "--preset", "v2", "--backend", "fast", "--seconds", "0.1", "--repeats", "1")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    if narrow.compiler_command() is not None:
+        assert f"narrow-stage kernel: {narrow.load().path}" in out
+    monkeypatch.setenv("HIFIGAN_NATIVE", "0")
+    code, out, _ = run_cli(*args)
+    assert code == 0
+    assert "narrow-stage kernel: off (HIFIGAN_NATIVE=0); oneDNN runs those stages" in out
+    monkeypatch.setenv("HIFIGAN_NATIVE", "1")
+    monkeypatch.setenv("CC", "no-such-compiler")
+    assert "no C compiler ('no-such-compiler' not found)" in run_cli(*args)[1]
+    code, out, _ = run_cli("bench", "--preset", "v2", "--backend", "eager", "--seconds", "0.1")
+    assert "narrow-stage kernel" not in out
+
+
 def test_bench_needs_a_model_and_valid_numbers(run_cli):
     code, _, err = run_cli("bench")
     assert code == 1 and "no model given" in err

@@ -21,7 +21,7 @@ from ..checkpoint import load_generator
 from ..config import HiFiGANConfig, preset_names
 from ..errors import HiFiGANError
 from ..generator import Generator
-from ..inference import BACKENDS
+from ..inference import BACKENDS, narrow
 from ..inference.benchmark import format_table, product_cases, run_benchmark
 from ..precision import PRECISIONS
 from .common import add_model_arguments, model_source
@@ -112,4 +112,6 @@ def run(args: argparse.Namespace) -> int:
             f"\nmedian of {args.repeats} calls, {results[0].audio_seconds:.2f} s of audio x "
             f"batch {args.batch} each"
         )
+        if any(r.backend == "fast" and r.device == "cpu" for r in results):
+            print(narrow.describe())
     return 0

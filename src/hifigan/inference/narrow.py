@@ -153,6 +153,19 @@ def load(directory: Path | None = None) -> NarrowKernel | None:
         return None
 
 
+def describe() -> str:
+    """One line on whether ``fast`` runs its narrow stages through the kernel here, and why not."""
+    if os.environ.get("HIFIGAN_NATIVE", "1") == "0":
+        return "narrow-stage kernel: off (HIFIGAN_NATIVE=0); oneDNN runs those stages"
+    if compiler_command() is None:
+        cc = os.environ.get("CC", "cc")
+        return f"narrow-stage kernel: no C compiler ({cc!r} not found); oneDNN runs those stages"
+    kernel = load()
+    if kernel is None:
+        return "narrow-stage kernel: the build failed; oneDNN runs those stages"
+    return f"narrow-stage kernel: {kernel.path}"
+
+
 def pack_weight(weight: Tensor) -> Tensor:
     """``(out, in, k)`` float32 -> ``(ceil(out / 8), in, k, 8)``, zeros past ``out``: the 8
     output channels of a register block side by side for each input channel and tap."""
@@ -239,4 +252,4 @@ class NarrowStageRunner:
         return out
 
 
-__all__ = ["NARROW_CHANNELS", "NarrowKernel", "NarrowStageRunner", "cache_dir", "load"]
+__all__ = ["NARROW_CHANNELS", "NarrowKernel", "NarrowStageRunner", "cache_dir", "describe", "load"]
