@@ -20,7 +20,7 @@ What it changes, all exact up to float rounding (measured in ``docs/inference.md
   CPU cache instead of streaming tens of megabytes through memory per operation (those stages
   are memory-bound). Wider or bfloat16 stages run in one piece: on the Xeon of
   ``docs/inference.md`` tiling them made V3 and V1 in bf16 17% and 28% slower;
-* on CPU, float32 stages with few channels (64 or fewer) run through
+* on CPU, float32 stages with few channels (32 or fewer) run through
   a C kernel built for this CPU on first use (:mod:`~hifigan.inference.narrow`), which
   vectorises over time rather than over the few channels;
 * optionally, the first ``reduced_stages`` upsampling stages run in bfloat16 or float16
@@ -168,18 +168,19 @@ class FastGenerator(nn.Module):
         self.conv_post = _Conv(source.conv_post, scale=mean, dtype=torch.float32)
         self.tile_elements = tile_elements
         self.halos = [self._halo(i) for i in range(n)]
+        # the float32 stages with few channels: the kernel's, or else oneDNN's in tiles
+        self.narrow_stages = [
+            self.stage_dtypes[i] == torch.float32
+            and self.ups[i].weight.shape[1] <= narrow_kernel.NARROW_CHANNELS
+            for i in range(n)
+        ]
         self.narrow = self._narrow_runners(narrow)
         self.eval()
 
     def _narrow_runners(self, wanted: bool | None) -> list[narrow_kernel.NarrowStageRunner | None]:
         """One kernel runner per stage that qualifies (float32, few channels), else ``None``."""
         n = len(self.ups)
-        stages = [
-            i
-            for i in range(n)
-            if self.stage_dtypes[i] == torch.float32
-            and self.ups[i].weight.shape[1] <= narrow_kernel.NARROW_CHANNELS
-        ]
+        stages = [i for i in range(n) if self.narrow_stages[i]]
         runners: list[narrow_kernel.NarrowStageRunner | None] = [None] * n
         if wanted is False or not stages:
             return runners
@@ -261,8 +262,12 @@ class FastGenerator(nn.Module):
         """:meth:`_stage` tile by tile along time; exact (each tile carries its halo)."""
         length = x.shape[-1]
         tile = max(1024, self.tile_elements // x.shape[1]) if self.tile_elements else length
-        narrow = x.dtype == torch.float32 and x.shape[1] <= narrow_kernel.NARROW_CHANNELS
-        if length <= tile or not narrow or x.device.type != "cpu" or torch.compiler.is_compiling():
+        if (
+            length <= tile
+            or not self.narrow_stages[stage]
+            or x.device.type != "cpu"
+            or torch.compiler.is_compiling()
+        ):
             return self._stage(stage, x, fuse)
         past, future = self.halos[stage]
         out = None

@@ -1,6 +1,6 @@
 """The narrow stages of ``fast`` on CPU: a C kernel built on first use (``kernels/narrow_stage.c``).
 
-A stage with few channels (64 or fewer: V2's four, V3's last two, V1's last two) is most of a
+A stage with few channels (32 or fewer: V2's last three, V3's and V1's last) is most of a
 small generator's pass, and oneDNN runs it at a fraction of the CPU's peak: it vectorises over
 channels, and with 8 or 16 of them most lanes idle (``docs/inference.md``). The kernel here
 vectorises over time instead and runs a whole stage (all residual blocks, and ``conv_post``
@@ -32,10 +32,12 @@ import torch
 from torch import Tensor
 
 SOURCE = "narrow_stage.c"
-# stages with at most this many channels; with 128 oneDNN was as fast or faster (V3, V1)
-NARROW_CHANNELS = 64
+# stages with at most this many channels. With 64, oneDNN on the whole stage was as fast on long
+# inputs (V1, V2, V3) and faster on short ones (streaming chunks of V3)
+NARROW_CHANNELS = 32
 TILE_ELEMENTS = 2**16  # values per scratch row set: six of them stay in a 2 MB L2 cache
 BLOCK = 48  # positions per register block (3 vectors of 16 lanes)
+MIN_TILE = 1024  # positions per thread, at least
 
 
 class _Conv(ctypes.Structure):
@@ -237,7 +239,7 @@ class NarrowStageRunner:
         out = torch.empty(batch, self.out_channels, 1, n, memory_format=fmt)
         if n == 0 or batch == 0:
             return out
-        threads = max(1, threads)
+        threads = max(1, min(threads, n // MIN_TILE))  # tiny inputs: no threads to start
         tiles = -(-n // max(BLOCK, TILE_ELEMENTS // self.channels))
         tiles = -(-tiles // threads) * threads  # the same number of tiles for every thread
         tile = -(-n // tiles // BLOCK) * BLOCK
