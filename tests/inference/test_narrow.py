@@ -135,3 +135,30 @@ def test_builds_for_older_x86_cpus_give_the_same_numbers(march, tmp_path, monkey
     mel = log_mel(25, batch=2)
     with torch.no_grad():
         assert max_diff(fast(mel), generator(mel)) < 1e-4
+
+
+def test_copies_and_pickles_run_with_their_own_weights(monkeypatch):
+    """deepcopy and pickle (torch.save) keep working; a copy loaded where the kernel cannot
+    be built runs those stages on oneDNN."""
+    import copy
+    import io
+    import pickle
+
+    generator, _ = random_generator("v2")
+    fast = FastGenerator(generator, narrow=True)
+    twin = copy.deepcopy(fast)
+    assert twin.narrow[3].convs[0][0].data_ptr() != fast.narrow[3].convs[0][0].data_ptr()
+    buffer = io.BytesIO()
+    torch.save(fast, buffer)
+    monkeypatch.setenv("HIFIGAN_NATIVE", "0")
+    stranded = pickle.loads(pickle.dumps(fast))
+    assert not any(r is not None and r.usable for r in stranded.narrow)
+    monkeypatch.delenv("HIFIGAN_NATIVE")
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded.narrow[3].usable
+    mel = log_mel(20, batch=2)
+    with torch.no_grad():
+        reference = generator(mel)
+        for module in (twin, stranded, loaded):
+            assert max_diff(module(mel), reference) < 1e-4

@@ -297,7 +297,7 @@ class FastGenerator(nn.Module):
         """Stage ``stage`` on its upsampled input ``(B, C, 1, T)``: the narrow-stage kernel
         where it applies, else oneDNN tile by tile."""
         runner = self.narrow[stage] if on_cpu else None
-        if runner is None:
+        if runner is None or not runner.usable:
             return self._tiled_stage(stage, x, fuse)
         y = runner(x, torch.get_num_threads())
         return torch.tanh_(y) if stage == len(self.ups) - 1 else y

@@ -141,6 +141,10 @@ class NarrowKernel:
         self.library.hg_narrow_stage.argtypes = [ctypes.POINTER(_Stage)]
         self.library.hg_narrow_stage.restype = ctypes.c_int
 
+    def __reduce__(self):
+        # a copy (deepcopy, pickle) loads the kernel for the machine it is made on, or None
+        return (load, ())
+
 
 def load(directory: Path | None = None) -> NarrowKernel | None:
     """The kernel for this CPU, or ``None`` (no compiler, a failed build, ``HIFIGAN_NATIVE=0``)."""
@@ -186,6 +190,11 @@ def _conv(packed: Tensor, bias: Tensor, dilation: int, padding: int) -> _Conv:
 class NarrowStageRunner:
     """Runs one stage through the kernel.
 
+    Holds packed copies of the weights; the C descriptors that point into them are built on
+    first use and left out of copies, so a copied (or unpickled) runner points at its own.
+    ``kernel`` is ``None`` in a copy made where the kernel cannot be built: then
+    :attr:`usable` is False and the caller runs the stage another way.
+
     Args:
         kernel: from :func:`load`.
         convs: the stage's convolutions block by block, each ``(weight (out, in, k) float32,
@@ -210,22 +219,38 @@ class NarrowStageRunner:
         slope: float,
         post_slope: float,
     ) -> None:
-        self.kernel = kernel
+        self.kernel: NarrowKernel | None = kernel
         self.channels = int(convs[0][0].shape[1])
         self.out_channels = int(post[0].shape[0]) if post is not None else self.channels
-        # packed copies owned here: the structs below point into them
-        self._tensors = [(pack_weight(w.float()), b.float().contiguous()) for w, b, _, _ in convs]
-        self._convs = (_Conv * len(convs))(
-            *(_conv(w, b, d, p) for (w, b), (_, _, d, p) in zip(self._tensors, convs))
-        )
-        self._post = None
+        # (packed weight, bias, dilation, padding) per convolution, conv_post last if any
+        self.convs = [
+            (pack_weight(w.float()), b.float().contiguous(), d, p) for w, b, d, p in convs
+        ]
         if post is not None:
-            self._post_tensors = (pack_weight(post[0].float()), post[1].float().contiguous())
-            self._post = ctypes.pointer(_conv(*self._post_tensors, post[2], post[3]))
+            self.convs.append(
+                (pack_weight(post[0].float()), post[1].float().contiguous(), *post[2:])
+            )
+        self.has_post = post is not None
         self.nblocks, self.per_block = nblocks, len(convs) // nblocks
         self.resblock1 = resblock1
         self.past, self.future = past, future
         self.slope, self.post_slope = slope, post_slope
+        self._structs: tuple | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.kernel is not None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_structs": None}  # they point into this object's tensors
+
+    def _descriptors(self) -> tuple:
+        """The C array of the blocks' convolutions and a pointer to ``conv_post`` (or None)."""
+        if self._structs is None:
+            descs = [_conv(*spec) for spec in self.convs]
+            post = ctypes.pointer(descs.pop()) if self.has_post else None
+            self._structs = ((_Conv * len(descs))(*descs), post)
+        return self._structs
 
     def __call__(self, x: Tensor, threads: int) -> Tensor:
         """``(B, C, 1, T)`` float32 on CPU -> ``(B, C_out, 1, T)`` float32 in the memory format
@@ -243,11 +268,13 @@ class NarrowStageRunner:
         tiles = -(-n // max(BLOCK, TILE_ELEMENTS // self.channels))
         tiles = -(-tiles // threads) * threads  # the same number of tiles for every thread
         tile = -(-n // tiles // BLOCK) * BLOCK
+        convs, post = self._descriptors()
+        assert self.kernel is not None, "check NarrowStageRunner.usable first"
         for b in range(batch):
             stage = _Stage(
                 x[b].data_ptr(), n, int(channels_last), out[b].data_ptr(), n, int(channels_last), n,
-                self._convs, self.nblocks, self.per_block, int(self.resblock1), self.channels,
-                self._post, tile, self.past, self.future, self.slope, self.post_slope, threads,
+                convs, self.nblocks, self.per_block, int(self.resblock1), self.channels,
+                post, tile, self.past, self.future, self.slope, self.post_slope, threads,
             )  # fmt: skip
             if self.kernel.library.hg_narrow_stage(ctypes.byref(stage)) != 0:
                 raise MemoryError("the narrow-stage kernel could not allocate its scratch memory")
