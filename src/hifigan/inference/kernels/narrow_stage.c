@@ -171,7 +171,7 @@ static void lrelu_tile(const float *x, float *y, int channels, long s, long L, f
 
 /* dst[c * dc + t * dt] = src[c * sc + t * st] for c < C, t < L: channels-last [L][C] to rows
  * [C][stride] and back, in 16 x 16 blocks so that reads and writes both stay within a few cache
- * lines (element by element, a 64-channel tile took 5-8% of a stage). */
+ * lines (element by element, transposing took 5-8% of V3's 32-channel stage). */
 #define TBLK 16
 static void transpose(const float *src, long sc, long st, float *dst, long dc, long dt, int C,
                       long L)
