@@ -125,7 +125,7 @@ class FastGenerator(nn.Module):
             ``None`` computes each stage in one piece.
         narrow: run the float32 stages with at most
             :data:`~hifigan.inference.narrow.NARROW_CHANNELS` channels through the C kernel of
-            :mod:`~hifigan.inference.narrow` on CPU (default: when it builds on this machine;
+            :mod:`~hifigan.inference.narrow` on CPU (default: when the C compiler builds it;
             ``True`` raises if it does not). Not used on other devices or under
             ``torch.compile``.
     """
