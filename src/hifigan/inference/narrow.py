@@ -55,10 +55,8 @@ class _Conv(ctypes.Structure):
 class _Stage(ctypes.Structure):
     _fields_ = [
         ("x", ctypes.c_void_p),
-        ("sx", ctypes.c_long),
         ("x_cl", ctypes.c_int),
         ("out", ctypes.c_void_p),
-        ("so", ctypes.c_long),
         ("out_cl", ctypes.c_int),
         ("n", ctypes.c_long),
         ("convs", ctypes.POINTER(_Conv)),
@@ -146,9 +144,13 @@ class NarrowKernel:
         return (load, ())
 
 
+def _switched_off() -> bool:
+    return os.environ.get("HIFIGAN_NATIVE", "1") == "0"
+
+
 def load(directory: Path | None = None) -> NarrowKernel | None:
     """The kernel for this CPU, or ``None`` (no compiler, a failed build, ``HIFIGAN_NATIVE=0``)."""
-    if os.environ.get("HIFIGAN_NATIVE", "1") == "0" or platform.system() == "Windows":
+    if _switched_off() or platform.system() == "Windows":
         return None
     path = build(directory)
     if path is None:
@@ -161,7 +163,7 @@ def load(directory: Path | None = None) -> NarrowKernel | None:
 
 def describe() -> str:
     """One line on whether ``fast`` runs its narrow stages through the kernel here, and why not."""
-    if os.environ.get("HIFIGAN_NATIVE", "1") == "0":
+    if _switched_off():
         return "narrow-stage kernel: off (HIFIGAN_NATIVE=0); oneDNN runs those stages"
     if compiler_command() is None:
         cc = os.environ.get("CC", "cc")
@@ -272,7 +274,7 @@ class NarrowStageRunner:
         assert self.kernel is not None, "check NarrowStageRunner.usable first"
         for b in range(batch):
             stage = _Stage(
-                x[b].data_ptr(), n, int(channels_last), out[b].data_ptr(), n, int(channels_last), n,
+                x[b].data_ptr(), int(channels_last), out[b].data_ptr(), int(channels_last), n,
                 convs, self.nblocks, self.per_block, int(self.resblock1), self.channels,
                 post, tile, self.past, self.future, self.slope, self.post_slope, threads,
             )  # fmt: skip

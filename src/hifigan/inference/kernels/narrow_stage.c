@@ -40,15 +40,13 @@ typedef struct {
     int cin, cout, k, d, p;
 } hg_conv;
 
-/* One stage: input x -> out, n positions each. A tensor is either channels-first ([C][stride],
- * time contiguous) or, with its *_cl flag set, channels-last ([n][C], channels contiguous: the
+/* One stage: input x -> out, n positions each. A tensor is either channels-first ([C][n], time
+ * contiguous) or, with its *_cl flag set, channels-last ([n][C], channels contiguous: the
  * layout oneDNN's upsampling convolutions read and write fastest). */
 typedef struct {
     const float *x;
-    long sx;
     int x_cl;
     float *out;
-    long so;
     int out_cl;
     long n;
     const hg_conv *convs; /* nblocks * per_block convolutions, block by block */
@@ -233,7 +231,7 @@ static void *worker(void *arg_)
             transpose(st->x + lo * C, 1, C, buf[X], s, 1, C, L);
         else
             for (int c = 0; c < C; c++)
-                memcpy(buf[X] + c * s, st->x + c * st->sx + lo, L * sizeof(float));
+                memcpy(buf[X] + c * s, st->x + c * st->n + lo, L * sizeof(float));
         lrelu_tile(buf[X], buf[S], C, s, L, st->slope); /* shared by every block's first conv */
 
         for (int blk = 0; blk < st->nblocks; blk++) {
@@ -274,7 +272,7 @@ static void *worker(void *arg_)
             transpose(kept, s, 1, st->out + start * rows, 1, rows, rows, end - start);
         else
             for (int c = 0; c < rows; c++)
-                memcpy(st->out + c * st->so + start, kept + c * s, (end - start) * sizeof(float));
+                memcpy(st->out + c * st->n + start, kept + c * s, (end - start) * sizeof(float));
     }
     free(mem);
     return NULL;
