@@ -160,8 +160,8 @@ def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
         import h5py
     except ImportError:
         raise InputError(
-            "reading a stats.h5 file needs h5py: pip install h5py (or pass a .npy of shape "
-            "(2, n_mels) holding mean and scale)",
+            "reading a stats.h5 file needs h5py: pip install 'hifigan[toolkits]' (or pass a "
+            ".npy of shape (2, n_mels) holding mean and scale)",
             path,
         ) from None
     with h5py.File(path, "r") as f:
