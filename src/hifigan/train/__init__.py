@@ -3,7 +3,7 @@ run folder (:mod:`.run_folder`), opening a run (:mod:`.setup`), one step (:mod:`
 validation (:mod:`.validation`) and the loop (:mod:`.loop`).
 
 >>> from hifigan.train import TrainOptions, train
->>> result = train(TrainOptions(out="runs/debug", data="../shared/data/ljspeech", config="debug"))
+>>> result = train(TrainOptions(out="runs/debug", data="LJSpeech-1.1", config="debug"))
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ FINE_TUNE_DEFAULTS: dict[str, FineTuneDefaults] = {
     # a few cores: about 0.4 steps/s in bf16 with batch 2, so small batches and frequent,
     # short validations, to see progress within minutes
     "cpu": FineTuneDefaults(
-        # measured over an hour each (docs/adaptation.md): from 1e-4 down, each halving moved
-        # the model less far from the start's periodicity; at 1.25e-5 it no longer rose
+        # the largest rate at which an hour of adaptation no longer raises the periodicity
+        # error of the starting model (docs/adaptation.md has the sweep)
         learning_rate=1.25e-5,
         lr_decay=0.999,
         segment_size=8192,
