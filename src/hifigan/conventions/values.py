@@ -6,7 +6,6 @@ functions return the linear mel (magnitude or power, as the convention says), no
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,13 +77,6 @@ def floor_linear(c: Compression) -> float:
     if c.kind.endswith("_add"):
         return 0.0
     return float(expand(torch.tensor(floor_value(c), dtype=torch.float64), c))
-
-
-def ceiling_linear(c: Compression) -> float:
-    """The linear level above which ``c`` clips (infinite when it does not)."""
-    if c.kind == "db_normalized" and c.clip:
-        return float(expand(torch.tensor(c.max_abs_value, dtype=torch.float64), c))
-    return math.inf
 
 
 # ---------------------------------------------------------------------- normalisation stats
