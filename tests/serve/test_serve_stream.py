@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("websockets")
 
-from serve_helpers import MODEL, running_server
+from serve_helpers import MODEL, npy_bytes, running_server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -22,7 +24,9 @@ from inference_helpers import log_mel
 from conftest import LJ_V2, need
 
 HOP = 256
+RATE = 22050
 LATENCY = 13  # LJ_V2's receptive field reaches 13 frames ahead
+EXACT = 2e-5  # a stream's audio against offline synthesis, whatever the message sizes
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,30 @@ def server():
 @pytest.fixture(scope="module")
 def vocoder():
     return Vocoder.from_checkpoint(need(LJ_V2))
+
+
+class WindowCounter:
+    """Wraps the stream synthesis of every vocoder in this process (the test server runs in
+    a thread here): counts the windows computed, optionally making each one slow."""
+
+    def __init__(self, monkeypatch, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.delay = delay
+        original = Vocoder._synthesize_stream_window
+
+        def counted(vocoder, mel):
+            self.calls += 1
+            if self.delay:
+                time.sleep(self.delay)
+            return original(vocoder, mel)
+
+        monkeypatch.setattr(Vocoder, "_synthesize_stream_window", counted)
+
+
+def test_active_streams_is_sampled_before_any_stream(server):
+    # first in this module: the server has not seen a stream yet
+    text = server.get("/metrics").body.decode()
+    assert f'hifigan_active_streams{{model="{MODEL}"}} 0' in text.splitlines()
 
 
 def frames_message(mel: np.ndarray) -> bytes:
@@ -71,7 +99,115 @@ def test_stream_equals_offline_and_sends_audio_as_soon_as_final(server, vocoder,
     audio = np.concatenate(pieces)
     offline = vocoder(mel).numpy()
     assert audio.shape == offline.shape == (70 * HOP,)
-    assert np.abs(audio - offline).max() < 1e-4
+    assert np.abs(audio - offline).max() < EXACT
+
+
+def stream_all(server, mel: np.ndarray, chunk: int, pace: float = 0.0, **connect_options):
+    """Send ``mel`` in ``chunk``-frame messages (``pace`` seconds apart; 0: as fast as the
+    socket takes them) and ``end`` without reading; then read everything until the close.
+
+    Returns: the audio messages, the close code.
+    """
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}", **connect_options) as ws:
+        for start in range(0, mel.shape[1], chunk):
+            ws.send(frames_message(mel[:, start : start + chunk]))
+            if pace:
+                time.sleep(pace)
+        ws.send("end")
+        pieces = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                pieces.append(np.frombuffer(ws.recv(timeout=60), dtype="<f4"))
+    return pieces, closed.value.rcvd.code
+
+
+def test_one_frame_messages_sent_fast_are_coalesced_and_exact(server, vocoder, monkeypatch):
+    windows = WindowCounter(monkeypatch)
+    mel = log_mel(300, seed=3).numpy()
+    pieces, code = stream_all(server, mel, chunk=1)
+    assert code == 1000
+    audio = np.concatenate(pieces)
+    assert audio.shape == (300 * HOP,)
+    assert np.abs(audio - vocoder(mel).numpy()).max() < EXACT
+    # 300 messages: one synthesis each would recompute the receptive field 287 times
+    assert windows.calls < 300 / 4, windows.calls
+    assert len(pieces) == windows.calls
+
+
+def test_one_frame_messages_at_real_time_pace_are_exact(server, vocoder):
+    mel = log_mel(86, seed=4).numpy()  # 1 s
+    pieces, code = stream_all(server, mel, chunk=1, pace=HOP / RATE)
+    assert code == 1000
+    audio = np.concatenate(pieces)
+    assert audio.shape == (86 * HOP,)
+    assert np.abs(audio - vocoder(mel).numpy()).max() < EXACT
+
+
+def test_pings_are_answered_while_the_model_works(server, vocoder, monkeypatch):
+    # each synthesis takes 0.2 s: a server that read the next message only after computing
+    # the previous one would answer the ping after about (200 - 13) x 0.2 s
+    windows = WindowCounter(monkeypatch, delay=0.2)
+    mel = log_mel(200, seed=5).numpy()
+    pieces = []
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+        for start in range(200):
+            ws.send(frames_message(mel[:, start : start + 1]))
+        pong = ws.ping()
+        assert pong.wait(timeout=3.0), "the ping behind 200 messages was not answered"
+        ws.send("end")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                pieces.append(np.frombuffer(ws.recv(timeout=60), dtype="<f4"))
+    assert closed.value.rcvd.code == 1000
+    assert np.abs(np.concatenate(pieces) - vocoder(mel).numpy()).max() < EXACT
+    assert windows.calls <= 10, windows.calls
+
+
+def test_streams_and_batches_take_turns_on_the_model(server, vocoder, monkeypatch):
+    # a stream whose every synthesis is slow, fed at real-time pace, must not hold the
+    # model's thread against /v1/vocode requests, nor they against it
+    WindowCounter(monkeypatch, delay=0.1)
+    mel = log_mel(172, seed=6).numpy()  # 2 s
+    answers: list = []
+    body = npy_bytes(log_mel(20, seed=7).numpy())
+
+    def requests() -> None:
+        for _ in range(3):
+            answers.append((server.post(f"/v1/vocode?model={MODEL}", body), time.monotonic()))
+
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+        ws.send(frames_message(mel[:, :20]))
+        pieces = [np.frombuffer(ws.recv(timeout=60), dtype="<f4")]  # the stream is under way
+        client = threading.Thread(target=requests)
+        client.start()
+        for start in range(20, 172, 4):
+            ws.send(frames_message(mel[:, start : start + 4]))
+            time.sleep(4 * HOP / RATE)
+        ended = time.monotonic()
+        ws.send("end")
+        client.join(60)
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                pieces.append(np.frombuffer(ws.recv(timeout=60), dtype="<f4"))
+    assert [reply.status for reply, _ in answers] == [200, 200, 200]
+    assert all(at < ended for _, at in answers), "the requests waited for the stream's end"
+    assert np.abs(np.concatenate(pieces) - vocoder(mel).numpy()).max() < EXACT
+
+
+def test_sessions_are_counted_by_the_code_that_closed_them(server):
+    def count(status: str) -> float:
+        return server.metric("hifigan_requests_total", endpoint="/v1/stream", status=status)
+
+    before = count("1011")
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+        ws.send(frames_message(log_mel(20).numpy()))
+        ws.recv(timeout=60)
+        ws.close(1011, "keepalive ping timeout")  # what a client whose pings went unanswered sends
+    deadline = time.monotonic() + 30
+    while count("1011") != before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count("1011") == before + 1
+    assert count("101") == 0  # no session is left counted as merely opened
 
 
 def stream_error(server, messages: list, query: str = f"model={MODEL}") -> tuple[int, str]:

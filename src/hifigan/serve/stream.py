@@ -2,10 +2,18 @@
 
 The client sends binary messages of little-endian float32 mel frames, frame-major
 (``frames x n_mels`` values, whole frames, any number per message), then the text message
-``end``. The server answers each message with the samples that became final (binary float32
-little-endian; nothing while the first :attr:`~hifigan.Vocoder.latency_frames` frames are held
+``end``. The server sends the samples that became final as binary float32 little-endian
+messages (nothing while the first :attr:`~hifigan.Vocoder.latency_frames` frames are held
 back), then the tail, then closes with code 1000. The concatenation equals offline synthesis
 to float rounding (:meth:`hifigan.Vocoder.streamer`).
+
+Receiving and synthesis are decoupled: a receive task reads and checks every message as it
+arrives, so the connection (its keepalive pings included) is served while the model works;
+the compute loop takes all the frames that arrived during the previous synthesis as one chunk
+(coalescing), so a client that sends one frame per message costs a few large syntheses rather
+than one per frame, each of which would recompute the model's whole receptive field. Each
+synthesis is one job on the model's thread, in turn with the batches of ``/v1/vocode`` and
+the other streams, and at most :data:`MAX_CHUNK_SECONDS` of audio long.
 
 Errors are one JSON text message ``{"error": "..."}`` followed by a close with the code of
 :data:`CLOSE_CODES`.
@@ -31,6 +39,10 @@ CLOSE_CODES = {
     "internal": 1011,
     "unknown model": 4404,
 }
+MAX_CHUNK_SECONDS = 2.0
+"""Most audio one synthesis job of a stream computes; a longer backlog is split into jobs of
+this size, so that the batches and other streams sharing the model's thread wait at most
+about one such job."""
 
 
 class StreamError(Exception):
@@ -72,7 +84,7 @@ async def stream(websocket: WebSocket) -> None:
         await close_with_error(websocket, e.code, e.message)
     except HiFiGANError as e:
         await close_with_error(websocket, CLOSE_CODES["invalid data"], without_path(e))
-    except (WebSocketDisconnect, OSError):
+    except (WebSocketDisconnect, ClientGone, OSError):
         pass  # the client left: its stream state is dropped with this call
     except Exception as e:
         await close_with_error(websocket, CLOSE_CODES["internal"], f"internal error ({e})")
@@ -80,12 +92,107 @@ async def stream(websocket: WebSocket) -> None:
         service.metrics.streams.inc(-1, model=slot.name)
 
 
+class ClientGone(Exception):
+    """The client closed the connection (or it dropped) before the end of the stream."""
+
+
+class Inbox:
+    """Frames received and not yet synthesized, filled by the receive task.
+
+    The receive task never waits for synthesis: it reads every message as soon as it arrives
+    (so that the connection, its pings included, is served while a chunk is computed) and
+    appends its frames here. The compute loop takes everything gathered so far as one chunk.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []  # (n_mels, c) each, in order
+        self.ended = False
+        self.failure: BaseException | None = None
+        self._changed = asyncio.Event()
+
+    def put(self, frames: np.ndarray) -> None:
+        self.frames.append(frames)
+        self._changed.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self._changed.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.failure = error
+        self._changed.set()
+
+    async def take(self) -> tuple[np.ndarray | None, bool]:
+        """Wait for frames, the end or a failure; return ``((n_mels, c) or None, ended)``.
+
+        A failure (a bad message, the client gone) is raised here, before frames that came
+        earlier: the stream is over either way.
+        """
+        while not (self.frames or self.ended or self.failure):
+            self._changed.clear()
+            await self._changed.wait()
+        if self.failure is not None:
+            raise self.failure
+        frames = None
+        if self.frames:
+            frames = self.frames[0] if len(self.frames) == 1 else np.concatenate(self.frames, 1)
+            self.frames = []
+        return frames, self.ended
+
+
+async def receive_messages(websocket: WebSocket, service, vocoder, inbox: Inbox) -> None:
+    """Read and check every message as it arrives; the frames go to ``inbox``."""
+    limit_frames = int(service.config.max_seconds * vocoder.sample_rate / vocoder.hop_length)
+    received = 0
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                inbox.fail(ClientGone())
+                return
+            data, text = message.get("bytes"), message.get("text")
+            if data is not None:
+                if len(data) > service.config.max_body_bytes:
+                    raise StreamError(
+                        CLOSE_CODES["too big"],
+                        f"message of {len(data)} bytes is over this server's limit of "
+                        f"{service.config.max_body_mb:g} MB",
+                    )
+                frames = frames_of(data, vocoder.n_mels)
+                received += frames.shape[1]
+                if received > limit_frames:
+                    raise StreamError(
+                        CLOSE_CODES["too big"],
+                        f"stream is over this server's limit of {service.config.max_seconds:g} "
+                        f"s ({limit_frames} frames)",
+                    )
+                if frames.shape[1]:
+                    inbox.put(frames)
+            elif text is not None and text.strip() == END:
+                if received == 0:
+                    raise StreamError(CLOSE_CODES["invalid data"], "mel has no frames")
+                inbox.end()
+                return
+            else:
+                raise StreamError(
+                    CLOSE_CODES["invalid data"],
+                    f"unexpected text message {str(text)[:40]!r}: send binary float32 frames, "
+                    f"then {END!r}",
+                )
+    except Exception as e:  # handed to the compute loop, which closes the connection
+        inbox.fail(e)
+
+
+def chunk_limit(vocoder) -> int:
+    """Most frames synthesized in one call of the model's thread (:data:`MAX_CHUNK_SECONDS`)."""
+    return max(1, int(MAX_CHUNK_SECONDS * vocoder.sample_rate / vocoder.hop_length))
+
+
 async def run_stream(websocket: WebSocket, service, slot) -> None:
     loop = asyncio.get_running_loop()
     vocoder = slot.vocoder
     streamer = vocoder.streamer()
-    limit_frames = int(service.config.max_seconds * vocoder.sample_rate / vocoder.hop_length)
-    received = 0
+    limit = chunk_limit(vocoder)
 
     def push(frames: np.ndarray) -> np.ndarray:
         return streamer.push(torch.from_numpy(frames))[0].cpu().numpy()
@@ -94,48 +201,30 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
         audio = streamer.finish()
         return audio[0].cpu().numpy() if audio.shape[1] else np.zeros(0, np.float32)
 
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data, text = message.get("bytes"), message.get("text")
-        if data is not None:
-            if len(data) > service.config.max_body_bytes:
-                raise StreamError(
-                    CLOSE_CODES["too big"],
-                    f"message of {len(data)} bytes is over this server's limit of "
-                    f"{service.config.max_body_mb:g} MB",
-                )
-            frames = frames_of(data, vocoder.n_mels)
-            received += frames.shape[1]
-            if received > limit_frames:
-                raise StreamError(
-                    CLOSE_CODES["too big"],
-                    f"stream is over this server's limit of {service.config.max_seconds:g} s "
-                    f"({limit_frames} frames)",
-                )
-            if frames.shape[1]:
-                audio = await loop.run_in_executor(slot.executor, push, frames)
-                if audio.size:
-                    await websocket.send_bytes(f32_bytes(audio))
-                    service.metrics.audio_seconds.inc(
-                        audio.size / vocoder.sample_rate, model=slot.name
-                    )
-        elif text is not None and text.strip() == END:
-            if received == 0:
-                raise StreamError(CLOSE_CODES["invalid data"], "mel has no frames")
-            audio = await loop.run_in_executor(slot.executor, finish)
-            if audio.size:
-                await websocket.send_bytes(f32_bytes(audio))
-                service.metrics.audio_seconds.inc(audio.size / vocoder.sample_rate, model=slot.name)
-            await websocket.close(1000)
-            return
-        else:
-            raise StreamError(
-                CLOSE_CODES["invalid data"],
-                f"unexpected text message {str(text)[:40]!r}: send binary float32 frames, "
-                f"then {END!r}",
-            )
+    async def send(audio: np.ndarray) -> None:
+        if audio.size:
+            await websocket.send_bytes(f32_bytes(audio))
+            service.metrics.audio_seconds.inc(audio.size / vocoder.sample_rate, model=slot.name)
+
+    inbox = Inbox()
+    receiver = asyncio.ensure_future(receive_messages(websocket, service, vocoder, inbox))
+    try:
+        while True:
+            frames, ended = await inbox.take()
+            if frames is not None:
+                # each piece is one job of the model's thread, queued behind the jobs already
+                # there (batches, other streams): a long chunk cannot hold the thread for long
+                for start in range(0, frames.shape[1], limit):
+                    piece = np.ascontiguousarray(frames[:, start : start + limit])
+                    await send(await loop.run_in_executor(slot.executor, push, piece))
+            if ended:
+                await send(await loop.run_in_executor(slot.executor, finish))
+                await websocket.close(1000)
+                return
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await receiver
 
 
 async def close_with_error(websocket: WebSocket, code: int, message: str) -> None:
