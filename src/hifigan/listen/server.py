@@ -16,11 +16,13 @@ Responses never name systems or files; the page loads nothing from other origins
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
 import secrets
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from ..errors import HiFiGANError
 from .design import Trial, ab_plan, mos_plan, plan_size
 from .results import ab_results, mos_results, results_html
 from .stimuli import StimulusSet
-from .store import Store
+from .store import RequestFailure, Store
 
 STATIC = Path(__file__).parent / "static"
 MODES = ("mos", "ab")
@@ -145,6 +147,7 @@ def valid_rater(value: object) -> str | None:
 def create_app(test: ListeningTest):
     """The Starlette application serving ``test``."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
@@ -152,6 +155,12 @@ def create_app(test: ListeningTest):
 
     def reply(data: dict, status: int = 200) -> JSONResponse:
         return JSONResponse(data, status_code=status, headers=_HEADERS)
+
+    async def failed(request: Request, error: RequestFailure) -> Response:
+        # the log line names the file; the answer names none (raters must not learn systems)
+        print(f"warning: {request.method} {request.url.path}: {error}", file=sys.stderr, flush=True)
+        headers = {**_HEADERS, **error.headers}
+        return JSONResponse({"error": error.public}, status_code=error.status, headers=headers)
 
     async def index(request: Request) -> Response:
         return HTMLResponse(test.index_page(), headers=_HEADERS)
@@ -162,12 +171,13 @@ def create_app(test: ListeningTest):
         rater = valid_rater(name)
         if rater is None:
             return reply({"error": "a name is 1 to 64 printable characters"}, 400)
-        test.store.register(rater, test.mode, lambda number: test.make_plan(rater, number))
-        return reply(test.next_trial(rater))
+        make_plan = functools.partial(test.make_plan, rater)
+        await run_in_threadpool(test.store.register, rater, test.mode, make_plan)
+        return reply(await run_in_threadpool(test.next_trial, rater))
 
     async def next_trial(request: Request) -> Response:
         rater = valid_rater(request.query_params.get("rater"))
-        answer = None if rater is None else test.next_trial(rater)
+        answer = None if rater is None else await run_in_threadpool(test.next_trial, rater)
         return reply({"error": "unknown rater"}, 404) if answer is None else reply(answer)
 
     async def rate(request: Request) -> Response:
@@ -175,7 +185,7 @@ def create_app(test: ListeningTest):
         rater = valid_rater(body.get("rater"))
         if rater is None:
             return reply({"error": "unknown rater"}, 404)
-        status, answer = test.rate(rater, body)
+        status, answer = await run_in_threadpool(test.rate, rater, body)  # may wait on a lock
         return reply(answer, status)
 
     def audio(request: Request) -> Response:  # sync: decoding runs in the thread pool
@@ -200,7 +210,7 @@ def create_app(test: ListeningTest):
         Route("/results", results),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={RequestFailure: failed})
 
 
 async def _json_body(request) -> dict:

@@ -23,10 +23,17 @@ from ..errors import HiFiGANError, InputError
 from ..evaluation.inputs import pair_by_stem
 from ..evaluation.render import GROUND_TRUTH
 from ..io import load_audio, to_int16, warn
+from .store import RequestFailure
 
 TARGET_RMS_DB = -23.0  # dBFS; loud enough for speech, with headroom for its peaks
 PEAK_LIMIT = 0.99  # a clip's gain is lowered rather than let it clip
 RESERVED_NAMES = (GROUND_TRUTH, "reference")
+
+
+class StimulusGone(RequestFailure):
+    """A stimulus file deleted, emptied or made unreadable after the test started (410)."""
+
+    status = 410
 
 
 def parse_systems(specs: list[str]) -> dict[str, Path]:
@@ -77,7 +84,8 @@ class StimulusSet:
 
     def wav_bytes(self, stimulus_id: str) -> bytes | None:
         """The stimulus as a 16-bit mono WAV file (None for an unknown id); recently served
-        clips are kept in memory."""
+        clips are kept in memory. Raises :class:`StimulusGone` when its file no longer reads
+        as it did at start."""
         key = self.lookup(stimulus_id)
         if key is None:
             return None
@@ -85,7 +93,16 @@ class StimulusSet:
             if stimulus_id in self._cache:
                 self._cache.move_to_end(stimulus_id)
                 return self._cache[stimulus_id]
-        data = render_wav(self.files[key], normalize=self.normalize)
+        path = self.files[key]
+        try:
+            data = render_wav(path, normalize=self.normalize)
+        except (HiFiGANError, OSError) as e:
+            reason = str(e).removeprefix(f"{path}: ")
+            raise StimulusGone(
+                f"stimulus no longer readable since the test started ({reason})",
+                path,
+                public="this recording is no longer available",
+            ) from None
         with self._lock:
             self._cache[stimulus_id] = data
             while len(self._cache) > 64:
@@ -154,7 +171,8 @@ def normalized(audio: np.ndarray) -> np.ndarray:
 
 
 def check_readable(stimuli: StimulusSet) -> None:
-    """Read every file's header once, so a broken file stops the server before raters come."""
+    """Read every file once, whole, so that a file no rater could hear (unreadable, empty, or
+    with NaN or infinite samples) stops the server before raters come, naming the file."""
     import soundfile as sf
 
     for path in stimuli.files.values():
@@ -167,3 +185,6 @@ def check_readable(stimuli: StimulusSet) -> None:
             raise InputError("audio file has no samples", path)
         if info.channels > 1:
             warn(f"{path}: {info.channels} channels are mixed down to mono for the raters")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the mixing was just reported
+            load_audio(path)  # raises for undecodable, empty or non-finite audio
