@@ -1,15 +1,20 @@
-"""The web page in a real browser: upload a clip, vocode it, play and download the result.
+"""The web page in a real browser: each flow a person meets, from upload to download.
 
 Uses the system's Chromium (``/usr/bin/chromium``, or ``HIFIGAN_CHROMIUM``) driven by
 Playwright's Python package; skips without either. With ``HIFIGAN_SCREENSHOT=PATH`` it also
 saves a screenshot of the page after vocoding (``docs/images/serve.png`` is made this way).
+The answers the page relies on (``X-Model``, ``X-Warnings``, the rounded JSON mel) are checked
+over HTTP at the end.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -18,13 +23,19 @@ pytest.importorskip("uvicorn")
 pytest.importorskip("playwright")
 
 from playwright.sync_api import expect, sync_playwright
-from serve_helpers import running_server
+from serve_helpers import MODEL, lj_v2_spec, npy_bytes, running_server
 
-from conftest import LJSPEECH, need
+from hifigan.io import load_audio
+from inference_helpers import log_mel
+
+from conftest import LJ_V2, LJSPEECH, need
 
 CHROMIUM = Path(os.environ.get("HIFIGAN_CHROMIUM", "/usr/bin/chromium"))
 CLIP = LJSPEECH / "wavs" / "LJ001-0001.flac"
 TIMEOUT_MS = 120_000
+TWIN = "twin"  # the same weights served under a second name
+WAIT_MS = 1000  # every request waits this long for its batch: time to act while it runs
+HOP, RATE = 256, 22050
 
 
 @pytest.fixture(scope="module")
@@ -39,37 +50,225 @@ def browser():
         browser.close()
 
 
-def test_page_vocodes_an_upload_plays_and_downloads(browser, tmp_path):
-    clip = need(CLIP)
-    with running_server() as server:
-        page = browser.new_page(viewport={"width": 1100, "height": 980})
-        requests: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
+@pytest.fixture(scope="module")
+def server():
+    models = [lj_v2_spec(), f"{TWIN}={need(LJ_V2)}"]
+    with running_server(models=models, max_wait_ms=WAIT_MS) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """The first 2 s of an LJ Speech recording (FLAC, 22050 Hz mono)."""
+    audio, rate = load_audio(need(CLIP))
+    path = tmp_path_factory.mktemp("clips") / "LJ001-0001.flac"
+    sf.write(str(path), audio[: 2 * rate], rate)
+    return path
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1100, "height": 980})
+    page.goto(server.url + "/")
+    expect(page.locator("#model")).to_have_value(MODEL, timeout=TIMEOUT_MS)
+    yield page
+    page.close()
+
+
+def status(page):
+    return page.locator("#status")
+
+
+def drawn_frames(page, canvas: str) -> int:
+    """Frames of the spectrogram drawn on ``canvas`` (0: blank)."""
+    return int(page.locator(f"#{canvas}").get_attribute("data-frames") or 0)
+
+
+def upload(page, path: Path) -> None:
+    page.set_input_files("#file", str(path))
+
+
+def vocode_and_wait(page) -> None:
+    page.click("#vocode")
+    expect(status(page)).to_have_text("done", timeout=TIMEOUT_MS)
+
+
+def test_page_vocodes_an_upload_plays_and_downloads(page, server, clip, tmp_path):
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    download = page.locator("#download")
+    expect(download).to_be_hidden()  # no output yet: nothing to download
+    upload(page, clip)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    expect(download).to_be_hidden()
+    expect(page.locator("#warnings")).to_be_hidden()  # a 22050 Hz mono file: nothing to say
+    vocode_and_wait(page)
+    output = page.locator("#output-audio")
+    assert output.get_attribute("src").startswith("blob:")
+    page.wait_for_function(
+        "document.getElementById('output-audio').duration > 0", timeout=TIMEOUT_MS
+    )
+    duration = output.evaluate("a => a.duration")
+    assert abs(duration - sf.info(str(clip)).duration) < 0.02
+    assert "× real time" in page.locator("#stat-speed").inner_text()
+    expect(page.locator("#output-model")).to_have_text(f"made by {MODEL}")
+    with page.expect_download(timeout=TIMEOUT_MS) as download_info:
+        download.click()
+    saved = tmp_path / download_info.value.suggested_filename
+    assert saved.name == f"LJ001-0001_{MODEL}.wav"
+    download_info.value.save_as(saved)
+    info = sf.info(str(saved))
+    assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", 22050)
+    assert info.frames % 256 == 0 and abs(info.frames - sf.info(str(clip)).frames) < 512
+    screenshot = os.environ.get("HIFIGAN_SCREENSHOT")
+    if screenshot:
+        page.screenshot(path=screenshot, full_page=True)
+    assert all(url.startswith((server.url, "blob:", "data:")) for url in requests)
+
+
+def test_output_is_labelled_with_the_model_that_made_it(page, clip):
+    upload(page, clip)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    page.click("#vocode")
+    expect(status(page)).to_contain_text("vocoding")
+    page.select_option("#model", TWIN)  # while lj-v2 is working on the request
+    expect(status(page)).to_have_text("done", timeout=TIMEOUT_MS)
+    expect(page.locator("#output-model")).to_have_text(f"made by {MODEL}")
+    expect(page.locator("#stat-model")).to_have_text(MODEL)
+    assert page.locator("#download").get_attribute("download") == f"LJ001-0001_{MODEL}.wav"
+    # and a request made after the switch is the twin's
+    vocode_and_wait(page)
+    expect(page.locator("#output-model")).to_have_text(f"made by {TWIN}")
+    assert page.locator("#download").get_attribute("download") == f"LJ001-0001_{TWIN}.wav"
+
+
+def test_a_running_request_shows_its_time_and_can_be_cancelled(page, clip):
+    upload(page, clip)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    page.click("#vocode")
+    cancel = page.locator("#cancel")
+    expect(cancel).to_be_visible()
+    expect(page.locator("#vocode")).to_be_disabled()
+    expect(status(page)).to_have_text(re.compile(r"vocoding… (0\.[1-9]|[1-9]\d*\.\d) s"))
+    cancel.click()
+    expect(status(page)).to_have_text(re.compile(r"cancelled after \d+\.\d s"))
+    expect(cancel).to_be_hidden()
+    expect(page.locator("#vocode")).to_be_enabled()
+    expect(page.locator("#download")).to_be_hidden()
+    page.wait_for_timeout(WAIT_MS + 500)  # the withdrawn request's time has passed
+    expect(status(page)).to_have_text(re.compile(r"^cancelled"))
+    assert page.locator("#output-audio").get_attribute("src") is None
+
+
+def test_a_refused_upload_leaves_nothing_of_the_previous_input(page, clip, tmp_path):
+    upload(page, clip)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    vocode_and_wait(page)
+    assert drawn_frames(page, "input-mel") > 0 and drawn_frames(page, "output-mel") > 0
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    upload(page, bad)
+    # the server's words, with the file they are about
+    expect(status(page)).to_have_text(
+        "broken.wav: is a text file, not a WAV audio file", timeout=TIMEOUT_MS
+    )
+    expect(status(page)).to_have_class(re.compile("error"))
+    expect(page.locator("#input-name")).to_have_text("broken.wav (refused)")
+    expect(page.locator("#vocode")).to_be_disabled()
+    expect(page.locator("#download")).to_be_hidden()
+    assert drawn_frames(page, "input-mel") == 0 and drawn_frames(page, "output-mel") == 0
+    assert page.locator("#input-audio").get_attribute("src") is None
+    expect(page.locator("#stat-audio")).to_have_text("–")
+
+
+def test_a_npy_mel_is_accepted_drawn_and_vocoded(page, tmp_path):
+    assert ".npy" in page.locator("#file").get_attribute("accept").split(",")
+    expect(page.locator("#mel-options")).to_be_hidden()
+    mel = tmp_path / "tts_output.npy"
+    mel.write_bytes(npy_bytes(log_mel(86, seed=2).numpy()))
+    upload(page, mel)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    expect(page.locator("#mel-options")).to_be_visible()
+    expect(page.locator("#convention")).to_have_value("hifigan")
+    expect(page.locator("#convention option")).to_have_text([f"hifigan ({MODEL}'s own)"])
+    expect(page.locator("#convention-note")).to_contain_text("convert other conventions")
+    expect(page.locator("#input-audio")).to_be_hidden()  # a mel has nothing to play
+    assert drawn_frames(page, "input-mel") == 86
+    vocode_and_wait(page)
+    duration = page.locator("#output-audio").evaluate(
+        "a => new Promise(r => a.duration > 0 ? r(a.duration) : a.onloadedmetadata = "
+        "() => r(a.duration))"
+    )
+    assert abs(duration - 86 * HOP / RATE) < 1e-3
+    assert page.locator("#download").get_attribute("download") == f"tts_output_{MODEL}.wav"
+    # a mel with the wrong number of bands is refused in the page's words
+    wrong = tmp_path / "wrong.npy"
+    wrong.write_bytes(npy_bytes(np.zeros((100, 20), np.float32)))
+    upload(page, wrong)
+    expect(status(page)).to_have_text(
+        f"wrong.npy: the mel has 100 bands, {MODEL} takes 80", timeout=TIMEOUT_MS
+    )
+    expect(page.locator("#vocode")).to_be_disabled()
+
+
+def test_resampling_and_mixing_are_shown_with_the_input(page, clip, tmp_path):
+    audio, rate = load_audio(clip)
+    stereo = tmp_path / "stereo44k.wav"
+    resampled = np.interp(np.arange(0, len(audio), rate / 44100), np.arange(len(audio)), audio)
+    sf.write(str(stereo), np.stack([resampled, resampled], 1), 44100)
+    upload(page, stereo)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    warnings = page.locator("#warnings li")
+    expect(warnings).to_have_text(
+        [
+            "stereo44k.wav: mixed 2 channels down to mono",
+            "stereo44k.wav: resampled from 44100 Hz to 22050 Hz",
+        ]
+    )
+    vocode_and_wait(page)
+    expect(warnings).to_have_count(2)
+    upload(page, clip)  # a new input starts with no warning of the previous one
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    expect(page.locator("#warnings")).to_be_hidden()
+
+
+def test_a_wrong_api_key_is_said_and_enter_submits_the_key(browser):
+    with running_server(api_key="s3cret") as server:
+        page = browser.new_page()
         page.goto(server.url + "/")
-        expect(page.locator("#model")).to_have_value("lj-v2", timeout=TIMEOUT_MS)
-        page.set_input_files("#file", str(clip))
-        expect(page.locator("#status")).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
-        page.click("#vocode")
-        expect(page.locator("#status")).to_have_text("done", timeout=TIMEOUT_MS)
-        output = page.locator("#output-audio")
-        assert output.get_attribute("src").startswith("blob:")
-        page.wait_for_function(
-            "document.getElementById('output-audio').duration > 0", timeout=TIMEOUT_MS
+        bar = page.locator("#key-bar")
+        expect(bar).to_be_visible(timeout=TIMEOUT_MS)
+        expect(status(page)).to_have_text("this server needs an API key: enter it above")
+        page.fill("#api-key", "wrong")
+        page.press("#api-key", "Enter")
+        expect(page.locator("#key-label")).to_have_text(
+            "The API key was refused; enter the right one:"
         )
-        duration = output.evaluate("a => a.duration")
-        assert abs(duration - sf.info(str(clip)).duration) < 0.02
-        assert "× real time" in page.locator("#stat-speed").inner_text()
-        with page.expect_download(timeout=TIMEOUT_MS) as download_info:
-            page.click("#download")
-        download = download_info.value
-        assert download.suggested_filename == "LJ001-0001_lj-v2.wav"
-        saved = tmp_path / download.suggested_filename
-        download.save_as(saved)
-        info = sf.info(str(saved))
-        assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", 22050)
-        assert info.frames % 256 == 0 and abs(info.frames - sf.info(str(clip)).frames) < 512
-        screenshot = os.environ.get("HIFIGAN_SCREENSHOT")
-        if screenshot:
-            page.screenshot(path=screenshot, full_page=True)
-        assert all(url.startswith((server.url, "blob:", "data:")) for url in requests)
+        expect(status(page)).to_have_text("the API key was refused: enter the right one above")
+        expect(bar).to_be_visible()
+        page.fill("#api-key", "s3cret")
+        page.press("#api-key", "Enter")
+        expect(page.locator("#model")).to_have_value(MODEL, timeout=TIMEOUT_MS)
+        expect(bar).to_be_hidden()
+        expect(status(page)).to_have_text("upload a recording or a mel, or use the demo clip")
         page.close()
+
+
+def test_the_answers_the_page_reads(server, clip, tmp_path):
+    audio, rate = load_audio(clip)
+    stereo = tmp_path / "stereo.wav"
+    sf.write(str(stereo), np.stack([audio, audio], 1), rate)
+    reply = server.post(f"/v1/vocode?model={TWIN}", stereo.read_bytes())
+    assert reply.status == 200
+    assert reply.headers["X-Model"] == TWIN
+    assert reply.headers["X-Warnings"] == "mixed 2 channels down to mono"
+    assert "X-Warnings" not in server.post("/v1/vocode", clip.read_bytes()).headers
+    reply = server.post("/v1/mel?format=json", stereo.read_bytes())
+    payload = json.loads(reply.body)
+    assert payload["warnings"] == ["mixed 2 channels down to mono"]
+    # rounded to 0.01, as documented: no float32 noise such as -5.099999904632568
+    numbers = re.findall(rb"-?\d+\.\d+", reply.body)
+    assert numbers and all(len(n.split(b".")[1]) <= 2 for n in numbers)
+    mel = np.array(payload["mel"])
+    assert mel.shape == (80, payload["frames"])
+    assert np.allclose(mel, np.round(mel, 2))

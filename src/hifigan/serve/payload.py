@@ -139,9 +139,12 @@ def audio_suffix(body: bytes) -> str:
     return AUDIO_MAGIC.get(body[:4], ".audio")
 
 
-def decode_audio(body: bytes, sample_rate: int, max_seconds: float) -> np.ndarray:
+def decode_audio(
+    body: bytes, sample_rate: int, max_seconds: float, notes: list[str] | None = None
+) -> np.ndarray:
     """An audio file body -> float32 mono ``(samples,)`` at ``sample_rate``, read exactly as
-    ``hifigan vocode`` reads a file (the same reader, mixing and resampling).
+    ``hifigan vocode`` reads a file (the same reader, mixing and resampling). What the reader
+    did to the audio is appended to ``notes``, for the client (``hifigan vocode`` warns).
 
     Raises:
         RequestError: 400 for unreadable audio, 413 for audio longer than ``max_seconds``
@@ -167,6 +170,14 @@ def decode_audio(body: bytes, sample_rate: int, max_seconds: float) -> np.ndarra
             audio, _ = load_audio(path, sample_rate)
         except HiFiGANError as e:
             raise RequestError(400, without_path(e)) from None
+    if notes is not None and info is not None:
+        if info.channels > 1:
+            notes.append(f"mixed {info.channels} channels down to mono")
+        if info.samplerate != sample_rate:
+            notes.append(f"resampled from {info.samplerate} Hz to {sample_rate} Hz")
+        peak = float(np.abs(audio).max())
+        if peak > 1.0:
+            notes.append(f"samples reach {peak:.3g}, beyond full scale (1.0); 16-bit output clips")
     return audio
 
 

@@ -1,19 +1,26 @@
-// The hifigan serve web page: pick a model, upload a recording (or the demo clip), vocode it
-// through POST /v1/vocode, and compare both mel-spectrograms (from POST /v1/mel?format=json).
-// Plain JavaScript, no build step, no requests to anything but this server.
+// The hifigan serve web page: pick a model, upload a recording (or the demo clip) or a mel
+// (.npy), vocode it through POST /v1/vocode, and compare both mel-spectrograms (from
+// POST /v1/mel?format=json). Plain JavaScript, no build step, no requests to anything but
+// this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "hifigan-api-key";
 const DYNAMIC_RANGE = 11.5; // natural-log units shown below the input's loudest bin
+const TICK_MS = 100; // how often the elapsed time of a running request is updated
+const STAT_IDS = ["stat-model", "stat-audio", "stat-synth", "stat-speed", "stat-trip", "stat-batch"];
 
 const state = {
   models: [],
-  input: null, // Blob
+  input: null, // Blob: an audio file or a .npy mel
   inputName: "",
+  inputIsMel: false,
+  inputMel: null, // the parsed .npy, [[...], ...] (n_mels rows), when the input is a mel
   inputUrl: null,
   outputUrl: null,
   range: null, // [low, high] shared by both spectrograms, from the input
+  generation: 0, // bumped by every new input: answers to older ones are dropped
+  request: null, // {controller, timer} of the running vocode request
   key: sessionStorage.getItem(KEY_STORAGE) || "",
 };
 
@@ -35,10 +42,19 @@ const LUT = (() => {
   return lut;
 })();
 
+class StaleError extends Error {} // an answer for an input that has since been replaced
+
 function setStatus(text, isError = false) {
   const el = $("status");
   el.textContent = text;
   el.classList.toggle("error", isError);
+}
+
+function showKeyBar(message) {
+  $("key-label").textContent = message;
+  $("key-bar").hidden = false;
+  $("api-key").value = "";
+  $("api-key").focus();
 }
 
 async function api(path, options = {}) {
@@ -46,8 +62,12 @@ async function api(path, options = {}) {
   if (state.key) headers["Authorization"] = "Bearer " + state.key;
   const response = await fetch(path, Object.assign({}, options, { headers }));
   if (response.status === 401) {
-    $("key-bar").hidden = false;
-    throw new Error("this server needs an API key");
+    if (state.key) {
+      showKeyBar("The API key was refused; enter the right one:");
+      throw new Error("the API key was refused: enter the right one above");
+    }
+    showKeyBar("This server needs an API key:");
+    throw new Error("this server needs an API key: enter it above");
   }
   if (!response.ok) {
     let message = response.status + " " + response.statusText;
@@ -63,17 +83,34 @@ function modelName() {
   return $("model").value;
 }
 
+function currentModel() {
+  return state.models.find((x) => x.name === modelName());
+}
+
 function showModelInfo() {
-  const m = state.models.find((x) => x.name === modelName());
+  const m = currentModel();
   $("model-info").textContent = m
     ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop ${m.hop}`
     : "";
+  // the server vocodes a mel as the model's own convention: it is the only choice offered
+  const select = $("convention");
+  select.innerHTML = "";
+  if (m) {
+    const option = document.createElement("option");
+    option.value = m.mel;
+    option.textContent = `${m.mel} (${m.name}'s own)`;
+    select.appendChild(option);
+    $("convention-note").textContent =
+      `this server vocodes mels as ${m.mel} (log of the magnitude mel, ${m.n_mels} bands); ` +
+      "convert other conventions first (hifigan mel-check tells which one a file follows)";
+  }
 }
 
 async function loadModels() {
   const data = await (await api("/v1/models")).json();
   state.models = data.models;
   const select = $("model");
+  const previous = select.value;
   select.innerHTML = "";
   for (const m of data.models) {
     const option = document.createElement("option");
@@ -81,7 +118,7 @@ async function loadModels() {
     option.textContent = m.name + (m.name === data.default ? " (default)" : "");
     select.appendChild(option);
   }
-  select.value = data.default;
+  select.value = data.models.some((m) => m.name === previous) ? previous : data.default;
   showModelInfo();
 }
 
@@ -94,6 +131,7 @@ function drawMel(canvas, mel, range) {
   canvas.height = Math.round(160 * (window.devicePixelRatio || 1));
   ctx.fillStyle = "#0b0b18";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
+  canvas.dataset.frames = String(frames);
   if (!frames) return;
   const image = new ImageData(frames, bands);
   const [low, high] = range;
@@ -118,12 +156,12 @@ function drawMel(canvas, mel, range) {
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
 }
 
-async function fetchMel(blob) {
-  const response = await api(`/v1/mel?model=${encodeURIComponent(modelName())}&format=json`, {
+async function fetchMel(blob, model) {
+  const response = await api(`/v1/mel?model=${encodeURIComponent(model)}&format=json`, {
     method: "POST",
     body: blob,
   });
-  return (await response.json()).mel;
+  return response.json();
 }
 
 function melRange(mel) {
@@ -132,106 +170,292 @@ function melRange(mel) {
   return [high - DYNAMIC_RANGE, high];
 }
 
+function halfToFloat(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+// A .npy file -> rows of a (n_mels, frames) float mel, for drawing only (the server checks
+// the file again). Throws an Error that says why it cannot be drawn.
+function parseNpy(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) {
+    throw new Error("not a .npy file");
+  }
+  const view = new DataView(buffer);
+  const major = bytes[6];
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder("latin1").decode(bytes.subarray(start, start + headerLength));
+  const descr = (header.match(/'descr':\s*'([^']+)'/) || [])[1];
+  const fortran = /'fortran_order':\s*True/.test(header);
+  const shapeText = (header.match(/'shape':\s*\(([^)]*)\)/) || [])[1];
+  if (!descr || shapeText === undefined) throw new Error("malformed .npy header");
+  let shape = shapeText.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  if (shape.length === 3 && shape[0] === 1) shape = shape.slice(1);
+  if (shape.length !== 2) throw new Error(`shape (${shapeText}) is not (n_mels, frames)`);
+  const sizes = { "<f2": 2, "<f4": 4, "<f8": 8, "|f2": 2 };
+  const size = sizes[descr];
+  if (!size) throw new Error(`dtype ${descr} is not a little-endian float`);
+  const [bands, frames] = shape;
+  const offset = start + headerLength;
+  if (buffer.byteLength - offset < bands * frames * size) throw new Error("the file is truncated");
+  const read = (i) => {
+    const at = offset + i * size;
+    if (size === 4) return view.getFloat32(at, true);
+    if (size === 8) return view.getFloat64(at, true);
+    return halfToFloat(view.getUint16(at, true));
+  };
+  const mel = [];
+  for (let b = 0; b < bands; b++) {
+    const row = new Float32Array(frames);
+    for (let t = 0; t < frames; t++) row[t] = read(fortran ? t * bands + b : b * frames + t);
+    mel.push(row);
+  }
+  return mel;
+}
+
+function showWarnings(list) {
+  const box = $("warnings");
+  box.innerHTML = "";
+  for (const text of list) {
+    const item = document.createElement("li");
+    item.textContent = text;
+    box.appendChild(item);
+  }
+  box.hidden = list.length === 0;
+}
+
+function headerWarnings(response) {
+  const text = response.headers.get("X-Warnings");
+  return text ? text.split("; ") : [];
+}
+
 function clearOutput() {
   if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
   state.outputUrl = null;
   $("output-audio").removeAttribute("src");
   $("output-audio").load();
-  $("download").hidden = true;
+  const link = $("download");
+  link.hidden = true;
+  link.removeAttribute("href");
+  $("output-model").textContent = "";
   drawMel($("output-mel"), [], [0, 1]);
-  for (const id of ["stat-audio", "stat-synth", "stat-speed", "stat-trip", "stat-batch"]) {
-    $(id).textContent = "–";
-  }
+  for (const id of STAT_IDS) $(id).textContent = "–";
 }
 
-async function setInput(blob, name) {
+function cancelRequest() {
+  if (state.request) state.request.controller.abort();
+}
+
+// Forget everything about the previous input: its audio, spectrogram, warnings, output and
+// any request still running for it.
+function resetInput() {
+  state.generation += 1;
+  cancelRequest();
+  endRequest();
+  state.input = null;
+  state.inputName = "";
+  state.inputIsMel = false;
+  state.inputMel = null;
+  state.range = null;
+  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
+  state.inputUrl = null;
+  $("input-audio").removeAttribute("src");
+  $("input-audio").load();
+  $("input-audio").hidden = false;
+  $("input-name").textContent = "no input yet";
+  $("mel-options").hidden = true;
+  $("vocode").disabled = true;
+  showWarnings([]);
+  drawMel($("input-mel"), [], [0, 1]);
+  clearOutput();
+}
+
+async function setInput(blob, name, generation) {
   state.input = blob;
   state.inputName = name;
-  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
-  state.inputUrl = URL.createObjectURL(blob);
-  $("input-audio").src = state.inputUrl;
+  state.inputIsMel = /\.npy$/i.test(name);
   $("input-name").textContent = name;
-  $("vocode").disabled = false;
-  clearOutput();
+  if (state.inputIsMel) {
+    $("input-audio").hidden = true;
+    $("mel-options").hidden = false;
+    let mel;
+    try {
+      mel = parseNpy(await blob.arrayBuffer());
+    } catch (e) {
+      throw new Error(`${name}: cannot read this mel (${e.message})`);
+    }
+    if (generation !== state.generation) throw new StaleError();
+    state.inputMel = mel;
+  } else {
+    state.inputUrl = URL.createObjectURL(blob);
+    $("input-audio").src = state.inputUrl;
+  }
   await drawInputMel();
+  $("vocode").disabled = false;
 }
 
 async function drawInputMel() {
   if (!state.input) return;
-  setStatus("computing the mel-spectrogram…");
-  const mel = await fetchMel(state.input);
+  const generation = state.generation;
+  let mel = state.inputMel;
+  if (!state.inputIsMel) {
+    setStatus("computing the mel-spectrogram…");
+    const data = await fetchMel(state.input, modelName());
+    if (generation !== state.generation) throw new StaleError();
+    mel = data.mel;
+    showWarnings((data.warnings || []).map((w) => `${state.inputName}: ${w}`));
+  } else {
+    const m = currentModel();
+    if (m && mel.length !== m.n_mels) {
+      throw new Error(`${state.inputName}: the mel has ${mel.length} bands, ${m.name} takes ${m.n_mels}`);
+    }
+  }
   state.range = melRange(mel);
   drawMel($("input-mel"), mel, state.range);
   setStatus("ready: press Vocode");
 }
 
-function outputName() {
+function outputName(model) {
   const stem = state.inputName.replace(/\.[^.]+$/, "") || "audio";
-  return `${stem}_${modelName()}.wav`;
+  return `${stem}_${model}.wav`;
+}
+
+function startRequest() {
+  const controller = new AbortController();
+  const started = performance.now();
+  const tick = () => setStatus(`vocoding… ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  tick();
+  const timer = setInterval(tick, TICK_MS);
+  state.request = { controller, timer, started };
+  $("vocode").disabled = true;
+  $("cancel").hidden = false;
+  return state.request;
+}
+
+function endRequest() {
+  if (state.request) clearInterval(state.request.timer);
+  state.request = null;
+  $("cancel").hidden = true;
+  $("vocode").disabled = !state.input;
 }
 
 async function vocode() {
-  $("vocode").disabled = true;
-  setStatus("vocoding…");
-  const start = performance.now();
+  if (!state.input || state.request) return;
+  const generation = state.generation;
+  const requested = modelName();
+  const request = startRequest();
+  const { controller, started } = request;
   try {
-    const response = await api(`/v1/vocode?model=${encodeURIComponent(modelName())}`, {
+    const response = await api(`/v1/vocode?model=${encodeURIComponent(requested)}`, {
       method: "POST",
       body: state.input,
+      signal: controller.signal,
     });
     const wav = await response.blob();
-    const trip = (performance.now() - start) / 1000;
+    if (generation !== state.generation) return;
+    const trip = (performance.now() - started) / 1000;
+    const model = response.headers.get("X-Model") || requested;
     const audioSeconds = parseFloat(response.headers.get("X-Audio-Seconds"));
     const synthSeconds = parseFloat(response.headers.get("X-Synthesis-Seconds"));
-    if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
+    clearOutput();
     state.outputUrl = URL.createObjectURL(new Blob([wav], { type: "audio/wav" }));
     $("output-audio").src = state.outputUrl;
     const link = $("download");
     link.href = state.outputUrl;
-    link.download = outputName();
+    link.download = outputName(model);
     link.hidden = false;
+    $("output-model").textContent = `made by ${model}`;
+    $("stat-model").textContent = model;
     $("stat-audio").textContent = `${audioSeconds.toFixed(2)} s`;
     $("stat-synth").textContent = `${synthSeconds.toFixed(3)} s`;
     $("stat-speed").textContent = `${(audioSeconds / synthSeconds).toFixed(1)}× real time`;
     $("stat-trip").textContent = `${trip.toFixed(2)} s`;
     $("stat-batch").textContent = response.headers.get("X-Batch-Size") || "1";
-    const mel = await fetchMel(wav);
-    drawMel($("output-mel"), mel, state.range || melRange(mel));
+    const warnings = headerWarnings(response);
+    if (warnings.length) showWarnings(warnings.map((w) => `${state.inputName}: ${w}`));
+    endRequest();
+    setStatus("drawing the output's mel-spectrogram…");
+    const data = await fetchMel(wav, model);
+    if (generation !== state.generation) return;
+    drawMel($("output-mel"), data.mel, state.range || melRange(data.mel));
     setStatus("done");
   } catch (e) {
-    setStatus(e.message, true);
+    if (generation !== state.generation) return;
+    const elapsed = ((performance.now() - started) / 1000).toFixed(1);
+    if (e.name === "AbortError") setStatus(`cancelled after ${elapsed} s`);
+    else setStatus(e.message, true);
   } finally {
-    $("vocode").disabled = !state.input;
+    if (state.request === request) endRequest();
   }
 }
 
-async function useDemo() {
-  setStatus("loading the demo clip…");
+// A new input replaces the previous one at once, whether or not it turns out usable.
+async function useInput(load, loading) {
+  resetInput();
+  const generation = state.generation;
+  setStatus(loading);
+  let name = "";
   try {
-    const blob = await (await api("/v1/demo-clip")).blob();
-    await setInput(blob, "sonnet1_librivox.flac");
+    const [blob, loadedName] = await load();
+    name = loadedName;
+    if (generation !== state.generation) return;
+    await setInput(blob, name, generation);
   } catch (e) {
-    setStatus(e.message, true);
+    if (e instanceof StaleError || generation !== state.generation) return;
+    resetInput(); // nothing of the failed input, or of the one before it, stays usable
+    if (name) $("input-name").textContent = `${name} (refused)`;
+    const named = !name || e.message.startsWith(name + ":");
+    setStatus(named ? e.message : `${name}: ${e.message}`, true);
   }
 }
 
-async function onFile(event) {
+function useDemo() {
+  const load = async () => [await (await api("/v1/demo-clip")).blob(), "sonnet1_librivox.flac"];
+  return useInput(load, "loading the demo clip…");
+}
+
+function onFile(event) {
   const file = event.target.files[0];
-  if (!file) return;
-  try {
-    await setInput(file, file.name);
-  } catch (e) {
-    setStatus(e.message, true);
-  }
+  event.target.value = ""; // choosing the same file again is a new input
+  if (!file) return undefined;
+  return useInput(async () => [file, file.name], `reading ${file.name}…`);
 }
 
 async function onModelChange() {
   showModelInfo();
+  if (state.request) return; // the running request keeps its model; its output says which
   clearOutput();
+  if (!state.input) return;
+  $("vocode").disabled = true;
   try {
     await drawInputMel();
+    $("vocode").disabled = false;
   } catch (e) {
+    if (e instanceof StaleError) return;
     setStatus(e.message, true);
+  }
+}
+
+async function onKey(event) {
+  event.preventDefault();
+  state.key = $("api-key").value.trim();
+  sessionStorage.setItem(KEY_STORAGE, state.key);
+  $("key-bar").hidden = true;
+  await init();
+  if (state.models.length && state.input) {
+    try {
+      await drawInputMel();
+      $("vocode").disabled = false;
+    } catch (e) {
+      if (!(e instanceof StaleError)) setStatus(e.message, true);
+    }
   }
 }
 
@@ -239,13 +463,9 @@ async function start() {
   $("file").addEventListener("change", onFile);
   $("demo").addEventListener("click", useDemo);
   $("vocode").addEventListener("click", vocode);
+  $("cancel").addEventListener("click", cancelRequest);
   $("model").addEventListener("change", onModelChange);
-  $("key-save").addEventListener("click", async () => {
-    state.key = $("api-key").value.trim();
-    sessionStorage.setItem(KEY_STORAGE, state.key);
-    $("key-bar").hidden = true;
-    await init();
-  });
+  $("key-bar").addEventListener("submit", onKey); // the button, or Enter in the key field
   drawMel($("input-mel"), [], [0, 1]);
   drawMel($("output-mel"), [], [0, 1]);
   await init();
@@ -254,7 +474,7 @@ async function start() {
 async function init() {
   try {
     await loadModels();
-    setStatus("upload a recording or use the demo clip");
+    setStatus("upload a recording or a mel, or use the demo clip");
   } catch (e) {
     setStatus(e.message, true);
   }
