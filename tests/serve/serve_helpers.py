@@ -27,7 +27,7 @@ import numpy as np
 import uvicorn
 
 from hifigan.serve import ServeConfig
-from hifigan.serve.app import create_app
+from hifigan.serve.app import create_app, server_options
 
 from conftest import LJ_V2, REPO, need
 
@@ -110,7 +110,7 @@ class Server:
 def running_server(**options) -> Iterator[Server]:
     """The service with the LJ_V2 model in a thread of this process; ``options`` are
     :class:`ServeConfig` fields."""
-    config = ServeConfig(models=[lj_v2_spec()], **options)
+    config = ServeConfig(**{"models": [lj_v2_spec()], **options})
     app = create_app(config)
     port = free_port()
     server = uvicorn.Server(
@@ -119,7 +119,7 @@ def running_server(**options) -> Iterator[Server]:
             host="127.0.0.1",
             port=port,
             log_level="warning",
-            ws_max_size=config.max_body_bytes,
+            **server_options(config),
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -176,6 +176,75 @@ def server_process(tmp_path: Path, *args: str) -> Iterator[ServerProcess]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass
+class RawReply:
+    """What a raw exchange got back: ``status`` None when the server closed the connection
+    (or the time ran out) without an answer."""
+
+    status: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def raw_exchange(
+    port: int,
+    request: bytes,
+    *,
+    shutdown: bool = False,
+    timeout: float = 20.0,
+) -> RawReply:
+    """Send ``request`` (bytes exactly as written: any Host, Origin or Content-Length, true or
+    not) to 127.0.0.1:``port`` and read one answer. ``shutdown`` closes the sending side
+    afterwards, as a client that gives up on its upload does."""
+    import http.client
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):  # the server may answer and close before all is sent
+            sock.sendall(request)
+        if shutdown:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock)
+        try:
+            response.begin()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            return RawReply(None)
+        return RawReply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+
+
+def http_request(
+    method: str,
+    path: str,
+    host: str | None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    content_length: int | None = None,
+) -> bytes:
+    """An HTTP/1.1 request as bytes; ``host`` None sends no Host header, ``content_length``
+    overrides the true length."""
+    lines = [f"{method} {path} HTTP/1.1"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    length = len(body) if content_length is None else content_length
+    if body or content_length is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {length}")
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin1") + body
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

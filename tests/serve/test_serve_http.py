@@ -269,7 +269,8 @@ def test_a_client_that_disconnects_is_dropped(tmp_path):
         host, port = server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(
-                b"POST /v1/vocode HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                f"POST /v1/vocode HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+                + b"Content-Type: application/octet-stream"
                 + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )

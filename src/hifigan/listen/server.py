@@ -11,7 +11,10 @@ Routes:
 * ``/audio/{id}``: a stimulus by opaque id (404 for anything else);
 * ``/results?token=...``: the results so far (403 without the token printed at start-up).
 
-Responses never name systems or files; the page loads nothing from other origins.
+Responses never name systems or files; the page loads nothing from other origins. Every
+request passes :class:`hifigan.serve.guard.WebGuard` first: its ``Host`` must name the address
+served, a ``POST`` from a page of another site is refused, and a body over
+:data:`MAX_BODY_BYTES` is refused with 413 before it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import logging
 import re
 import secrets
 import socket
@@ -27,12 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HiFiGANError
+from ..serve.guard import WebGuard, WebPolicy
 from .design import Trial, ab_plan, mos_plan, plan_size
 from .results import ab_results, mos_results, results_html
 from .stimuli import StimulusSet
 from .store import RequestFailure, Store
 
 STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 64 * 1024  # the API's JSON bodies are a few hundred bytes
 MODES = ("mos", "ab")
 CHOICES = ("A", "B", "none")
 _RATER = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -144,10 +150,12 @@ def valid_rater(value: object) -> str | None:
     return value if _RATER.fullmatch(value) else None
 
 
-def create_app(test: ListeningTest):
-    """The Starlette application serving ``test``."""
+def create_app(test: ListeningTest, policy: WebPolicy | None = None):
+    """The Starlette application serving ``test``, behind ``policy`` (default: loopback, no
+    other names or origins, bodies up to :data:`MAX_BODY_BYTES`)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
@@ -210,7 +218,9 @@ def create_app(test: ListeningTest):
         Route("/results", results),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={RequestFailure: failed})
+    policy = policy or WebPolicy(max_body_bytes=MAX_BODY_BYTES)
+    guard = Middleware(WebGuard, policy=policy, logger=logging.getLogger("hifigan.listen"))
+    return Starlette(routes=routes, middleware=[guard], exception_handlers={RequestFailure: failed})
 
 
 async def _json_body(request) -> dict:
@@ -234,10 +244,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(test: ListeningTest):
-    """A uvicorn server for ``test``: run it on a socket from :func:`bind` with
-    ``server.run([sock])``, stop it with ``server.should_exit = True``."""
+def make_server(test: ListeningTest, policy: WebPolicy | None = None):
+    """A uvicorn server for ``test`` (behind ``policy``, see :func:`create_app`): run it on a
+    socket from :func:`bind` with ``server.run([sock])``, stop it with
+    ``server.should_exit = True``."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(test), log_level="warning", access_log=False)
+    config = uvicorn.Config(create_app(test, policy), log_level="warning", access_log=False)
     return uvicorn.Server(config)

@@ -30,15 +30,16 @@ from pathlib import Path
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute, websocket_session
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hifigan import HiFiGANError
 from hifigan.cli.demo import DEMO_CLIP
 
+from .guard import CLIENT_GONE, WebGuard, WebPolicy, deny
 from .metrics import CONTENT_TYPE, Metrics
 from .payload import (
     RequestError,
@@ -68,7 +69,11 @@ ENDPOINTS = frozenset(
     )
 )
 RETRY_AFTER_S = 1
-DISCARD_FACTOR = 4  # an oversized body is read and dropped up to this many limits, then cut
+WS_MESSAGE_FACTOR = 4
+"""The WebSocket layer reads messages up to this many ``--max-body-mb``, so that an oversized
+one within that reaches the stream and gets its JSON error; a larger one is cut by the
+protocol layer (close 1009 without the JSON), before it is read into memory."""
+STREAM_CLOSE = {"busy": 1013, "idle": 1001}  # try again later; going away
 
 
 class Service:
@@ -80,6 +85,10 @@ class Service:
         self.slots = {slot.name: slot for slot in slots}
         self.default = slots[0].name
         self.running = False
+        self.open_streams = 0
+        self.policy = WebPolicy(
+            config.host, config.allow_hosts, config.allow_origins, config.max_body_bytes
+        )
 
     def slot(self, name: str | None) -> ModelSlot:
         if name is None or name == "":
@@ -104,11 +113,19 @@ def endpoint_label(path: str) -> str:
 
 # ---------------------------------------------------------------------- middleware
 class ServiceMiddleware:
-    """API-key check and request metrics for every HTTP request and WebSocket session."""
+    """Request metrics for every HTTP request and WebSocket session, around the Host, Origin
+    and body checks of :class:`~hifigan.serve.guard.WebGuard`, then the API-key check."""
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         self.app = app
         self.service = service
+        self.guarded = WebGuard(self._checked, service.policy, log)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._authorized(scope):
+            await self.app(scope, receive, send)
+        else:
+            await self._deny(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
         key = self.service.config.api_key
@@ -140,11 +157,16 @@ class ServiceMiddleware:
                 status["code"] = str(message.get("code", 1000))
             await send(message)
 
+        async def receive_recording() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.disconnect" and status["code"] == "101":
+                # the client's close code, or why the connection ended (1006: dropped, 1011:
+                # keepalive timeout): a stream the server did not close is not a success
+                status["code"] = str(message.get("code", 1005))
+            return message
+
         try:
-            if not self._authorized(scope):
-                await self._deny(scope, receive, send_recording)
-            else:
-                await self.app(scope, receive, send_recording)
+            await self.guarded(scope, receive_recording, send_recording)
         finally:
             metrics = self.service.metrics
             metrics.requests.inc(endpoint=endpoint, status=status["code"])
@@ -152,40 +174,83 @@ class ServiceMiddleware:
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
-        response = error_response(401, message, {"WWW-Authenticate": "Bearer"})
-        if scope["type"] == "http":
-            await response(scope, receive, send)
+        await deny(scope, receive, send, 401, message, {"WWW-Authenticate": "Bearer"})
+
+
+class StreamLimits:
+    """The ASGI app of ``WS /v1/stream``: at most ``--max-streams`` open streams (one more is
+    accepted, told why in JSON and closed with 1013), and each closed with 1001 after
+    ``--stream-idle-seconds`` in which neither side sent a message."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service, config = self.service, self.service.config
+        if service.open_streams >= config.max_streams:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await close_stream(
+                send,
+                STREAM_CLOSE["busy"],
+                f"this server already has {config.max_streams} open streams; retry later",
+            )
             return
-        await receive()  # websocket.connect
-        if "websocket.http.response" in scope.get("extensions", {}):
-            headers = [(k.encode(), v.encode()) for k, v in response.headers.items()]
-            await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": response.body})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": "unauthorized"})
+        idle = config.stream_idle_seconds
+        state = {"last": time.monotonic(), "closed": False}
+
+        async def timed_receive() -> Message:
+            pending = asyncio.ensure_future(receive())
+            try:
+                while True:
+                    left = state["last"] + idle - time.monotonic()
+                    if left > 0:
+                        done, _ = await asyncio.wait({pending}, timeout=left)
+                        if done:
+                            state["last"] = time.monotonic()
+                            return pending.result()
+                        continue
+                    pending.cancel()
+                    if not state["closed"]:
+                        state["closed"] = True
+                        message = f"stream idle for {idle:g} s (--stream-idle-seconds); closed"
+                        await close_stream(send, STREAM_CLOSE["idle"], message)
+                    return {"type": "websocket.disconnect", "code": STREAM_CLOSE["idle"]}
+            except BaseException:
+                pending.cancel()
+                raise
+
+        async def timed_send(message: Message) -> None:
+            if state["closed"]:
+                return  # closed for idleness: the stream's late answers go nowhere
+            if message["type"] == "websocket.close":
+                state["closed"] = True
+            state["last"] = time.monotonic()
+            await send(message)
+
+        service.open_streams += 1
+        try:
+            await self.app(scope, timed_receive, timed_send)
+        finally:
+            service.open_streams -= 1
+
+
+async def close_stream(send: Send, code: int, message: str) -> None:
+    """The stream protocol's error: one JSON text message, then a close with ``code``."""
+    with contextlib.suppress(OSError, RuntimeError):
+        await send({"type": "websocket.send", "text": json.dumps({"error": message})})
+        await send({"type": "websocket.close", "code": code, "reason": message[:100]})
 
 
 # ---------------------------------------------------------------------- request helpers
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, at most ``limit`` bytes; 413 beyond (400 when empty)."""
-    too_large = RequestError(
-        413, f"request body is over this server's limit of {limit / 2**20:g} MB"
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > DISCARD_FACTOR * limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif size > DISCARD_FACTOR * limit:
-            raise too_large
-    if size > limit:
-        raise too_large  # read to the end, so that the client sees the answer
-    if size == 0:
+async def read_body(request: Request) -> bytes:
+    """The request body (400 when empty). Its size is bounded by :class:`WebGuard`, which
+    answers 413 and cuts the body as soon as it passes ``--max-body-mb``."""
+    body = await request.body()
+    if not body:
         raise RequestError(400, "empty request body: send a mel (.npy) or an audio file")
-    return b"".join(chunks)
+    return body
 
 
 class ClientGoneError(Exception):
@@ -223,15 +288,18 @@ def query_format(request: Request, allowed: tuple[str, ...]) -> str:
     return fmt
 
 
-async def body_to_mel(service: Service, slot: ModelSlot, body: bytes) -> np.ndarray:
+async def body_to_mel(
+    service: Service, slot: ModelSlot, body: bytes, notes: list[str] | None = None
+) -> np.ndarray:
     """A ``.npy`` mel or an audio file (copy synthesis through the model's own mel) ->
-    checked float32 ``(n_mels, frames)``."""
+    checked float32 ``(n_mels, frames)``; what was done to the audio (mixing, resampling)
+    is appended to ``notes``."""
     v, limit = slot.vocoder, service.config.max_seconds
     if is_npy(body):
         return await run_in_threadpool(
             parse_mel, body, v.n_mels, v.hop_length, v.sample_rate, limit
         )
-    audio = await run_in_threadpool(decode_audio, body, v.sample_rate, limit)
+    audio = await run_in_threadpool(decode_audio, body, v.sample_rate, limit, notes)
     try:
         return await asyncio.get_running_loop().run_in_executor(slot.executor, slot.mel, audio)
     except HiFiGANError as e:
@@ -251,7 +319,9 @@ def handles_errors(handler):
         except HiFiGANError as e:
             return error_response(400, without_path(e))
         except ClientGoneError:
-            return Response(status_code=499)
+            return Response(status_code=CLIENT_GONE)
+        except ClientDisconnect:
+            raise  # left during the upload (or cut at the body limit): WebGuard answers
         except Exception as e:
             log.exception("unexpected error in %s", request.url.path)
             return error_response(500, f"internal error ({type(e).__name__})")
@@ -295,15 +365,16 @@ async def vocode(request: Request) -> Response:
     service: Service = request.app.state.service
     slot = service.slot(request.query_params.get("model"))
     fmt = query_format(request, ("wav", "f32"))
-    body = await read_body(request, service.config.max_body_bytes)
+    body = await read_body(request)
     if not slot.admit(service.config.max_queue):
         raise RequestError(
             503,
             f"model {slot.name} has {service.config.max_queue} requests waiting; retry later",
             {"Retry-After": str(RETRY_AFTER_S)},
         )
+    notes: list[str] = []
     try:
-        spectrogram = await body_to_mel(service, slot, body)
+        spectrogram = await body_to_mel(service, slot, body, notes)
         result = await unless_disconnected(request, slot.batcher.submit(spectrogram))
     finally:
         slot.release()
@@ -321,6 +392,8 @@ async def vocode(request: Request) -> Response:
         "X-Synthesis-Seconds": f"{result.seconds:.6f}",
         "X-Batch-Size": str(result.batch_size),
     }
+    if notes:
+        headers["X-Warnings"] = "; ".join(notes)
     return Response(content, media_type=media, headers=headers)
 
 
@@ -329,10 +402,11 @@ async def mel(request: Request) -> Response:
     service: Service = request.app.state.service
     slot = service.slot(request.query_params.get("model"))
     fmt = query_format(request, ("npy", "json"))
-    body = await read_body(request, service.config.max_body_bytes)
+    body = await read_body(request)
     if is_npy(body):
         raise RequestError(400, "send an audio file to /v1/mel (this body is already a mel)")
-    spectrogram = await body_to_mel(service, slot, body)
+    notes: list[str] = []
+    spectrogram = await body_to_mel(service, slot, body, notes)
     if fmt == "json":
         payload = {
             "model": slot.name,
@@ -340,7 +414,9 @@ async def mel(request: Request) -> Response:
             "frames": int(spectrogram.shape[1]),
             "hop": slot.vocoder.hop_length,
             "sample_rate": slot.vocoder.sample_rate,
-            "mel": np.round(spectrogram, 2).tolist(),
+            # float64 before rounding: a rounded float32 prints as -5.099999904632568
+            "mel": np.round(spectrogram.astype(np.float64), 2).tolist(),
+            "warnings": notes,
         }
         return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
     buffer = io.BytesIO()
@@ -389,7 +465,7 @@ def create_app(config: ServeConfig, slots: list[ModelSlot] | None = None) -> Sta
         Route("/v1/vocode", vocode, methods=["POST"]),
         Route("/v1/mel", mel, methods=["POST"]),
         Route("/v1/demo-clip", demo_clip),
-        WebSocketRoute("/v1/stream", stream),
+        WebSocketRoute("/v1/stream", StreamLimits(websocket_session(stream), service)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(
@@ -400,6 +476,11 @@ def create_app(config: ServeConfig, slots: list[ModelSlot] | None = None) -> Sta
     app.state.service = service
     app.add_middleware(ServiceMiddleware, service=service)
     return app
+
+
+def server_options(config: ServeConfig) -> dict:
+    """The uvicorn settings that follow from ``config`` (the WebSocket message bound)."""
+    return {"ws_max_size": WS_MESSAGE_FACTOR * config.max_body_bytes}
 
 
 def app_from_env() -> Starlette:

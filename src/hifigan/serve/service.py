@@ -52,12 +52,19 @@ class ServeConfig:
     max_body_mb: float = 64.0
     max_seconds: float = 300.0
     api_key: str | None = None
+    host: str = "127.0.0.1"
+    """The address listened on: decides which ``Host`` headers are served (serve/guard.py)."""
+    allow_hosts: list[str] = field(default_factory=list)
+    allow_origins: list[str] = field(default_factory=list)
+    max_streams: int = 16
+    stream_idle_seconds: float = 60.0
 
     def check(self) -> None:
         """Raise :class:`HiFiGANError` for an option out of range."""
         for option, value, low in (
             ("--max-batch", self.max_batch, 1),
             ("--max-queue", self.max_queue, 1),
+            ("--max-streams", self.max_streams, 1),
             ("--max-wait-ms", self.max_wait_ms, 0),
             ("--max-batch-seconds", self.max_batch_seconds or 0, 0),
         ):
@@ -66,6 +73,7 @@ class ServeConfig:
         for option, value in (
             ("--max-body-mb", self.max_body_mb),
             ("--max-seconds", self.max_seconds),
+            ("--stream-idle-seconds", self.stream_idle_seconds),
         ):
             if value <= 0:
                 raise HiFiGANError(f"{option} must be positive, got {value:g}")
@@ -204,4 +212,5 @@ def load_slots(config: ServeConfig, metrics: Metrics) -> list[ModelSlot]:
         vocoder(np.full((vocoder.n_mels, WARMUP_FRAMES), -5.0, dtype=np.float32), check=False)
         slots.append(ModelSlot(source.name, vocoder, config, metrics))
         metrics.queue_depth.set(0, model=source.name)
+        metrics.streams.set(0, model=source.name)  # a sample from the start, for alerting rules
     return slots
