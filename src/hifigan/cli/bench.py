@@ -25,6 +25,7 @@ from ..inference import BACKENDS, narrow
 from ..inference.benchmark import format_table, product_cases, run_benchmark
 from ..precision import PRECISIONS
 from .common import add_model_arguments, model_source
+from .options import integer, number, threads
 
 HELP = "measure synthesis speed (kHz, x real time) per model, backend, precision and threads"
 
@@ -56,14 +57,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         nargs="+",
-        type=int,
+        type=threads,
         default=None,
         help="CPU thread counts to try (default: torch's current count)",
     )
-    p.add_argument("--seconds", type=float, default=10.0, help="audio per call (default 10)")
-    p.add_argument("--batch", type=int, default=1, help="utterances per call (default 1)")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per case (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed calls per case (default 1)")
+    p.add_argument(
+        "--seconds",
+        type=number(0, 3600, above=True),
+        default=10.0,
+        help="audio per call (default 10)",
+    )
+    p.add_argument(
+        "--batch", type=integer(1, 1024), default=1, help="utterances per call (default 1)"
+    )
+    p.add_argument(
+        "--repeats", type=integer(1, 100_000), default=5, help="timed calls per case (default 5)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=integer(0, 100_000),
+        default=1,
+        help="untimed calls per case (default 1; 0: none)",
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 

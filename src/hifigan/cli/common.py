@@ -12,6 +12,7 @@ import torch
 from ..errors import HiFiGANError
 from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
 from ..threads import auto_threads
+from .options import threads as threads_type
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
@@ -73,7 +74,7 @@ def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads",
-        type=int,
+        type=threads_type,
         default=None,
         help="CPU threads for torch (default: the cores idle when the command starts)",
     )

@@ -40,6 +40,7 @@ from ..evaluation.metrics import SAMPLE_RATE
 from ..inference import Vocoder
 from ..io import AUDIO_SUFFIXES
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
+from .options import integer
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
 
@@ -72,7 +73,7 @@ def _add_file_options(p: argparse.ArgumentParser) -> None:
     )
     files.add_argument(
         "--sample-rate",
-        type=int,
+        type=integer(1000, 384_000),
         metavar="HZ",
         help="score the files at this rate (default: the first reference file's)",
     )
@@ -111,7 +112,7 @@ def _add_synthesis_options(p: argparse.ArgumentParser) -> None:
         "--normalize", action="store_true", help="peak-normalise references to 0.95 first"
     )
     synth.add_argument(
-        "--limit", type=int, default=None, metavar="N", help="first N clips per dataset"
+        "--limit", type=integer(1), default=None, metavar="N", help="first N clips per dataset"
     )
     synth.add_argument(
         "--device",
@@ -133,7 +134,7 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     )
     which.add_argument(
         "--plots",
-        type=int,
+        type=integer(0, 100_000),
         default=3,
         metavar="N",
         help="mel figures for the first N clips (0: none)",
@@ -141,7 +142,9 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--no-plots", action="store_true", help="no PNG at all (no matplotlib needed)"
     )
-    which.add_argument("--dpi", type=int, default=100, help="resolution of the PNG figures")
+    which.add_argument(
+        "--dpi", type=integer(10, 1200), default=100, help="resolution of the PNG figures"
+    )
 
 
 def _systems(args: argparse.Namespace) -> dict:

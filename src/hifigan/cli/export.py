@@ -15,6 +15,7 @@ from pathlib import Path
 from ..checkpoint import load_generator
 from ..inference.onnx import OPSET, export_onnx
 from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
+from .options import integer, number
 
 HELP = "export the generator to ONNX (dynamic frame axis), checked against eager"
 
@@ -27,13 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--opset",
-        type=int,
+        type=integer(7, 30),
         default=OPSET,
         help=f"ONNX opset (default {OPSET}; older ones by conversion, where it succeeds)",
     )
     p.add_argument(
         "--tolerance",
-        type=float,
+        type=number(0, 2, above=True),
         default=1e-4,
         help="largest |onnx - eager| sample accepted (default 1e-4)",
     )

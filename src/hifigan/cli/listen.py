@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import HiFiGANError
 from ..io import warn
+from .options import integer, port
 
 HELP = "a browser listening test (MOS or A/B) with ratings in SQLite, and its results"
 SERVE_HINT = "pip install 'hifigan[serve]'"
@@ -52,10 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     test.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default: %(default)s)"
     )
-    test.add_argument("--port", type=int, default=8001, help="port (default: %(default)s; 0: any)")
+    test.add_argument(
+        "--port", type=port(any_port=True), default=8001, help="port (default: %(default)s; 0: any)"
+    )
     test.add_argument(
         "--per-rater",
-        type=int,
+        type=integer(1),
         default=None,
         metavar="N",
         help="trials per rater (default: all utterance x system, or x pair, combinations)",

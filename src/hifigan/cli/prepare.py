@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import HiFiGANConfig
 from ..train.manifest import DATA_OPTIONS, prepare
+from .options import integer
 
 HELP = "check a dataset and write its manifest (train/validation split, resampled cache)"
 
@@ -38,13 +39,17 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--val-size",
-        type=int,
+        type=integer(0),
         default=None,
         help="validation clips to draw when no filelists give the split (default: 2%% of the "
-        "clips, at least 5 and at most 100; of fewer than 25 clips a fifth, at least one)",
+        "clips, at least 5 and at most 100; of fewer than 25 clips a fifth, at least one; "
+        "0: none)",
     )
     p.add_argument(
-        "--jobs", type=int, default=1, help="processes checking/converting clips (default 1)"
+        "--jobs",
+        type=integer(1, 1024),
+        default=1,
+        help="processes checking/converting clips (default 1)",
     )
 
 

@@ -27,6 +27,7 @@ from ..errors import HiFiGANError
 from ..serve.service import CPU_MAX_BATCH_SECONDS
 from ..threads import auto_threads
 from .common import add_threads_argument, apply_threads
+from .options import env_value, integer, number, port, token
 
 HELP = "serve vocoding over HTTP and WebSocket, with a web page"
 DEFAULTS = {
@@ -55,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="preset name or JSON config for checkpoints that carry none",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port(), default=8000, help="port (default 8000)")
     p.add_argument(
         "--device",
         default="auto",
@@ -67,48 +68,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     limits = p.add_argument_group("batching and limits")
     limits.add_argument(
         "--max-batch",
-        type=int,
+        type=integer(1, 1024),
         default=DEFAULTS["max_batch"],
         help="most requests synthesized together (1: no batching; default %(default)s)",
     )
     limits.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=number(0, 60_000),
         default=DEFAULTS["max_wait_ms"],
-        help="how long a batch waits to fill after its first request (default %(default)s)",
+        help="how long a batch waits to fill after its first request (0: no wait; default "
+        "%(default)s)",
     )
     limits.add_argument(
         "--max-batch-seconds",
-        type=float,
+        type=number(0, 86_400),
         default=None,
         help="most audio per batch, seconds, counting each request as long as the batch's "
         f"longest (0: no limit; default: {CPU_MAX_BATCH_SECONDS:g} on the CPU, none on CUDA)",
     )
     limits.add_argument(
         "--max-queue",
-        type=int,
+        type=integer(1, 1_000_000),
         default=DEFAULTS["max_queue"],
         help="requests per model in progress before 503 (default %(default)s)",
     )
     limits.add_argument(
         "--max-body-mb",
-        type=float,
+        type=number(0.001, 4096),
         default=DEFAULTS["max_body_mb"],
         help="largest request body or stream message, MB (default %(default)s)",
     )
     limits.add_argument(
         "--max-seconds",
-        type=float,
+        type=number(0, 86_400, above=True),
         default=DEFAULTS["max_seconds"],
         help="longest audio per request or stream, seconds (default %(default)s)",
     )
     p.add_argument(
         "--api-key",
+        type=token,
         default=None,
         help="require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
         "(default: the environment variable HIFIGAN_API_KEY, if set)",
     )
-    p.add_argument("--workers", type=int, default=1, help="processes behind the port (default 1)")
+    p.add_argument(
+        "--workers", type=integer(1, 256), default=1, help="processes behind the port (default 1)"
+    )
     p.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
@@ -152,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         max_body_mb=args.max_body_mb,
         max_seconds=args.max_seconds,
-        api_key=args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV),
+        api_key=args.api_key if args.api_key is not None else env_value(API_KEY_ENV, token),
     )
     config.check()
     if config.threads is None and args.workers > 1:  # the workers share the idle cores

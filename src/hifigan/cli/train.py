@@ -36,6 +36,7 @@ from ..precision import PRECISIONS
 from ..train import TrainOptions, export_authors, list_checkpoints, train
 from ..train.adapt import AUTO, RECIPE_FLAGS, builtin_candidates, with_recipe
 from .common import add_threads_argument, apply_threads, model_source
+from .options import integer, number
 from .prepare import add_data_arguments, data_options
 
 HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-ready"
@@ -52,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     _add_start_arguments(p)
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
-    p.add_argument("--max-steps", type=int, default=None, help="stop at this step")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument("--max-steps", type=integer(1), default=None, help="stop at this step")
+    p.add_argument("--batch-size", type=integer(1, 65_536), default=None, help="global batch size")
     p.add_argument(
         "--fine-tune-mels",
         type=Path,
@@ -85,19 +86,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_threads_argument(p)
     p.add_argument(
         "--num-workers",
-        type=int,
+        type=integer(0, 1024),
         default=None,
-        help="data loader workers (at most the CPUs available to the process)",
+        help="data loader workers (at most the CPUs available to the process; 0: load in the "
+        "training process)",
     )
-    p.add_argument("--log-interval", type=int, default=None, help="steps between logs")
-    p.add_argument("--val-interval", type=int, default=None, help="steps between validations")
+    p.add_argument("--log-interval", type=integer(1), default=None, help="steps between logs")
     p.add_argument(
-        "--checkpoint-interval", type=int, default=None, help="steps between checkpoints"
+        "--val-interval", type=integer(1), default=None, help="steps between validations"
     )
     p.add_argument(
-        "--keep", type=int, default=3, help="step checkpoints to keep (default 3; 0 keeps all)"
+        "--checkpoint-interval", type=integer(1), default=None, help="steps between checkpoints"
     )
-    p.add_argument("--val-clips", type=int, default=None, help="validate on the first N clips")
+    p.add_argument(
+        "--keep",
+        type=integer(0),
+        default=3,
+        help="step checkpoints to keep (default 3; 0 keeps all)",
+    )
+    p.add_argument(
+        "--val-clips", type=integer(1), default=None, help="validate on the first N clips"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
     p.add_argument(
@@ -113,26 +122,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _add_adaptation_arguments(p: argparse.ArgumentParser) -> None:
     """The recipe values outside the presets, and the options of hifigan.train.adapt."""
     a = p.add_argument_group("fine-tuning (defaults when starting from a pretrained model)")
-    a.add_argument("--learning-rate", type=float, default=None, help="AdamW learning rate")
-    a.add_argument("--lr-decay", type=float, default=None, help="learning-rate factor per epoch")
-    a.add_argument("--segment-size", type=int, default=None, help="training crop in samples")
+    a.add_argument(
+        "--learning-rate", type=number(0, 1, above=True), default=None, help="AdamW learning rate"
+    )
+    a.add_argument(
+        "--lr-decay",
+        type=number(0, 1, above=True),
+        default=None,
+        help="learning-rate factor per epoch",
+    )
+    a.add_argument(
+        "--segment-size", type=integer(1, 10_000_000), default=None, help="training crop in samples"
+    )
     a.add_argument(
         "--disc-warmup",
-        type=int,
+        type=integer(0),
         default=None,
         metavar="N",
         help="first train the discriminators alone for N steps when the start has none (default 0)",
     )
     a.add_argument(
         "--patience",
-        type=int,
+        type=integer(1),
         default=None,
         metavar="K",
         help="stop after K validations without a better val mel L1 (with a checkpoint)",
     )
     a.add_argument(
         "--max-minutes",
-        type=float,
+        type=number(0, 1_000_000, above=True),
         default=None,
         help="stop after this much wall-clock time (with a validation and a checkpoint)",
     )

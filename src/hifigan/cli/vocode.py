@@ -66,6 +66,7 @@ from .common import (
     model_source,
     process_files,
 )
+from .options import integer
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 STDIN = "-"
@@ -110,7 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--chunk-frames",
-        type=int,
+        type=integer(1, 65_536),
         default=32,
         help="mel frames per streamed chunk (default 32)",
     )

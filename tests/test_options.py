@@ -1,0 +1,224 @@
+"""Every numeric and key option of every command, discovered from the real parser: nan, inf,
+negative, zero, huge and non-numbers are argparse usage errors naming the option and its
+range (exit status 2), or a value the option's help documents. Then the issue's cases through
+the installed CLI, and the environment variable that stands in for ``--api-key``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hifigan.cli import build_parser, main
+from hifigan.cli.options import Bounded, env_value, token
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+VALUES = ("nan", "inf", "-inf", "-1", "0", "1e30", "abc")
+
+
+PARSER = build_parser()  # parsing leaves a parser as it was: one serves every case
+(_SUB,) = [a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)]
+COMMANDS: dict[str, argparse.ArgumentParser] = dict(_SUB.choices)
+
+
+def typed_options(kind) -> list[tuple[str, str]]:
+    """``(command, option)`` for every option whose type is ``kind`` (a class or a callable)."""
+    found = []
+    for name, parser in COMMANDS.items():
+        for action in parser._actions:
+            matches = (
+                isinstance(action.type, kind) if isinstance(kind, type) else action.type is kind
+            )
+            if action.option_strings and matches:
+                found.append((name, action.option_strings[-1]))
+    return found
+
+
+NUMERIC = typed_options(Bounded)
+
+
+def action_of(command: str, option: str) -> argparse.Action:
+    (action,) = [a for a in COMMANDS[command]._actions if option in a.option_strings]
+    return action
+
+
+def required_args(command: str) -> list[str]:
+    """Placeholders for the command's required arguments, so that a parse can succeed."""
+    args = []
+    for action in COMMANDS[command]._actions:
+        if not action.option_strings and action.dest != "help":
+            args.append("x")
+        elif action.required:
+            args += [action.option_strings[-1], "x"]
+    return args
+
+
+def parse(capsys, *args: str) -> tuple[int | None, argparse.Namespace | None, str]:
+    """``(exit status or None, namespace, stderr)`` of the real parser on ``args``."""
+    try:
+        namespace = PARSER.parse_args(list(args))
+    except SystemExit as e:
+        return e.code, None, capsys.readouterr().err
+    return None, namespace, capsys.readouterr().err
+
+
+def test_numeric_options_are_discovered():
+    found = set(NUMERIC)
+    for case in [("serve", "--max-seconds"), ("serve", "--port"), ("listen", "--per-rater")]:
+        assert case in found
+    assert {command for command, _ in NUMERIC} >= {
+        "serve", "listen", "vocode", "mel", "train", "prepare", "evaluate", "bench", "export",
+        "demo",
+    }  # fmt: skip
+    assert typed_options(token) == [("serve", "--api-key")]
+
+
+def test_no_option_takes_a_bare_int_or_float():
+    """A new numeric option must use a validator of hifigan.cli.options, so it is covered."""
+    bare = [
+        (name, action.option_strings or action.dest)
+        for name, parser in COMMANDS.items()
+        for action in parser._actions
+        if action.type in (int, float)
+    ]
+    assert bare == []
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize(("command", "option"), NUMERIC)
+def test_each_numeric_option_refuses_out_of_range_values(capsys, command, option, value):
+    action = action_of(command, option)
+    code, namespace, err = parse(capsys, command, *required_args(command), f"{option}={value}")
+    assert "Traceback" not in err
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    accepted = number is not None and action.type.accepts(number)
+    if action.type.whole and number is not None and not value.lstrip("-").isdigit():
+        accepted = False  # 1e30 and nan are not whole numbers
+    if not accepted:
+        assert code == 2, err
+        names = "/".join(action.option_strings)
+        assert err.splitlines()[-1] == (
+            f"hifigan {command}: error: argument {names}: expected "
+            f"{action.type.describe()}, got {value!r}"
+        )
+        return
+    assert code is None, err
+    assert getattr(namespace, action.dest) == number
+    # an accepted 0 means something, and the help says what
+    assert number > 0 or re.search(r"(?<![\d.])0(?![\d.])", action.help or ""), action.help
+
+
+@pytest.mark.parametrize("value", ["", " ", "two words", "clé", "k" * 257, "tab\there"])
+def test_api_keys_are_visible_ascii_at_start(capsys, value):
+    code, _, err = parse(capsys, "serve", f"--api-key={value}")
+    assert code == 2 and "argument --api-key: expected 1 to 256 visible ASCII" in err
+    assert value.strip() == "" or value not in err  # a refused key is not echoed
+
+
+def test_accepted_values_are_parsed(capsys):
+    code, ns, _ = parse(capsys, "serve", "--max-body-mb=4096", "--port=65535", "--api-key=a:B~1")
+    assert code is None and (ns.max_body_mb, ns.port, ns.api_key) == (4096.0, 65535, "a:B~1")
+    code, ns, _ = parse(capsys, "listen", "--db", "x", "--port", "0")
+    assert code is None and ns.port == 0  # listen prints the port it got
+    code, _, err = parse(capsys, "serve", "--port", "0")  # serve does not: refused
+    assert code == 2 and "expected a port from 1 to 65535, got '0'" in err
+    code, ns, _ = parse(capsys, "bench", "--threads", "1", "1024")
+    assert code is None and ns.threads == [1, 1024]
+    code, _, err = parse(capsys, "bench", "--threads", "1", "1025")
+    assert code == 2 and "argument --threads: expected a whole number from 1 to 1024" in err
+
+
+def test_the_environment_key_goes_through_the_same_validator(monkeypatch, capsys):
+    monkeypatch.setenv("HIFIGAN_API_KEY", "clé")
+    with pytest.raises(Exception, match="environment variable HIFIGAN_API_KEY: expected 1 to"):
+        env_value("HIFIGAN_API_KEY", token)
+    assert main(["serve", "--model", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: environment variable HIFIGAN_API_KEY: expected 1 to 256 visible ASCII "
+        "characters (letters, digits, punctuation; no spaces), got 3 characters with 'é' at "
+        "position 3\n"
+    )
+    monkeypatch.setenv("HIFIGAN_API_KEY", "s3cr3t-key")
+    assert env_value("HIFIGAN_API_KEY", token) == "s3cr3t-key"
+    monkeypatch.delenv("HIFIGAN_API_KEY")
+    assert env_value("HIFIGAN_API_KEY", token) is None
+
+
+ISSUE_CASES = (
+    (
+        ["serve", "--max-seconds", "nan"],
+        None,
+        2,
+        "hifigan serve: error: argument --max-seconds: expected a finite number greater "
+        "than 0 and at most 86400, got 'nan'",
+    ),
+    (
+        ["serve", "--max-body-mb", "inf"],
+        None,
+        2,
+        "hifigan serve: error: argument --max-body-mb: expected a finite number from "
+        "0.001 to 4096, got 'inf'",
+    ),
+    (
+        ["serve", "--max-batch-seconds", "nan"],
+        None,
+        2,
+        "hifigan serve: error: argument --max-batch-seconds: expected a finite number "
+        "from 0 to 86400, got 'nan'",
+    ),
+    (
+        ["serve", "--port", "99999"],
+        None,
+        2,
+        "hifigan serve: error: argument --port: expected a port from 1 to 65535, got '99999'",
+    ),
+    (
+        ["serve", "--api-key", "clé"],
+        None,
+        2,
+        "hifigan serve: error: argument --api-key: expected 1 to 256 visible ASCII "
+        "characters (letters, digits, punctuation; no spaces), got 3 characters with 'é' "
+        "at position 3",
+    ),
+    (
+        ["serve", "--model", "nope"],
+        {"HIFIGAN_API_KEY": "clé"},
+        1,
+        "error: environment variable HIFIGAN_API_KEY: expected 1 to 256 visible ASCII "
+        "characters (letters, digits, punctuation; no spaces), got 3 characters with 'é' "
+        "at position 3",
+    ),
+)
+
+
+def test_the_issue_cases_through_the_cli():
+    """Each case in a real ``hifigan`` process, all of them side by side."""
+    running = []
+    for args, env, *_ in ISSUE_CASES:
+        environment = {**os.environ, "PYTHONPATH": str(SRC)}
+        environment.pop("HIFIGAN_API_KEY", None)
+        running.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "hifigan", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**environment, **(env or {})},
+            )
+        )
+    for process, (args, _, status, last_line) in zip(running, ISSUE_CASES, strict=True):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == status, (args, err)
+        assert "Traceback" not in err
+        assert err.splitlines()[-1] == last_line
+        if status == 1:
+            assert len(err.splitlines()) == 1, err
