@@ -134,6 +134,17 @@ def test_one_frame_messages_sent_fast_are_coalesced_and_exact(server, vocoder, m
     assert len(pieces) == windows.calls
 
 
+def test_a_long_message_is_synthesized_in_bounded_jobs(server, vocoder, monkeypatch):
+    # one job of the model's thread is at most MAX_CHUNK_SECONDS (2 s, 172 frames) long
+    windows = WindowCounter(monkeypatch)
+    mel = log_mel(430, seed=8).numpy()  # the server's 5 s limit, in one message
+    pieces, code = stream_all(server, mel, chunk=430)
+    assert code == 1000
+    assert windows.calls == 4  # 172 + 172 + 86 frames, then the held-back tail
+    assert [p.size for p in pieces[:2]] == [(172 - LATENCY) * HOP, 172 * HOP]
+    assert np.abs(np.concatenate(pieces) - vocoder(mel).numpy()).max() < EXACT
+
+
 def test_one_frame_messages_at_real_time_pace_are_exact(server, vocoder):
     mel = log_mel(86, seed=4).numpy()  # 1 s
     pieces, code = stream_all(server, mel, chunk=1, pace=HOP / RATE)
