@@ -200,6 +200,27 @@ ISSUE_CASES = (
 )
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORLD_SIZE": "abc"}, "WORLD_SIZE: expected a whole number from 1 to 65536, got 'abc'"),
+        ({"WORLD_SIZE": "nan"}, "WORLD_SIZE: expected a whole number from 1 to 65536, got 'nan'"),
+        (
+            {"WORLD_SIZE": "2", "RANK": "-1"},
+            "RANK: expected a whole number from 0 to 65535, got '-1'",
+        ),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK: 2 is not a process of WORLD_SIZE 2"),
+    ],
+)
+def test_launcher_variables_are_checked_as_options(monkeypatch, capsys, tmp_path, env, message):
+    """``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (torchrun's) choose work like options do."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["vocode", "-", "-o", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == f"error: environment variable {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_issue_cases_through_the_cli():
     """Each case in a real ``hifigan`` process, all of them side by side."""
     running = []

@@ -129,3 +129,16 @@ def env_value(name: str, parse: Callable[[str], T]) -> T | None:
         return parse(text)
     except argparse.ArgumentTypeError as e:
         raise HiFiGANError(f"environment variable {name}: {e}") from None
+
+
+def launcher_ranks() -> tuple[int, int, int]:
+    """``(RANK, WORLD_SIZE, LOCAL_RANK)`` as a launcher such as ``torchrun`` sets them (0, 1
+    and 0 when unset), checked as options are: whole numbers, the rank inside the world."""
+    world = env_value("WORLD_SIZE", integer(1, 65_536)) or 1
+    rank = env_value("RANK", integer(0, 65_535)) or 0
+    local_rank = env_value("LOCAL_RANK", integer(0, 65_535)) or 0
+    if rank >= world:
+        raise HiFiGANError(
+            f"environment variable RANK: {rank} is not a process of WORLD_SIZE {world}"
+        )
+    return rank, world, local_rank

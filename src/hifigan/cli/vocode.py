@@ -66,7 +66,7 @@ from .common import (
     model_source,
     process_files,
 )
-from .options import integer
+from .options import integer, launcher_ranks
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 STDIN = "-"
@@ -269,16 +269,7 @@ def process_share(files: list[Path]) -> tuple[list[Path], int, int]:
     world size, and each input goes with its output name (inputs that would write the same
     file stay in one process, which reports the collision as a single process does).
     """
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise HiFiGANError(
-            f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} "
-            "must be whole numbers"
-        ) from None
-    if world < 1 or not 0 <= rank < world:
-        raise HiFiGANError(f"RANK {rank} is not a process of WORLD_SIZE {world}")
+    rank, world, _ = launcher_ranks()
     if world == 1:
         return files, 0, 1
     names = sorted({p.stem for p in files})
@@ -379,7 +370,7 @@ def run(args: argparse.Namespace) -> int:
         raise HiFiGANError("standard input (-) cannot be combined with other inputs")
     if str(args.output) == "-" and args.inputs != [STDIN]:
         raise HiFiGANError("-o - (raw PCM on standard output) needs the input - (stdin)")
-    if args.inputs == [STDIN] and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if args.inputs == [STDIN] and launcher_ranks()[1] > 1:
         raise HiFiGANError("standard input (-) cannot be shared by several processes")
     if args.inputs == [STDIN] and (args.mel_convention or args.mel_stats):
         raise HiFiGANError(
@@ -416,5 +407,5 @@ def process_device(device: str, world: int) -> str:
     if device == "auto":
         device = resolve_device(device).type
     if world > 1 and device == "cuda":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        return f"cuda:{launcher_ranks()[2]}"
     return device

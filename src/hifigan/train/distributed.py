@@ -3,7 +3,6 @@ loop needs. A plain ``hifigan train`` is the one-process case of the same code."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -50,11 +49,12 @@ class Processes:
 def start_processes(device: str) -> tuple[Processes, torch.device]:
     """Join the process group when started by ``torchrun`` (NCCL on GPU, gloo on CPU) and pick
     the device: ``auto`` is CUDA when available; each process uses GPU ``LOCAL_RANK``."""
+    from ..cli.options import launcher_ranks  # the launcher's variables, checked as options
+
     dev = resolve_device(device)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world_size, local_rank = launcher_ranks()
     if world_size <= 1:
         return Processes(), dev
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if dev.type == "cuda":
         if local_rank >= torch.cuda.device_count():
             raise HiFiGANError(
