@@ -78,7 +78,7 @@ def test_fake_mp3_is_named_as_such(tmp_path, capfd):
     fake.write_bytes(b"this is text, not audio\n" * 50)
     with pytest.raises(InputError) as e:
         load_audio(fake)
-    assert str(e.value) == f"{fake}: not a valid MP3 file"
+    assert str(e.value) == f"{fake}: is a text file, not an MP3 audio file"
     assert "Note" not in capfd.readouterr().err
 
 

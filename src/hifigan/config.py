@@ -36,11 +36,20 @@ class MelConfig:
     fmin: float = 0.0
     fmax: float | None = 8000.0
     fmax_loss: float | None = None
+    # the full mel convention (its JSON form, see hifigan.conventions) when the model reads
+    # another toolkit's mel; None: the authors' mel at the values above
+    convention: dict | None = None
 
 
 @dataclass
 class GeneratorConfig:
-    """Generator architecture (paper section 2.1 and appendix A)."""
+    """Generator architecture (paper section 2.1 and appendix A).
+
+    The last four fields describe other toolkits' variants (see ``docs/toolkits.md``): the
+    padding of the stride-1 convolutions (``zeros``, or ``reflect`` as in SpeechBrain), the
+    transposed convolutions' padding and output padding (empty: the authors' ``(k - u) // 2``
+    and 0), and the frames that the toolkit's own inference repeats at each end of the mel.
+    """
 
     resblock: int = 1
     upsample_rates: tuple[int, ...] = (8, 8, 2, 2)
@@ -48,6 +57,10 @@ class GeneratorConfig:
     upsample_initial_channel: int = 512
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    conv_padding_mode: str = "zeros"
+    upsample_paddings: tuple[int, ...] = ()
+    upsample_output_paddings: tuple[int, ...] = ()
+    inference_padding: int = 0
 
 
 @dataclass
@@ -124,17 +137,7 @@ class HiFiGANConfig:
     def from_file(cls, path: str | Path) -> HiFiGANConfig:
         """Read a JSON config file (ours or the authors')."""
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise ConfigError("config file not found", path) from None
-        except OSError as e:
-            raise ConfigError(f"cannot read config file ({e.strerror})", path) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", path) from None
-        config = cls.from_dict(data, source=str(path))
+        config = cls.from_dict(read_json(path, "config file"), source=str(path))
         if config.name == "custom":
             config.name = path.stem
         return config
@@ -145,7 +148,8 @@ class HiFiGANConfig:
         if name not in preset_names():
             raise ConfigError(f"unknown preset {name!r} (available: {', '.join(preset_names())})")
         text = resources.files("hifigan.presets").joinpath(f"{name}.json").read_text()
-        return cls.from_dict(json.loads(text), source=f"preset {name}")
+        source = f"preset {name}"
+        return cls.from_dict(parse_json(text, source), source=source)
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> HiFiGANConfig:
@@ -207,6 +211,217 @@ def preset_names() -> list[str]:
     """Names of the built-in presets."""
     folder = resources.files("hifigan.presets")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+# ---------------------------------------------------------------------- JSON files
+# a config or convention file is a few kilobytes; anything far larger is not one
+MAX_JSON_BYTES = 16 << 20
+
+
+class _JSONConstant(str):
+    """A ``NaN``, ``Infinity`` or ``-Infinity`` literal met while parsing (Python's json
+    accepts them; JSON does not), refused once the field that holds it is known."""
+
+
+def parse_json(text: str, source: str) -> Any:
+    """JSON text -> Python values; NaN and Infinity literals are refused naming their field.
+
+    Raises:
+        ConfigError: naming ``source``, the line of a syntax error or the field of a literal.
+    """
+    try:
+        data = json.loads(text, parse_constant=_JSONConstant)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", source) from None
+    except RecursionError:
+        raise ConfigError("invalid JSON: nested too deeply", source) from None
+    found = _find_constant(data, "")
+    if found is not None:
+        where, literal = found
+        raise ConfigError(
+            f"field '{where}' is {literal}: numbers must be finite (NaN and Infinity are not JSON)",
+            source,
+        )
+    return data
+
+
+def _find_constant(data: Any, where: str) -> tuple[str, str] | None:
+    """The first ``(field path, literal)`` of a :class:`_JSONConstant` inside ``data``."""
+    if isinstance(data, _JSONConstant):
+        return where or "(top level)", str(data)
+    if isinstance(data, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in data.items())
+    elif isinstance(data, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(data))
+    else:
+        return None
+    for name, value in items:
+        found = _find_constant(value, name)
+        if found is not None:
+            return found
+    return None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read and parse the JSON file ``path`` (a ``what``: "config file", ...), each failure as
+    one :class:`ConfigError` line naming the file: missing, a folder, too large, not text,
+    invalid JSON, a NaN or Infinity literal."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"is a folder, not a {what}", path)
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ConfigError(
+                f"is {size / 2**20:.0f} MiB, far larger than any {what} "
+                f"(at most {MAX_JSON_BYTES >> 20} MiB read)",
+                path,
+            )
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found", path) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} ({e.strerror or e})", path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        from .io import describe_file
+
+        kind = describe_file(path) or "a binary file"
+        raise ConfigError(f"is {kind}, not a {what} (JSON text)", path) from None
+    return parse_json(text, str(path))
+
+
+def json_number(value: Any, kind: type) -> int | float:
+    """``value`` as an ``int`` or ``float`` field (``kind``), or :class:`TypeError`.
+
+    Booleans and strings are not numbers; an int field takes integral floats (``1024.0``);
+    NaN and infinities are refused (configs that reach us as Python objects, e.g. inside a
+    checkpoint, may hold them).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"must be {'an integer' if kind is int else 'a number'}")
+    if not math.isfinite(value):
+        raise TypeError("must be a finite number")
+    if kind is int:
+        if value != int(value):
+            raise TypeError("must be an integer")
+        return int(value)
+    return float(value)
+
+
+# ---------------------------------------------------------------------- mel front-end budget
+# Every mel front end (model configs, conventions, MelSpectrogram itself) is checked against
+# these before its filterbank and window are built: a value far outside them is a typo or an
+# attack, and some (n_fft 2**24) would take more memory than the machine has.
+MEL_RANGES: dict[str, tuple[int, int]] = {
+    "sample_rate": (1000, 768_000),
+    "n_fft": (2, 65536),
+    "win_length": (1, 65536),
+    "hop_length": (1, 65536),
+    "n_mels": (1, 2048),
+}
+# the memory the filterbank and the STFT of this much audio may take
+MEL_MEMORY_BUDGET = 1 << 30
+MEL_BUDGET_SECONDS = 60.0
+# the STFT is computed in blocks of frames that take at most this much working memory
+MEL_BLOCK_BYTES = 256 << 20
+
+
+def mel_frame_bytes(n_fft: int, n_mels: int) -> int:
+    """Working memory of one STFT frame: the complex spectrum, its squares, the magnitude and
+    the mel values (float32), about seven float32 values per frequency bin."""
+    return 4 * (7 * (n_fft // 2 + 1) + 2 * n_mels) + 8 * n_fft
+
+
+def mel_memory_estimate(
+    sample_rate: int, n_fft: int, hop_length: int, n_mels: int, seconds: float
+) -> int:
+    """Bytes taken by a mel front end's filterbank (built in float64, about five arrays of
+    ``(n_mels + 2, n_fft // 2 + 1)``) and by the mel of ``seconds`` of audio: one STFT block
+    (:data:`MEL_BLOCK_BYTES` at most) and the float32 ``(n_mels, frames)`` result."""
+    filterbank = 5 * 8 * (n_mels + 2) * (n_fft // 2 + 1)
+    frames = math.ceil(seconds * sample_rate / hop_length) + 1
+    per_frame = mel_frame_bytes(n_fft, n_mels)
+    block = min(per_frame * frames, max(MEL_BLOCK_BYTES, per_frame))
+    return filterbank + block + 4 * n_mels * frames
+
+
+def mel_front_end_problems(
+    *,
+    sample_rate: Any,
+    n_fft: Any,
+    hop_length: Any,
+    win_length: Any,
+    n_mels: Any,
+    fmin: Any,
+    fmax: dict[str, Any],
+    centred: bool = False,
+) -> Iterator[tuple[str, str]]:
+    """``(field, problem)`` for every value of a mel front end outside :data:`MEL_RANGES`, the
+    frequency range or the memory budget; nothing when it is sane.
+
+    ``fmax`` maps each maximum-frequency field to its value (None: Nyquist). ``problem`` reads
+    after the field's name (``must be ...``). The first problem in the sizes stops the checks
+    that rely on them.
+    """
+    sizes = {
+        "sample_rate": sample_rate,
+        "n_fft": n_fft,
+        "win_length": win_length,
+        "hop_length": hop_length,
+        "n_mels": n_mels,
+    }
+    for key, value in sizes.items():
+        low, high = MEL_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            yield key, f"must be an integer in [{low}, {high}], got {value!r}"
+            return
+        if value < 1:
+            yield key, f"must be positive, got {value} (accepted: {low} to {high})"
+            return
+        if not low <= value <= high:
+            yield key, f"({value}) must lie in [{low}, {high}]"
+            return
+    bins = n_fft // 2 + 1
+    if n_mels > bins:
+        yield "n_mels", f"({n_mels}) exceeds the {bins} frequency bins of n_fft ({n_fft})"
+    if win_length > n_fft:
+        yield "win_length", f"({win_length}) must not exceed n_fft ({n_fft})"
+    if hop_length > n_fft:
+        yield "hop_length", f"({hop_length}) must not exceed n_fft ({n_fft})"
+    elif not centred and (n_fft - hop_length) % 2:
+        yield (
+            "hop_length",
+            f"must leave n_fft - hop_length even without centred frames "
+            f"(n_fft {n_fft}, hop_length {hop_length})",
+        )
+    nyquist = sample_rate / 2
+    finite = isinstance(fmin, (int, float)) and not isinstance(fmin, bool)
+    if not (finite and math.isfinite(fmin) and 0 <= fmin < nyquist):
+        yield "fmin", f"({fmin}) must lie in [0, sample_rate / 2) = [0, {nyquist})"
+        return
+    for key, value in fmax.items():
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and fmin < value <= nyquist):
+            yield key, f"({value}) must lie in (fmin, sample_rate / 2] = ({fmin}, {nyquist}]"
+    estimate = mel_memory_estimate(sample_rate, n_fft, hop_length, n_mels, MEL_BUDGET_SECONDS)
+    if estimate > MEL_MEMORY_BUDGET:
+        yield (
+            "n_fft",
+            f"({n_fft}) with n_mels {n_mels} and hop_length {hop_length} at {sample_rate} Hz: "
+            f"the filterbank and the mel of {MEL_BUDGET_SECONDS:g} s of audio would take "
+            f"{estimate / 2**30:.1f} GiB, over the {MEL_MEMORY_BUDGET / 2**30:g} GiB budget "
+            "(lower n_fft or n_mels, or raise hop_length)",
+        )
+
+
+def check_mel_front_end(source: str = "mel front end", **values: Any) -> None:
+    """Raise :class:`ConfigError` (naming ``source`` and the field) for the first problem
+    :func:`mel_front_end_problems` finds in ``values``."""
+    for key, problem in mel_front_end_problems(**values):
+        raise ConfigError(f"{key} {problem}", source)
 
 
 # ---------------------------------------------------------------------- other rates
@@ -335,7 +550,11 @@ def _build(cls: type[T], data: Any, section: str, source: str) -> T:
                 values[key] = None
                 continue
             values[key] = _coerce(value, default)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError) as e:
+            if "finite" in str(e):
+                raise ConfigError(
+                    f"{section}.{key} = {value!r} is not a finite number", source
+                ) from None
             raise ConfigError(
                 f"{section}.{key} = {value!r} has the wrong type "
                 f"(expected something like {default!r})",
@@ -345,7 +564,8 @@ def _build(cls: type[T], data: Any, section: str, source: str) -> T:
 
 
 def _coerce(value: Any, like: Any) -> Any:
-    """Convert a JSON value to the type of the default ``like`` (lists become tuples)."""
+    """Convert a JSON value to the type of the default ``like`` (lists become tuples); a
+    wrong type or a non-finite number raises :class:`TypeError`."""
     if isinstance(like, tuple):
         if not isinstance(value, (list, tuple)):
             raise TypeError
@@ -355,18 +575,16 @@ def _coerce(value: Any, like: Any) -> Any:
         if not isinstance(value, bool):
             raise TypeError
         return value
-    if isinstance(like, int) and not isinstance(like, bool):
-        if isinstance(value, bool) or float(value) != int(value):
-            raise TypeError
-        return int(value)
+    if isinstance(like, int):
+        return json_number(value, int)
     if isinstance(like, float) or (like is None and isinstance(value, (int, float))):
-        if isinstance(value, bool):
-            raise TypeError
-        return float(value)
+        return json_number(value, float)
     if like is None:
         return value
     if isinstance(like, str):
-        return str(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
     return value
 
 
@@ -376,23 +594,11 @@ def _finite(value: float) -> bool:
 
 
 def _mel_problems(m: MelConfig) -> Iterator[str]:
-    for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
-        if getattr(m, key) < 1:
-            yield f"mel.{key} must be a positive integer, got {getattr(m, key)}"
-            return
-    if m.n_mels > m.n_fft // 2 + 1:
-        yield f"mel.n_mels ({m.n_mels}) exceeds the {m.n_fft // 2 + 1} frequency bins of n_fft"
-    if m.win_length > m.n_fft:
-        yield f"win_length ({m.win_length}) must not exceed n_fft ({m.n_fft})"
-    if (m.n_fft - m.hop_length) % 2 or m.hop_length > m.n_fft:
-        yield f"n_fft - hop_length must be even and >= 0 (n_fft {m.n_fft}, hop {m.hop_length})"
-    nyquist = m.sample_rate / 2
-    if not (_finite(m.fmin) and 0 <= m.fmin < nyquist):
-        yield f"mel.fmin ({m.fmin}) must lie in [0, sample_rate / 2) = [0, {nyquist})"
-    for key in ("fmax", "fmax_loss"):
-        value = getattr(m, key)
-        if value is not None and not (_finite(value) and m.fmin < value <= nyquist):
-            yield f"mel.{key} ({value}) must lie in (fmin, sample_rate / 2] = ({m.fmin}, {nyquist}]"
+    fmax = {"fmax": m.fmax, "fmax_loss": m.fmax_loss}
+    values = {k: getattr(m, k) for k in ("sample_rate", "n_fft", "hop_length", "win_length")}
+    problems = mel_front_end_problems(**values, n_mels=m.n_mels, fmin=m.fmin, fmax=fmax)
+    for key, problem in problems:
+        yield f"mel.{key} {problem}"
 
 
 def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
@@ -411,9 +617,18 @@ def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
             f"the product of upsample_rates {list(g.upsample_rates)} is "
             f"{math.prod(g.upsample_rates)}, but hop_length is {hop}"
         )
-    for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes):
-        if k < u or (k - u) % 2:
-            yield f"upsample kernel {k} for rate {u}: need kernel >= rate and kernel - rate even"
+    if g.upsample_paddings or g.upsample_output_paddings:
+        yield from _explicit_padding_problems(g)
+    else:
+        for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes):
+            if k < u or (k - u) % 2:
+                yield (
+                    f"upsample kernel {k} for rate {u}: need kernel >= rate and kernel - rate even"
+                )
+    if g.conv_padding_mode not in ("zeros", "reflect"):
+        yield f"generator.conv_padding_mode must be zeros or reflect, got {g.conv_padding_mode!r}"
+    if g.inference_padding < 0:
+        yield f"generator.inference_padding must be 0 or more, got {g.inference_padding}"
     channels = g.upsample_initial_channel
     stages = len(g.upsample_rates)
     if channels < 2**stages or channels % (2**stages):
@@ -428,6 +643,24 @@ def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
     for dilations in g.resblock_dilation_sizes:
         if not isinstance(dilations, tuple) or not dilations or any(d < 1 for d in dilations):
             yield f"resblock dilations must be lists of positive integers, got {dilations!r}"
+
+
+def _explicit_padding_problems(g: GeneratorConfig) -> Iterator[str]:
+    """Explicit transposed-convolution paddings must give exactly ``rate`` samples per input."""
+    n = len(g.upsample_rates)
+    pads = g.upsample_paddings or tuple(
+        (k - u) // 2 for u, k in zip(g.upsample_rates, g.upsample_kernel_sizes)
+    )
+    outs = g.upsample_output_paddings or (0,) * n
+    if len(pads) != n or len(outs) != n:
+        yield "upsample_paddings and upsample_output_paddings need one value per upsampling stage"
+        return
+    for u, k, p, o in zip(g.upsample_rates, g.upsample_kernel_sizes, pads, outs):
+        if p < 0 or not 0 <= o < u or k - 2 * p + o != u:
+            yield (
+                f"upsample kernel {k}, rate {u}, padding {p}, output padding {o}: "
+                "need kernel - 2 * padding + output padding = rate"
+            )
 
 
 def _discriminator_problems(d: DiscriminatorConfig) -> Iterator[str]:

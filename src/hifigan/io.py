@@ -22,6 +22,10 @@ from .errors import HiFiGANError, InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus")
 MEL_SUFFIXES = (".npy", ".pt")
+# The most an input may decode to (float32 audio samples of all channels, float32 mel values),
+# checked from the file's header before anything is allocated: about 6.8 hours of mono
+# 22.05 kHz audio, 3.1 hours of 48 kHz stereo. Larger files are refused, not half-read.
+INPUT_BUDGET_BYTES = 2 << 30
 
 
 class HiFiGANWarning(UserWarning):
@@ -111,6 +115,103 @@ def save_torch(obj: object, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+# ---------------------------------------------------------------------- what a file is
+# what :func:`sniff_file` finds, in words for messages
+FILE_KINDS = {
+    "wav": "a WAV audio file",
+    "flac": "a FLAC audio file",
+    "ogg": "an Ogg audio file",
+    "mp3": "an MP3 audio file",
+    "aiff": "an AIFF audio file",
+    "npy": "a NumPy array (.npy)",
+    "npz": "a NumPy archive (.npz)",
+    "torch": "a PyTorch file (a checkpoint or a tensor)",
+    "pickle": "a Python pickle",
+    "zip": "a zip archive",
+    "hdf5": "an HDF5 file",
+    "json": "a JSON text file",
+    "text": "a text file",
+    "empty": "an empty file",
+}
+AUDIO_KINDS = ("wav", "flac", "ogg", "mp3", "aiff")
+
+
+def sniff_file(path: Path) -> str | None:
+    """What ``path`` holds, from its first bytes whatever its name says: a key of
+    :data:`FILE_KINDS`, or None when unknown or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if not head:
+        return "empty"
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "wav"
+    signatures = {b"fLaC": "flac", b"OggS": "ogg", b"\x93NUM": "npy", b"\x89HDF": "hdf5"}
+    if head[:4] in signatures:
+        return signatures[head[:4]]
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[:3] == b"ID3" or (head[0] == 0xFF and len(head) > 1 and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    if head[:4] == b"PK\x03\x04":
+        return _zip_kind(path)
+    if head[0] == 0x80 and len(head) > 2 and head[1] <= 5:
+        # torch's legacy format is a pickle that starts with a long integer (its magic number)
+        return "torch" if head[2] == 0x8A else "pickle"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the block
+            return None
+        text = head[: e.start].decode("utf-8")
+    if all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "json" if text.lstrip()[:1] in ("{", "[") else "text"
+    return None
+
+
+def _zip_kind(path: Path) -> str:
+    """A torch file, a NumPy archive or another zip archive."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return "zip"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    return "zip"
+
+
+def describe_file(path: Path) -> str | None:
+    """``path``'s content in words (``a WAV audio file``, ``a text file``...), or None."""
+    kind = sniff_file(path)
+    return None if kind is None else FILE_KINDS[kind]
+
+
+def _size(nbytes: float) -> str:
+    """A byte count in words: ``10.7 GiB``, ``512 MiB``."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.3g} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def check_input_budget(nbytes: float, what: str, path: str | Path | None) -> None:
+    """Refuse an input that would take more than :data:`INPUT_BUDGET_BYTES` once decoded;
+    ``what`` says what it is (``100 hours of 22050 Hz audio``) in the message."""
+    if nbytes > INPUT_BUDGET_BYTES:
+        raise InputError(
+            f"{what} would take {_size(nbytes)} in memory, over the input limit of "
+            f"{_size(INPUT_BUDGET_BYTES)}: split it into shorter files",
+            path,
+        )
+
+
 # ---------------------------------------------------------------------- audio
 def _unreadable_audio(path: Path, error: Exception) -> str:
     """A plain reason for libsndfile's failure to read ``path``."""
@@ -119,6 +220,9 @@ def _unreadable_audio(path: Path, error: Exception) -> str:
             f.read(1)
     except OSError as e:
         return f"cannot read audio ({(e.strerror or str(e)).lower()})"
+    not_audio = _not_audio(path)
+    if not_audio is not None:
+        return not_audio
     known = path.suffix.lower() in AUDIO_SUFFIXES
     kind = path.suffix[1:].upper() if known else "audio"
     # libsndfile prefixes "Error opening 'PATH': " and says little for formats it cannot parse
@@ -133,6 +237,20 @@ _VAGUE_LIBSNDFILE = {
     "Format not recognised",
     "File does not exist or is not a regular file (possibly a pipe?)",
 }
+
+
+def _not_audio(path: Path) -> str | None:
+    """``is a text file, not audio`` when ``path`` is recognisably something else."""
+    kind = sniff_file(path)
+    if kind is None or kind in AUDIO_KINDS:
+        return None
+    suffix = path.suffix.lower()
+    name = suffix[1:].upper()
+    article = "an" if name[:1] in "AEIOUM" else "a"
+    expected = f"{article} {name} audio file" if suffix in AUDIO_SUFFIXES else "audio"
+    if kind in ("npy", "torch"):
+        expected += " (a mel is vocoded with `hifigan vocode`, not read as audio)"
+    return f"is {FILE_KINDS[kind]}, not {expected}"
 
 
 def _looks_like_mp3(path: Path) -> bool:
@@ -162,6 +280,18 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+def _absent(path: Path) -> str:
+    """Why ``path`` cannot be found: not there, or a symbolic link that leads nowhere."""
+    if not path.is_symlink():
+        return "not found"
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop (the links lead back to themselves)"
+    return f"dangling symlink (to {os.readlink(path)}, which does not exist)"
+
+
 def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 mono.
 
@@ -172,18 +302,18 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     Returns:
         ``(audio, rate)``: audio of shape ``(samples,)``, float32.
     """
-    import soundfile as sf
-
     path = Path(path)
     if not path.exists():
-        raise InputError("not found", path)
+        raise InputError(_absent(path), path)
     if path.is_dir():
         raise InputError("is a folder, not an audio file", path)
     try:
+        if path.is_file() and path.stat().st_size == 0:
+            raise InputError("empty file (0 bytes)", path)
         if path.suffix.lower() == ".mp3" and not _looks_like_mp3(path):
-            raise InputError("not a valid MP3 file", path)
+            raise InputError(_not_audio(path) or "not a valid MP3 file", path)
         with _native_stderr_silenced():
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            data, rate = _decode(path)
     except InputError:
         raise
     except Exception as e:  # libsndfile raises several types for unreadable files
@@ -209,6 +339,98 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
         if not np.isfinite(audio).all():
             raise InputError(f"samples too large to resample (peak {peak:.3g})", path)
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
+
+
+# libsndfile's frame count for a stream whose header does not record its length
+_UNKNOWN_FRAMES = 1 << 62
+# frames decoded per read when the length is unknown
+_READ_BLOCK = 1 << 16
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """``(frames, channels)`` float32 samples and the rate, refused from the header when they
+    would exceed :data:`INPUT_BUDGET_BYTES`.
+
+    A header that does not record the length (FLAC as streaming encoders write it, reported as
+    an immense frame count; a WAV data chunk of size 0) is decoded by reading to the end of
+    the stream, the budget checked as it grows.
+    """
+    import soundfile as sf
+
+    # the bytes of the name: a str name that is not valid UTF-8 cannot be passed on
+    name = os.fsencode(path)
+    info = sf.info(name)
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise InputError("not a valid audio file (no sample rate or channels)", path)
+    frame_bytes = 4 * info.channels
+    if info.frames >= _UNKNOWN_FRAMES:
+        return _read_to_end(name, frame_bytes, info.samplerate, path), info.samplerate
+    if info.frames == 0 and info.format == "WAV":
+        patched = _wav_with_length(path)
+        if patched is not None:
+            return _read_to_end(patched, frame_bytes, info.samplerate, path), info.samplerate
+    check_input_budget(
+        info.frames * frame_bytes,
+        f"{_duration(info.frames / info.samplerate)} of {info.samplerate} Hz audio in "
+        f"{info.channels} channel{'s' if info.channels > 1 else ''}",
+        path,
+    )
+    data, rate = sf.read(name, dtype="float32", always_2d=True)
+    return data, rate
+
+
+def _duration(seconds: float) -> str:
+    """``100 hours`` or ``12.5 s``."""
+    hours = seconds / 3600
+    return f"{hours:.3g} hours" if hours >= 1 else f"{seconds:.3g} s"
+
+
+def _read_to_end(source: object, frame_bytes: int, rate: int, path: Path) -> np.ndarray:
+    """Every frame of a stream whose length is unknown (a file name or a file object), read
+    in blocks as a stream, the budget checked as they come."""
+    import soundfile as sf
+
+    class _Stream(sf.SoundFile):
+        # soundfile seeks to its own count after every read, which libsndfile refuses for a
+        # stream of unknown length
+        def seekable(self) -> bool:
+            return False
+
+    blocks, total = [], 0
+    with _Stream(source) as stream:
+        while True:
+            block = stream.read(_READ_BLOCK, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            total += block.shape[0]
+            check_input_budget(
+                total * frame_bytes, f"more than {_duration(total / rate)} of audio", path
+            )
+            blocks.append(block)
+    if not blocks:
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.concatenate(blocks)
+
+
+def _wav_with_length(path: Path) -> object | None:
+    """The WAV file ``path`` in memory (an ``io.BytesIO``) with its data chunk's size set to
+    the bytes that follow, when the header says 0 (as a streaming writer leaves it)."""
+    import io
+
+    check_input_budget(path.stat().st_size, "the WAV file", path)
+    raw = bytearray(path.read_bytes())
+    at = 12
+    while at + 8 <= len(raw):
+        chunk, length = raw[at : at + 4], int.from_bytes(raw[at + 4 : at + 8], "little")
+        if chunk == b"data":
+            following = len(raw) - at - 8
+            if length != 0 or following <= 0:
+                return None
+            raw[at + 4 : at + 8] = min(following, 0xFFFFFFFF).to_bytes(4, "little")
+            raw[4:8] = min(len(raw) - 8, 0xFFFFFFFF).to_bytes(4, "little")
+            return io.BytesIO(bytes(raw))
+        at += 8 + length + (length & 1)
+    return None
 
 
 # the peak level of normalised training audio (the authors' recipe)
@@ -247,7 +469,7 @@ def save_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
 
     pcm = to_int16(np.asarray(audio).reshape(-1))
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format="WAV")
+        sf.write(os.fsencode(tmp), pcm, sample_rate, subtype="PCM_16", format="WAV")
 
 
 # ---------------------------------------------------------------------- torch files
@@ -261,6 +483,11 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
 
     import torch
 
+    if path.is_dir():
+        raise error(f"is a folder, not a {what}", path)
+    other = _other_kind(path, what, ("torch", "pickle"))
+    if other is not None:
+        raise error(other, path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -280,6 +507,58 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
         raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
 
 
+def _other_kind(path: Path, what: str, expected: tuple[str, ...]) -> str | None:
+    """``is a WAV audio file, not a mel file: ...`` when ``path`` holds a recognisable kind of
+    file other than ``expected`` (keys of :data:`FILE_KINDS`); None otherwise."""
+    kind = sniff_file(path)
+    if kind is None or kind in expected:
+        return None
+    hint = ""
+    if kind in AUDIO_KINDS and "mel" in what:
+        hint = f": make its mel with `hifigan mel {path} -o OUTDIR`"
+    elif kind in AUDIO_KINDS:
+        hint = " (audio is an input, not a model)" if what == "checkpoint" else ""
+    return f"is {FILE_KINDS[kind]}, not a {what}{hint}"
+
+
+def read_npy(path: Path, what: str) -> np.ndarray:
+    """Load a ``.npy`` array (no pickles) after checking its header: the shape must fit
+    :data:`INPUT_BUDGET_BYTES` as float32 and the file must hold all the data it promises,
+    so a huge shape in a small file is refused before anything is allocated."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+        count = 1
+        for n in shape:
+            count *= int(n)
+        check_input_budget(
+            count * max(dtype.itemsize, 4), f"an array of shape {tuple(shape)}", path
+        )
+        promised = count * dtype.itemsize
+        held = path.stat().st_size - offset
+        if not dtype.hasobject and held < promised:
+            raise InputError(
+                f"{what} is truncated: its header promises an array of shape {tuple(shape)} "
+                f"({_size(promised)}), the file holds {_size(max(held, 0))}",
+                path,
+            )
+        return np.load(path, allow_pickle=False)
+    except InputError:
+        raise
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"cannot read {what} ({reason})", path) from None
+
+
+# keys of a checkpoint (ours or the authors'), as opposed to a dict holding a mel
+_CHECKPOINT_KEYS = ("generator", "config", "mpd", "msd", "optim_g", "format")
+
+
 # ---------------------------------------------------------------------- mel files
 def load_mel(path: str | Path) -> np.ndarray:
     """Read a mel-spectrogram from ``.npy`` or ``.pt`` (a tensor, or a dict with key ``mel``).
@@ -297,16 +576,23 @@ def load_mel(path: str | Path) -> np.ndarray:
         raise InputError("not found", path)
     if path.is_dir():
         raise InputError("is a folder, not a mel file", path)
-    if path.suffix.lower() == ".npy":
-        try:
-            mel = np.load(path, allow_pickle=False)
-        except Exception as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise InputError(f"cannot read mel file ({reason})", path) from None
+    npy = path.suffix.lower() == ".npy"
+    other = _other_kind(path, "mel file", ("npy",) if npy else ("torch", "pickle"))
+    if other is not None:
+        raise InputError(other, path)
+    if npy:
+        mel = read_npy(path, "mel file")
     else:
+        check_input_budget(path.stat().st_size, "the mel file", path)
         obj = torch_load(path, "mel file")
         if isinstance(obj, dict) and "mel" in obj:
             obj = obj["mel"]
+        if isinstance(obj, dict) and any(k in obj for k in _CHECKPOINT_KEYS):
+            raise InputError(
+                "is a model checkpoint, not a mel file: pass it as --model (the inputs are "
+                "mel .npy/.pt or audio files)",
+                path,
+            )
         if not isinstance(obj, torch.Tensor):
             raise InputError(f"expected a tensor, found {type(obj).__name__}", path)
         if not obj.is_floating_point():
@@ -353,8 +639,22 @@ def collect_inputs(inputs: list[str | Path], suffixes: tuple[str, ...]) -> list[
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
             if not found:
-                raise InputError(f"folder holds no files of type {', '.join(suffixes)}", p)
+                raise InputError(
+                    f"folder holds no files of type {', '.join(suffixes)}{_other_files(p)}", p
+                )
             files.extend(found)
         else:
             files.append(p)
     return files
+
+
+def _other_files(folder: Path) -> str:
+    """``; it holds 3 audio files (make their mels with ...)`` when a folder searched for one
+    kind of input holds the other; empty otherwise."""
+    audio = sum(1 for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+    mels = sum(1 for f in folder.rglob("*") if f.suffix.lower() in MEL_SUFFIXES)
+    if audio:
+        return f"; it holds {audio} audio file(s) (`hifigan mel {folder} -o OUTDIR` makes mels)"
+    if mels:
+        return f"; it holds {mels} mel file(s) (`hifigan vocode {folder} -o OUTDIR` reads them)"
+    return ""

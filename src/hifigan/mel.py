@@ -7,6 +7,11 @@ side, STFT with ``center=False`` and a periodic Hann window, magnitude
 padding, a symmetric window, the HTK scale, no filter normalisation, power spectra, another
 value compression); :mod:`hifigan.conventions` builds them from a named convention. The
 filterbank and window are buffers of the module, computed once, and follow it to any device.
+
+Every front end is checked against one resource budget before anything is allocated
+(:func:`hifigan.config.mel_front_end_problems`: bounded sizes, the frequency range, and the
+memory of the filterbank and of a minute's mel), and the STFT of a long input runs in blocks
+of frames, so that its working memory stays bounded whatever the input's length.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import MelConfig
+from .config import MEL_BLOCK_BYTES, MelConfig, check_mel_front_end, mel_frame_bytes
 
 MEL_SCALES = ("slaney", "htk")
 FILTER_NORMS = ("slaney", "none")
@@ -70,7 +75,21 @@ def mel_filterbank(
 
     Returns:
         float32 array of shape ``(n_mels, n_fft // 2 + 1)``.
+
+    Raises:
+        ConfigError: for sizes or frequencies outside the mel front-end budget, before
+            anything is allocated.
     """
+    check_mel_front_end(
+        source="mel filterbank",
+        sample_rate=sample_rate,
+        n_fft=n_fft,
+        hop_length=n_fft,
+        win_length=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax={"fmax": fmax},
+    )
     fmax = sample_rate / 2 if fmax is None else fmax
     fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     edges = mel_to_hz(
@@ -125,6 +144,16 @@ class MelSpectrogram(nn.Module):
         compress: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         super().__init__()
+        check_mel_front_end(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            win_length=win_length,
+            n_mels=n_mels,
+            fmin=fmin,
+            fmax={"fmax": fmax},
+            centred=center,
+        )
         if mel_scale not in MEL_SCALES or filter_norm not in FILTER_NORMS:
             raise ValueError(f"unknown mel scale {mel_scale!r} or filter norm {filter_norm!r}")
         if pad_mode not in PAD_MODES:
@@ -170,28 +199,48 @@ class MelSpectrogram(nn.Module):
         return (num_samples + 2 * self.pad - self.n_fft) // self.hop_length + 1
 
     def linear(self, audio: Tensor) -> Tensor:
-        """``(B, samples)`` float audio -> ``(B, n_mels, frames)`` mel before compression."""
+        """``(B, samples)`` float audio -> ``(B, n_mels, frames)`` mel before compression.
+
+        Frames are independent, so a long input is transformed in blocks of frames whose STFT
+        takes at most about :data:`~hifigan.config.MEL_BLOCK_BYTES`; inputs shorter than one
+        block (minutes of audio) take the single-call path.
+        """
         with torch.autocast(device_type=audio.device.type, enabled=False):
             x = F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode=self.pad_mode)
-            spec = torch.stft(
-                x.squeeze(1),
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=False,
-                normalized=False,
-                onesided=True,
-                return_complex=True,
-            )
-            energy = torch.view_as_real(spec).pow(2).sum(-1)
-            if self.power == 2.0:
-                magnitude = energy + self.magnitude_eps
-            else:
-                magnitude = torch.sqrt(energy + self.magnitude_eps)
-                if self.power != 1.0:
-                    magnitude = magnitude.pow(self.power)
-            return torch.matmul(self.mel_basis, magnitude)
+            x = x.squeeze(1)
+            frames = (x.shape[-1] - self.n_fft) // self.hop_length + 1
+            per_frame = mel_frame_bytes(self.n_fft, self.n_mels) * max(x.shape[0], 1)
+            block = max(1, MEL_BLOCK_BYTES // per_frame)
+            if frames <= block:
+                return self._linear_frames(x)
+            parts = []
+            for start in range(0, frames, block):
+                stop = min(start + block, frames)
+                span = x[:, start * self.hop_length : (stop - 1) * self.hop_length + self.n_fft]
+                parts.append(self._linear_frames(span))
+            return torch.cat(parts, dim=-1)
+
+    def _linear_frames(self, x: Tensor) -> Tensor:
+        """Padded ``(B, samples)`` float32 audio -> ``(B, n_mels, frames)`` linear mel."""
+        spec = torch.stft(
+            x,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=False,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
+        energy = torch.view_as_real(spec).pow(2).sum(-1)
+        if self.power == 2.0:
+            magnitude = energy + self.magnitude_eps
+        else:
+            magnitude = torch.sqrt(energy + self.magnitude_eps)
+            if self.power != 1.0:
+                magnitude = magnitude.pow(self.power)
+        return torch.matmul(self.mel_basis, magnitude)
 
     def forward(self, audio: Tensor) -> Tensor:
         """``(B, samples)`` or ``(samples,)`` float audio -> ``(B, n_mels, frames)`` log-mel."""

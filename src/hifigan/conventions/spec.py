@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import MelConfig
+from ..config import MelConfig, json_number, mel_front_end_problems, parse_json, read_json
 from ..errors import ConfigError
 from ..mel import FILTER_NORMS, MEL_SCALES, PAD_MODES, MelSpectrogram
 
@@ -197,8 +197,10 @@ def _named_files() -> tuple[str, ...]:
 def _named(name: str) -> Convention:
     """A shipped convention, read once (conventions are immutable)."""
     folder = resources.files("hifigan.conventions").joinpath("named")
-    data = json.loads(folder.joinpath(f"{name}.json").read_text())
-    return convention_from_dict(data, source=f"mel convention {name}")
+    source = f"mel convention {name}"
+    return convention_from_dict(
+        parse_json(folder.joinpath(f"{name}.json").read_text(), source), source
+    )
 
 
 def load_convention(name_or_path: str | Path | Convention) -> Convention:
@@ -220,12 +222,7 @@ def load_convention(name_or_path: str | Path | Convention) -> Convention:
                 "or a JSON file)"
             )
         raise ConfigError("mel convention file not found", path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read mel convention file ({e})", path) from None
+    data = read_json(path, "mel convention file")
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": path.stem}
     convention = convention_from_dict(data, source=str(path))
@@ -278,24 +275,29 @@ def _fields_from(cls: type, data: Any, prefix: str, source: str) -> dict[str, An
 
 
 def _check_type(value: Any, expected: Any, name: str, source: str) -> Any:
-    """``value`` converted to ``expected`` (int, float, str, bool, "float|None", "list[str]")."""
+    """``value`` converted to ``expected`` (int, float, str, bool, "float|None", "list[str]");
+    numbers go through :func:`hifigan.config.json_number` (finite, no booleans or strings)."""
     ok = True
-    if expected == "float|None":
-        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-        value = None if value is None else float(value)
+    if expected in (int, float, "float|None") and value is not None:
+        kind = int if expected is int else float
+        try:
+            return json_number(value, kind)
+        except TypeError as e:
+            if "finite" in str(e):
+                raise ConfigError(f"field '{name}' {e}, got {value!r}", source) from None
+            ok = False
+    elif expected == "float|None":
+        return None
     elif expected == "str|None":
         ok = value is None or isinstance(value, str)
     elif expected == "list[str]":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif expected is bool:
         ok = isinstance(value, bool)
-    elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif expected is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
     elif expected is str:
         ok = isinstance(value, str)
+    else:
+        ok = False
     if not ok:
         label = {
             "float|None": "a number or null",
@@ -337,15 +339,19 @@ def validate_convention(c: Convention, source: str = "mel convention") -> None:
         fail("normalization.stats", "needs a normalization kind other than none")
     if not c.name:
         fail("name", "must not be empty")
-    for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
-        if getattr(c, key) < 1:
-            fail(key, f"must be positive, got {getattr(c, key)}")
-    if c.win_length > c.n_fft:
-        fail("win_length", f"({c.win_length}) must not exceed n_fft ({c.n_fft})")
-    if not c.center and (c.hop_length > c.n_fft or (c.n_fft - c.hop_length) % 2):
-        fail("hop_length", "must leave n_fft - hop_length even and >= 0 without centring")
-    if not 0 <= c.fmin < c.fmax_hz <= c.sample_rate / 2:
-        fail("fmax", f"must satisfy 0 <= fmin < fmax <= sample_rate / 2 ({c.sample_rate / 2})")
+    sizes = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels")
+    for key, problem in mel_front_end_problems(
+        **{k: getattr(c, k) for k in sizes},
+        fmin=c.fmin,
+        fmax={"fmax": c.fmax},
+        centred=c.center,
+    ):
+        fail(key, problem)
+    for key in ("power", "magnitude_eps"):
+        _finite_field(getattr(c, key), key, source)
+    for f in dataclasses.fields(Compression):
+        if f.type == "float":
+            _finite_field(getattr(c.compression, f.name), f"compression.{f.name}", source)
     if c.power not in (1.0, 2.0):
         fail("power", f"must be 1 (magnitude) or 2 (power), got {c.power}")
     if c.magnitude_eps < 0:
@@ -357,9 +363,21 @@ def validate_convention(c: Convention, source: str = "mel convention") -> None:
         fail("compression", "needs gain_db > 0, min_level_db < 0 and max_abs_value > 0")
 
 
+def _finite_field(value: Any, name: str, source: str) -> None:
+    """Refuse a non-finite number in a field built without :func:`_check_type` (a
+    :class:`Convention` made in Python)."""
+    try:
+        json_number(value, float)
+    except TypeError as e:
+        raise ConfigError(f"field '{name}' {e}, got {value!r}", source) from None
+
+
 def convention_from_mel_config(mel: MelConfig) -> Convention:
     """The convention a model with this mel config reads: the authors' (``hifigan``) at the
-    config's rate, FFT, bands and range; named after a shipped convention when it is one."""
+    config's rate, FFT, bands and range; named after a shipped convention when it is one.
+    A model read from another toolkit carries its own convention (``mel.convention``)."""
+    if mel.convention is not None:
+        return convention_from_dict(mel.convention, source="the model's mel convention")
     base = load_convention("hifigan")
     derived = base.replace(
         name="hifigan-config",

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..io import check_input_budget, read_npy
 
 if TYPE_CHECKING:  # annotations only: spec imports this module
     from .spec import Compression, Convention
@@ -118,12 +119,14 @@ def load_stats(path: str | Path) -> MelStats:
     path = Path(path)
     if not path.exists():
         raise InputError("stats file not found", path)
+    if path.is_dir():
+        raise InputError("is a folder, not a stats file", path)
     suffix = path.suffix.lower()
     try:
         if suffix in (".h5", ".hdf5"):
             mean, scale = _read_h5(path)
         elif suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            arr = read_npy(path, "stats file")
             if arr.ndim != 2 or arr.shape[0] != 2:
                 raise InputError(
                     f"a .npy stats file must have shape (2, n_mels), got {arr.shape}", path
@@ -159,10 +162,21 @@ def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with h5py.File(path, "r") as f:
         if "mean" not in f or "scale" not in f:
             raise InputError(f"expected datasets 'mean' and 'scale', found {list(f)}", path)
+        for key in ("mean", "scale"):
+            data = f[key]
+            size = getattr(data, "size", None)
+            if size is None:  # a group, not a dataset
+                raise InputError(f"'{key}' must be a dataset of per-band values", path)
+            check_input_budget(size * data.dtype.itemsize, f"dataset '{key}'", path)
         return f["mean"][()], f["scale"][()]
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        # the arrays' sizes, uncompressed, before any is read
+        check_input_budget(sum(i.file_size for i in z.infolist()), "the archive's arrays", path)
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         if {"count", "sum", "sum_square"} <= keys:
