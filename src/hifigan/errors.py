@@ -7,6 +7,7 @@ prints that line and exits non-zero; library users can catch the class.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -14,7 +15,10 @@ class HiFiGANError(Exception):
     """A problem with the user's input, described in one line."""
 
     def __init__(self, message: str, path: str | Path | None = None) -> None:
-        self.path = None if path is None else str(path)
+        if path is not None:
+            # bytes of a name that are not valid UTF-8 appear as \xNN escapes: the line is text
+            path = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+        self.path = path
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 

@@ -154,10 +154,16 @@ def test_unusable_files_are_skipped_and_listed(tmp_path, run_cli):
 def test_a_dataset_without_usable_clips_is_an_error(tmp_path):
     (tmp_path / "d").mkdir()
     sf.write(tmp_path / "d" / "silent.wav", np.zeros(4000, dtype=np.float32), 22050)
-    with pytest.raises(DataError, match="no usable training clips"):
+    with pytest.raises(DataError) as e:
         prepare(tmp_path / "d", tmp_path / "o", sample_rate=22050)
+    assert str(e.value) == (
+        f"{tmp_path / 'd'}: no usable training clips: 1 file skipped (silent: 1); first: "
+        f"{tmp_path / 'd' / 'silent.wav'}: silent: every sample is zero"
+    )
+    assert not (tmp_path / "o").exists()  # a refused preparation leaves nothing behind
     with pytest.raises(DataError, match="dataset folder not found"):
         prepare(tmp_path / "none", tmp_path / "o", sample_rate=22050)
+    (tmp_path / "o").mkdir()
     (tmp_path / "o" / "manifest.jsonl").write_text('{"id": "a"}\n')
     with pytest.raises(DataError, match=r"manifest.jsonl: line 1 is not a valid manifest entry"):
         read_manifest(tmp_path / "o")
@@ -269,8 +275,8 @@ def test_val_size_is_checked_and_the_default_rule_is_the_documented_one(
     tmp_path, lj_folder, run_cli, capsys
 ):
     out = tmp_path / "p"
-    code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "-3")
-    assert (code, err) == (1, "error: --val-size must be 0 or more, got -3\n")
+    with pytest.raises(DataError, match="--val-size must be 0 or more, got -3"):
+        prepare(lj_folder, out, sample_rate=22050, val_size=-3)
     code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "10")
     assert (code, err) == (
         1,
@@ -283,10 +289,9 @@ def test_val_size_is_checked_and_the_default_rule_is_the_documented_one(
     code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "10")
     assert code == 1
     assert err.endswith(
-        f"error: {lj_folder}: --val-size 10 leaves no training clip (10 clips; 1 skipped, in "
-        f"{out / 'skipped.tsv'})\n"
+        f"error: {lj_folder}: --val-size 10 leaves no training clip (10 clips; 1 skipped)\n"
     )
-    assert not (out / "manifest.jsonl").exists()
+    assert not out.exists()
     code, _, err = run_cli("prepare", lj_folder, "-o", out, "--val-size", "9")
     assert code == 0, err
     assert len(prepared_split(out, "train")) == 1 and len(prepared_split(out, "val")) == 9

@@ -9,6 +9,13 @@ at another rate than the config's or with several channels once into OUTDIR/cach
 lists unusable files in OUTDIR/skipped.tsv. Without filelists the validation split is drawn
 deterministically from a hash of each clip's id. hifigan train --data OUTDIR uses it (with a
 config of the same sample rate).
+
+Lists may carry a byte-order mark and CRLF line ends; an id ends at the first | or tab. A folder
+scan follows symbolic links and passes over hidden entries (.*), OUTDIR and the folders hifigan
+writes (prepared and run folders), so OUTDIR may lie inside DATA. Dangling links, unreadable
+files and folders, repeats and undecodable clips are skipped with the reason; names that are
+not valid UTF-8 are used, shown with \\xNN escapes. Data with no usable clip are refused, and
+then nothing is written.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import HiFiGANConfig
-from ..train.manifest import DATA_OPTIONS, prepare
+from ..train.manifest import DATA_OPTIONS, prepare, shown
 from .options import integer
 
 HELP = "check a dataset and write its manifest (train/validation split, resampled cache)"
@@ -92,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in result.summary():
         print(line, file=sys.stderr)
-    print(f"wrote {result.manifest}", file=sys.stderr)
+    print(f"wrote {shown(result.manifest)}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import AUDIO_SUFFIXES, load_audio, warn
+from ..train.manifest import line_id, read_text_lines
 from .metrics import SAMPLE_RATE
 
 
@@ -28,8 +29,8 @@ def dataset_files(spec: str | Path) -> tuple[str, list[Path]]:
     if not path.is_file():
         raise InputError("not found (expected a folder of audio files or an id|text list)", path)
     files = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        clip_id = line.split("|")[0].strip()
+    for number, line in enumerate(read_text_lines(path, "list"), start=1):
+        clip_id = line_id(line)
         if not clip_id:
             continue
         matches = sorted((path.parent / "wavs").glob(f"{clip_id}.*"))

@@ -21,10 +21,9 @@ import torch
 
 from ..config import HiFiGANConfig, TrainConfig
 from ..errors import HiFiGANError
-from ..io import atomic_write_text
 from .adapt import Adaptation
 from .distributed import Processes, start_processes, stop_processes
-from .manifest import SKIPPED, DataError
+from .manifest import SKIPPED, DataError, write_skipped
 from .monitor import Monitor
 from .run_folder import Checkpointer, checkpoint_path
 from .setup import (
@@ -196,10 +195,8 @@ class UnreadableClips:
                 f"{self.listing})"
             )
         if self.active:
-            old = self.listing.read_text() if self.listing.is_file() else ""
-            lines = "".join(f"{path}\t{reason}\n" for path, reason in new.items())
             try:
-                atomic_write_text(self.listing, old + lines)
+                write_skipped(self.listing, list(new.items()), append=True)
             except HiFiGANError as e:
                 monitor.print(f"warning: {e}")
 

@@ -7,11 +7,11 @@ prepared data), and the others wait for it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +41,7 @@ from .manifest import (
     prepare,
     read_manifest,
     reason_of,
+    shown,
     write_manifest,
 )
 from .run_folder import config_of, list_checkpoints, set_rng_state
@@ -163,6 +164,8 @@ def open_run(options: TrainOptions, procs: Processes) -> Run:
     )
     config = build_config(options, resumed, saved)
     created = not out.exists()
+    # what a refused run removes again: the run folder, or the data folder, made by this call
+    made = out if created else out / "data" if not (out / "data").exists() else None
     if procs.is_main:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -173,14 +176,13 @@ def open_run(options: TrainOptions, procs: Processes) -> Run:
             say(f"--resume: no checkpoint in {out / 'checkpoints'} yet, starting {start}")
     try:
         clips = load_clips(options, out / "data", config, procs, resuming=options.resume)
+        train_clips = [c for c in clips if c.split == "train"]
+        val_clips = [c for c in clips if c.split == "val"][: options.val_clips]
+        check_batches(len(train_clips), config.train.batch_size, procs.world_size)
     except BaseException:
-        if created and procs.is_main:  # refused data leave no empty run folder behind
-            with contextlib.suppress(OSError):
-                out.rmdir()
+        if made is not None and procs.is_main:  # refused data leave no partial run folder
+            shutil.rmtree(made, ignore_errors=True)
         raise
-    train_clips = [c for c in clips if c.split == "train"]
-    val_clips = [c for c in clips if c.split == "val"][: options.val_clips]
-    check_batches(len(train_clips), config.train.batch_size, procs.world_size)
     fine_tune_dir = options.fine_tune_mels
     if fine_tune_dir is None and resumed is not None:
         recorded = resumed.get("run", {}).get("fine_tune_mels")
@@ -338,7 +340,7 @@ def copy_or_prepare(options: TrainOptions, run_data: Path, config: HiFiGANConfig
         min_samples=config.mel.n_fft,
         **{k: getattr(options, k) for k in DATA_OPTIONS},
     )
-    say(f"data: {data} prepared into {run_data} at {config.mel.sample_rate} Hz")
+    say(f"data: {shown(data)} prepared into {shown(run_data)} at {config.mel.sample_rate} Hz")
     for line in result.summary(max_listed=10):
         say(f"  {line}")
 
