@@ -315,6 +315,9 @@ def test_a_stimulus_made_unreadable_while_serving_answers_410(live, folders, cap
     assert line.startswith(f"warning: GET {answer['audio'][0]}: {folders['ref'].parent}")
     assert "stimulus no longer readable since the test started (" in line
     assert client.get("/audio/" + "0" * 24).status == 404  # unknown ids stay 404
+    # a reload (the page's advice) moves the rater on to trials that can still be played
+    after = client.get("/api/next?rater=ann").json()
+    assert after["trial"] != answer["trial"] and after["total"] == answer["total"] - 1
 
 
 @needs_serve

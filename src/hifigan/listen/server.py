@@ -75,9 +75,9 @@ class ListeningTest:
 
     def playable(self, trial: Trial) -> bool:
         """Whether every stimulus of a planned trial is still in the test (a restart with other
-        folders may have dropped some)."""
+        folders may have dropped some, a file may have gone since start)."""
         utterance, *systems = trial
-        return all((utterance, system) in self.stimuli.files for system in systems)
+        return all(self.stimuli.playable(utterance, system) for system in systems)
 
     def next_trial(self, rater: str) -> dict | None:
         """The next unrated trial of a registered rater, as sent to the page (None: unknown)."""

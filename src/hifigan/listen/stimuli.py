@@ -64,6 +64,7 @@ class StimulusSet:
     _ids: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: Lock = field(default_factory=Lock, repr=False)
+    _gone: set = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.use_secret(self.secret)
@@ -77,6 +78,10 @@ class StimulusSet:
         """The opaque id under which one stimulus is served."""
         message = f"{utterance}\0{system}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()[:24]
+
+    def playable(self, utterance: str, system: str) -> bool:
+        """Whether the stimulus is in the test and its file has not failed since start."""
+        return (utterance, system) in self.files and (utterance, system) not in self._gone
 
     def lookup(self, stimulus_id: str) -> tuple[str, str] | None:
         """``(utterance, system)`` of an id, or None for an unknown one."""
@@ -98,6 +103,8 @@ class StimulusSet:
             data = render_wav(path, normalize=self.normalize)
         except (HiFiGANError, OSError) as e:
             reason = str(e).removeprefix(f"{path}: ")
+            with self._lock:
+                self._gone.add(key)  # later trials skip it: a reload moves the rater on
             raise StimulusGone(
                 f"stimulus no longer readable since the test started ({reason})",
                 path,
