@@ -32,6 +32,7 @@ from hifigan.evaluation import (
     MetricSuite,
     evaluate_copy_synthesis,
 )
+from hifigan.outputs import OutputPlan
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HIFIGAN_SHARED", REPO.parent / "shared"))
@@ -59,6 +60,7 @@ def main() -> int:
     parser.add_argument("--metrics", default=None, help="comma-separated metrics (default: full)")
     parser.add_argument("--crepe", default="full", choices=("full", "tiny"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -72,7 +74,7 @@ def main() -> int:
     suite = MetricSuite(args.metrics or ("quick" if args.quick else "full"), crepe=args.crepe)
     report = evaluate_copy_synthesis({"ljspeech-9": files}, systems, suite, plot_files=1)
     report.command = "python scripts/eval_reproduce.py " + " ".join(sys.argv[1:])
-    report.write(args.output, dpi=70)
+    report.write(args.output, dpi=70, outputs=OutputPlan(overwrite=args.overwrite))
     summary = report.summary()["ljspeech-9"]
 
     failures = 0

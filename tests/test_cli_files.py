@@ -19,22 +19,25 @@ def test_vocode_refuses_to_write_over_its_inputs(tmp_path, run_cli):
     folder.mkdir()
     clip = _speech(folder / "x.wav")
     before = clip.read_bytes()
-    code, _, err = run_cli("vocode", clip, "-o", folder, "--checkpoint", need(LJ_V2))
-    assert code == 1
-    assert err.strip().splitlines()[-1] == (
-        f"error: -o {folder}: the output would replace 1 input file(s) (e.g. {clip}); "
-        "choose another output folder"
-    )
-    assert clip.read_bytes() == before
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_cli("vocode", clip, "-o", folder, "--checkpoint", need(LJ_V2), *extra)
+        assert code == 1
+        assert err.strip() == (
+            f"error: {clip}: exists and is one of the inputs; choose another output "
+            "(--overwrite never replaces an input)"
+        )
+        assert clip.read_bytes() == before
 
 
 def test_output_that_is_a_file_is_said_once(tmp_path, run_cli):
     afile = tmp_path / "afile"
     afile.write_text("keep me")
     clips = [_speech(tmp_path / f"{n}.wav") for n in ("a", "b")]
-    code, _, err = run_cli("mel", *clips, "-o", afile)
+    code, _, err = run_cli("mel", *clips, "-o", afile, "--overwrite")
     assert code == 1
-    assert err.strip() == f"error: -o {afile} is a file, not a folder"
+    assert (
+        err.strip() == f"error: {afile}: exists and is a file, not a folder; choose another output"
+    )
     assert afile.read_text() == "keep me"
 
 
@@ -44,24 +47,32 @@ def test_missing_input_without_suffix_is_not_found(tmp_path, run_cli):
     assert f"{tmp_path / 'mistyped_folder'}: not found" in err
 
 
-def test_same_stem_collision_names_the_file_that_was_written(tmp_path, run_cli):
+def test_two_inputs_for_one_output_are_refused_before_any_work(tmp_path, run_cli):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    broken = tmp_path / "a" / "x.wav"
-    broken.write_bytes(b"not audio")
-    good = _speech(tmp_path / "b" / "x.wav")
+    first = _speech(tmp_path / "a" / "x.wav")
     also = _speech(tmp_path / "b" / "y.wav")
-    other = tmp_path / "c"
-    other.mkdir()
-    twin = _speech(other / "y.wav")
+    twin = _speech(tmp_path / "b" / "x.flac")
     out = tmp_path / "out"
-    code, _, err = run_cli("mel", broken, good, also, twin, "-o", out)
+    code, _, err = run_cli("mel", first, also, twin, "-o", out)
     assert code == 1
-    # the broken first x.wav does not block the good one with the same stem
-    assert (out / "x.npy").is_file()
-    assert f"{broken}: not a valid WAV file" in err
-    assert f"{twin}: not written: {out / 'y.npy'} already holds the output of {also}" in err
-    assert "wrote 2 files" in err
+    assert err.strip() == (
+        f"error: {out / 'x.npy'}: two inputs would both be written here ({first} and {twin}); "
+        "rename one or write them to separate folders"
+    )
+    assert not out.exists()  # nothing written, not even the folder
+
+
+def test_a_broken_input_does_not_stop_the_others(tmp_path, run_cli):
+    broken = tmp_path / "x.wav"
+    broken.write_bytes(b"not audio")
+    good = _speech(tmp_path / "y.wav")
+    out = tmp_path / "out"
+    code, _, err = run_cli("mel", broken, good, "-o", out)
+    assert code == 1
+    assert f"error: 1 of 2 files failed:\n  {broken}: " in err  # its reader's reason
+    assert "wrote 1 file" in err
+    assert sorted(p.name for p in out.iterdir()) == ["mel_convention.json", "y.npy"]
 
 
 def test_full_disk_fails_one_file_and_the_batch_goes_on(tmp_path, small_disk, run_cli):

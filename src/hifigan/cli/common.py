@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HiFiGANError
+from ..outputs import OVERWRITE_FLAG, OutputPlan
 from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
 from ..threads import auto_threads
 from .options import threads as threads_type
@@ -98,48 +99,88 @@ def progress(items: list, desc: str) -> Iterable:
     return tqdm(items, desc=desc, unit="file", disable=None, file=sys.stderr, dynamic_ncols=True)
 
 
-def check_output_folder(files: list[Path], outdir: Path, suffix: str) -> None:
-    """Refuse an output folder that is a file, or one where an output would replace an input
-    (``vocode wavs -o wavs`` would otherwise overwrite the recordings), before anything runs."""
-    if outdir.exists() and not outdir.is_dir():
-        raise HiFiGANError(f"-o {outdir} is a file, not a folder")
-    inputs = {p.resolve() for p in files if p.exists()}
-    clobbered = [p for p in files if (outdir / f"{p.stem}{suffix}").resolve() in inputs]
-    if clobbered:
-        raise HiFiGANError(
-            f"-o {outdir}: the output would replace {len(clobbered)} input file(s) "
-            f"(e.g. {clobbered[0]}); choose another output folder"
-        )
+def add_overwrite_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    help: str = "replace output files that exist already (never an input)",
+) -> None:
+    """``--overwrite``: the one option, in every command that writes, that lets an output
+    replace a file that exists (an input is never replaced; see :mod:`hifigan.outputs`)."""
+    parser.add_argument(OVERWRITE_FLAG, action="store_true", help=help)
+
+
+def output_plan(args: argparse.Namespace, inputs: Iterable[str | Path | None] = ()) -> OutputPlan:
+    """The :class:`~hifigan.outputs.OutputPlan` of this run: ``--overwrite`` as given, with
+    ``inputs`` and the model files the command reads (checkpoint, config, config.json beside
+    the checkpoint) never to be replaced."""
+    plan = OutputPlan(overwrite=bool(getattr(args, "overwrite", False)), inputs=inputs)
+    for name in ("checkpoint", "config", "model"):
+        value = getattr(args, name, None)
+        if value is not None:
+            plan.add_inputs([Path(value), Path(value).parent / "config.json"])
+    return plan
+
+
+def claim_authors_export(args: argparse.Namespace, checkpoint: Path) -> OutputPlan:
+    """Claim what ``train --export-authors DIR`` writes for the run's ``step_N.pt``:
+    ``DIR/g_N``, ``DIR/do_N`` and ``DIR/config.json``; the checkpoint and the run's own
+    config are inputs."""
+    out: Path = args.export_authors
+    step = int(checkpoint.stem.split("_")[-1])
+    plan = output_plan(
+        argparse.Namespace(overwrite=args.overwrite),
+        [checkpoint, checkpoint.parent / "config.json", args.out / "config.json"],
+    )
+    plan.claim_folder(out)
+    plan.claim_all(out / name for name in (f"g_{step:08d}", f"do_{step:08d}", "config.json"))
+    return plan
+
+
+def claim_batch(
+    plan: OutputPlan, files: list[Path], outdir: Path, suffix: str, also: Iterable[Path] = ()
+) -> None:
+    """Claim ``outdir/<stem><suffix>`` for each of ``files`` (inputs of ``plan``), and the
+    ``also`` files, all at once (:meth:`~hifigan.outputs.OutputPlan.claim_all`). Missing
+    inputs claim nothing: they are reported as not found."""
+    plan.add_inputs(files)
+    plan.claim_folder(outdir)
+    present = [p for p in files if p.exists()]
+    plan.claim_all([*((outdir / f"{p.stem}{suffix}", p) for p in present), *also])
 
 
 def process_files(
-    files: list[Path], outdir: Path, suffix: str, work: Callable[[Path, Path], None], desc: str
+    files: list[Path],
+    outdir: Path,
+    suffix: str,
+    work: Callable[[Path, Path], None],
+    desc: str,
+    plan: OutputPlan,
+    also: Iterable[Path] = (),
 ) -> int:
     """Run ``work(input, output)`` for each file, writing ``outdir/<stem><suffix>``.
 
-    A failing file does not stop the others; failures are listed at the end and the exit
-    status is 1 if there were any. Two inputs with the same stem cannot both be written: the
-    first that succeeds keeps the name.
+    Every output is claimed in ``plan`` before any work: an output folder that is a file, an
+    output that is an input, two inputs with one output name, or an existing output without
+    ``--overwrite`` stop the command with nothing written; ``also`` are the command's other
+    outputs, written after the files, claimed with them. After that, a failing file does
+    not stop the others; failures are listed at the end and the exit status is 1 if there
+    were any.
     """
-    check_output_folder(files, outdir, suffix)
+    claim_batch(plan, files, outdir, suffix, also)
     failures: list[str] = []
-    written: dict[Path, Path] = {}
+    written: set[Path] = set()
     for path in progress(files, desc):
         out = outdir / f"{path.stem}{suffix}"
-        if out in written:
-            failures.append(
-                f"{path}: not written: {out} already holds the output of {written[out]}"
-            )
-            continue
         if not path.exists():
             failures.append(f"{path}: not found")
             continue
+        if out in written:
+            continue  # the same input named twice
         try:
             work(path, out)
         except HiFiGANError as e:
             failures.append(str(e))
         else:
-            written[out] = path
+            written.add(out)
     done = len(written)
     if failures:
         print(f"error: {len(failures)} of {len(files)} files failed:", file=sys.stderr)

@@ -28,7 +28,14 @@ from ..inference import Vocoder
 from ..inference.benchmark import timed_call
 from ..io import atomic_write_text, load_audio, save_wav, warn
 from ..pretrained import DEFAULT_MODEL, get_model
-from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
+from .common import (
+    add_model_arguments,
+    add_overwrite_argument,
+    add_threads_argument,
+    apply_threads,
+    model_source,
+    output_plan,
+)
 
 HELP = "vocode real speech with a pretrained model: audio, mel plots and a report"
 
@@ -38,6 +45,8 @@ DEMO_CLIP_LABEL = (
     "(bundled; provenance in hifigan/data/SOURCE.md)"
 )
 WARMUP_FRAMES = 32
+#: what the demo writes into its folder
+DEMO_FILES = ("input.wav", "output.wav", "mel.png", "report.txt")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,6 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
     )
+    add_overwrite_argument(p)
     add_threads_argument(p)
 
 
@@ -172,6 +182,10 @@ def format_report(
 def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     checkpoint, config = model_source(args)
+    outdir: Path = args.output
+    plan = output_plan(args, [args.input, checkpoint])
+    plan.claim_folder(outdir)
+    plan.claim_all([outdir / name for name in DEMO_FILES], holds="an earlier demo")
     vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
     rate = vocoder.sample_rate
     if args.input is not None:
@@ -189,7 +203,6 @@ def run(args: argparse.Namespace) -> int:
     except InputError as e:  # nothing is written: the audio is refused, or so is the output
         raise InputError(str(e), args.input or DEMO_CLIP) from None
     reference = audio[: generated.shape[0]]
-    outdir: Path = args.output
     save_wav(outdir / "input.wav", audio, rate)
     save_wav(outdir / "output.wav", generated, rate)
     plot_problem = write_mel_plot(

@@ -39,7 +39,16 @@ from ..evaluation import (
 from ..evaluation.metrics import SAMPLE_RATE
 from ..inference import Vocoder
 from ..io import AUDIO_SUFFIXES
-from .common import add_model_arguments, add_threads_argument, apply_threads, model_source, progress
+from ..outputs import OutputPlan
+from .common import (
+    add_model_arguments,
+    add_overwrite_argument,
+    add_threads_argument,
+    apply_threads,
+    model_source,
+    output_plan,
+    progress,
+)
 from .options import integer
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
@@ -57,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_file_options(p)
     _add_synthesis_options(p)
     _add_report_options(p)
+    add_overwrite_argument(p)
     add_threads_argument(p)
 
 
@@ -199,7 +209,25 @@ def _rate_line(report: Report) -> str:
     return f"scored at {report.sample_rate} Hz{note}"
 
 
-def _evaluate(args: argparse.Namespace) -> Report:
+def _audio_in(folder: Path | None) -> list[Path]:
+    """The audio files directly in ``folder`` (none when it is not a folder)."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return [f for f in Path(folder).iterdir() if f.suffix.lower() in AUDIO_SUFFIXES]
+
+
+def _plan(args: argparse.Namespace) -> OutputPlan:
+    """This run's outputs, with every file it reads as an input; the report's own files are
+    claimed at once (the copy-synthesized audio once the systems are known)."""
+    inputs = [*_audio_in(args.ref), *(f for g in args.gen for f in _audio_in(g))]
+    inputs += [Path(item.partition("=")[2]) for item in args.compare]
+    plan = output_plan(args, inputs)
+    plan.claim_folder(args.output)
+    plan.claim_all(Report(metrics=()).output_files(args.output, plots=not args.no_plots))
+    return plan
+
+
+def _evaluate(args: argparse.Namespace, plan: OutputPlan) -> Report:
     """Score --gen folders against --ref, or copy-synthesize the --data clips and score them."""
 
     plot_files = 0 if args.no_plots else max(0, args.plots)
@@ -218,12 +246,20 @@ def _evaluate(args: argparse.Namespace) -> Report:
             raise HiFiGANError(f"two datasets are named {name!r}", spec)
         datasets[name] = files[: args.limit] if args.limit else files
     systems = _systems(args)
+    audio_dir = args.output / "audio"
+    plan.add_inputs(f for files in datasets.values() for f in files)
+    plan.claim_all(
+        (audio_dir / dataset / system / f"{f.stem}.wav", f)
+        for dataset, files in datasets.items()
+        for f in files
+        for system in systems
+    )
     rate = next(iter(systems.values())).sample_rate
     return evaluate_copy_synthesis(
         datasets,
         systems,
         _suite(args, rate),
-        audio_dir=args.output / "audio",
+        audio_dir=audio_dir,
         normalize=args.normalize,
         plot_files=plot_files,
         progress=progress,
@@ -238,14 +274,15 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.ref and not args.gen:
         raise HiFiGANError("--ref needs at least one --gen DIR")
-    report = _evaluate(args)
+    plan = _plan(args)
+    report = _evaluate(args, plan)
     if not report.rows:
         raise HiFiGANError(
             f"no file could be scored ({report.failures[0] if report.failures else 'no input'})"
         )
     argv = sys.argv[1:]
     report.command = "hifigan " + shlex.join(argv) if argv[:1] == ["evaluate"] else ""
-    written = report.write(args.output, plots=not args.no_plots, dpi=args.dpi)
+    written = report.write(args.output, plots=not args.no_plots, dpi=args.dpi, outputs=plan)
     print(_rate_line(report), file=sys.stderr)
     if report.failures:
         print(f"error: {len(report.failures)} file(s) could not be scored:", file=sys.stderr)

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from ..checkpoint import load_generator
 from ..inference.onnx import OPSET, export_onnx
-from .common import add_model_arguments, add_threads_argument, apply_threads, model_source
+from .common import (
+    add_model_arguments,
+    add_overwrite_argument,
+    add_threads_argument,
+    apply_threads,
+    model_source,
+    output_plan,
+)
 from .options import integer, number
 
 HELP = "export the generator to ONNX (dynamic frame axis), checked against eager"
@@ -38,14 +45,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1e-4,
         help="largest |onnx - eager| sample accepted (default 1e-4)",
     )
+    add_overwrite_argument(p)
     add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     checkpoint, config = model_source(args)
+    plan = output_plan(args, [checkpoint, checkpoint.parent / "config.json"])
+    plan.claim(args.output)  # before the model loads: a refusal costs nothing
     generator, cfg = load_generator(checkpoint, config)
-    report = export_onnx(generator, cfg, args.output, opset=args.opset, tolerance=args.tolerance)
+    report = export_onnx(
+        generator, cfg, args.output, opset=args.opset, tolerance=args.tolerance, outputs=plan
+    )
     frames = ", ".join(str(n) for n in report.frames_checked)
     print(
         f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, opset {report.opset}); "

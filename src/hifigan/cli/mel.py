@@ -31,8 +31,14 @@ from ..conventions import (
     load_stats,
 )
 from ..errors import ConfigError, InputError
-from ..io import AUDIO_SUFFIXES, atomic_path, atomic_write_text, collect_inputs, load_audio
-from .common import add_threads_argument, apply_threads, process_files
+from ..io import AUDIO_SUFFIXES, collect_inputs, load_audio
+from .common import (
+    add_overwrite_argument,
+    add_threads_argument,
+    apply_threads,
+    output_plan,
+    process_files,
+)
 
 HELP = "compute log-mel spectrograms of audio files (<stem>.npy, (n_mels, frames))"
 STATS_FILE = "mel_stats.npz"
@@ -59,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="normalise with these statistics (conventions with normalisation only)",
     )
+    add_overwrite_argument(p)
     add_threads_argument(p)
 
 
@@ -89,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
         convention = convention.replace(normalization=norm)
     mel_fn = convention.mel_spectrogram()
     files = collect_inputs(args.inputs, AUDIO_SUFFIXES)
+    conv_file = Path(args.convention) if args.convention is not None else None
+    plan = output_plan(args, [*files, args.stats, conv_file])
+    folder_files = [args.output / CONVENTION_FILE]
+    if stats is not None:
+        folder_files.append(args.output / STATS_FILE)
 
     def work(path: Path, out: Path) -> None:
         audio, _ = load_audio(path, convention.sample_rate)
@@ -102,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
             mel = mel_fn(torch.from_numpy(audio))
         if stats is not None:
             mel = stats.normalize(mel.double())
-        with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        with plan.writing(out, path) as tmp, open(tmp, "wb") as f:
             np.save(f, mel.numpy().astype(np.float32))
 
-    code = process_files(files, args.output, ".npy", work, "mel")
+    code = process_files(files, args.output, ".npy", work, "mel", plan, also=folder_files)
     if stats is not None:
-        with atomic_path(args.output / STATS_FILE) as tmp, open(tmp, "wb") as f:
+        with plan.writing(args.output / STATS_FILE) as tmp, open(tmp, "wb") as f:
             np.savez(f, mean=stats.mean, scale=stats.scale)
-    atomic_write_text(args.output / CONVENTION_FILE, convention.to_json())
+    plan.write_text(args.output / CONVENTION_FILE, convention.to_json())
     return code

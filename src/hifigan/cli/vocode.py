@@ -57,19 +57,24 @@ from ..io import (
     save_wav,
     to_int16,
 )
+from ..outputs import OutputPlan
 from ..precision import PRECISIONS
 from ..pretrained import DEFAULT_MODEL
 from .common import (
     add_model_arguments,
+    add_overwrite_argument,
     add_threads_argument,
     apply_threads,
+    claim_batch,
     model_source,
+    output_plan,
     process_files,
 )
 from .options import integer, launcher_ranks
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 STDIN = "-"
+STDIN_FILE = "stdin.wav"
 SUFFIXES = AUDIO_SUFFIXES + MEL_SUFFIXES
 
 
@@ -128,6 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the statistics that normalised the mels (stats.h5, feats_stats.npz, .npy/.npz "
         "mean and scale), undone before vocoding",
     )
+    add_overwrite_argument(p)
     add_threads_argument(p)
 
 
@@ -236,7 +242,7 @@ def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
         )
 
 
-def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace) -> int:
+def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace, plan: OutputPlan) -> int:
     stats = StreamStats()
     pieces = stats.stream(vocoder, read_stdin_frames(vocoder.n_mels, args.chunk_frames))
     try:
@@ -249,7 +255,7 @@ def vocode_stdin(vocoder: Vocoder, args: argparse.Namespace) -> int:
             collected = list(pieces)
             if not collected:
                 raise InputError("no mel frames on standard input", "<stdin>")
-            path = args.output / "stdin.wav"
+            path = plan.claim(args.output / STDIN_FILE)  # claimed before reading, checked again
             save_wav(path, np.concatenate(collected), vocoder.sample_rate)
             print(f"wrote {path}", file=sys.stderr)
     except InputError as e:
@@ -328,7 +334,12 @@ def check_form(vocoder: Vocoder, mel: np.ndarray, path: Path) -> None:
 
 
 def vocode_file(
-    vocoder: Vocoder, path: Path, out: Path, args: argparse.Namespace, source: MelSource
+    vocoder: Vocoder,
+    path: Path,
+    out: Path,
+    args: argparse.Namespace,
+    source: MelSource,
+    plan: OutputPlan,
 ) -> None:
     """One input file (audio or mel, by its suffix in any case) to a 16-bit wav at ``out``."""
     suffix = path.suffix.lower()
@@ -359,7 +370,7 @@ def vocode_file(
         if e.path is not None:  # the readers name the file already
             raise
         raise InputError(str(e), path) from None
-    save_wav(out, wave, vocoder.sample_rate)
+    save_wav(plan.claim(out, path), wave, vocoder.sample_rate)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -383,6 +394,12 @@ def run(args: argparse.Namespace) -> int:
     files = [] if args.inputs == [STDIN] else collect_inputs(args.inputs, SUFFIXES)
     mine, rank, world = process_share(files)
     checkpoint, config = model_source(args)
+    plan = output_plan(args, [*files, checkpoint, args.mel_stats, args.mel_convention])
+    if args.inputs == [STDIN] and str(args.output) != "-":
+        plan.claim_folder(args.output)
+        plan.claim(args.output / STDIN_FILE)
+    elif args.inputs != [STDIN]:
+        claim_batch(plan, mine, args.output, ".wav")  # before the model loads
     vocoder = Vocoder.from_checkpoint(
         checkpoint,
         config=config,
@@ -391,11 +408,16 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     if args.inputs == [STDIN]:
-        return vocode_stdin(vocoder, args)
+        return vocode_stdin(vocoder, args, plan)
     if world > 1:
         print(f"process {rank} of {world}: {len(mine)} of {len(files)} inputs", file=sys.stderr)
     status = process_files(
-        mine, args.output, ".wav", lambda p, o: vocode_file(vocoder, p, o, args, source), "vocode"
+        mine,
+        args.output,
+        ".wav",
+        lambda p, o: vocode_file(vocoder, p, o, args, source, plan),
+        "vocode",
+        plan,
     )
     wait_for_other_processes(world)
     return status

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_write_text
+from ..outputs import OutputPlan
 from .metrics import METRICS, SAMPLE_RATE, SCORING_RATE
 from .stats import summarize
 
@@ -56,8 +56,33 @@ class Report:
         """``{dataset: {system: {metric: {"n", "mean", "ci95"}}}}`` (see :func:`summarize`)."""
         return summarize(self.rows, self.metrics)
 
-    def write(self, out_dir: Path, *, plots: bool = True, dpi: int = 100) -> list[Path]:
+    def output_files(self, out_dir: Path, *, plots: bool = True) -> list[Path]:
+        """The files :meth:`write` writes into ``out_dir`` (the figures as far as
+        :attr:`plot_audio` names them)."""
+        out_dir = Path(out_dir)
+        files = [out_dir / name for name in ("metrics.csv", "summary.json", "report.md")]
+        if plots:
+            from .plots import _slug
+
+            files.append(out_dir / "summary.png")
+            files += [
+                out_dir / "mels" / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
+                for dataset, name, system in self.plot_audio
+            ]
+        return files
+
+    def write(
+        self,
+        out_dir: Path,
+        *,
+        plots: bool = True,
+        dpi: int = 100,
+        outputs: OutputPlan | None = None,
+    ) -> list[Path]:
         """Write the outputs into ``out_dir``; returns their paths.
+
+        Every file is first claimed in ``outputs`` (by default a plan that refuses to replace
+        an existing file; see :mod:`hifigan.outputs`), so a refused report writes nothing.
 
         * ``metrics.csv``: one row per (dataset, system, file) with every metric;
         * ``summary.json``: per dataset, system and metric the clip count, mean and 95%
@@ -67,10 +92,13 @@ class Report:
         * with ``plots`` (needs matplotlib): ``summary.png`` and ``mels/*.png``.
         """
         out_dir = Path(out_dir)
+        plan = outputs or OutputPlan()
+        plan.claim_folder(out_dir)
+        plan.claim_all(self.output_files(out_dir, plots=plots))
         summary = self.summary()
         written = [out_dir / "metrics.csv", out_dir / "summary.json", out_dir / "report.md"]
-        atomic_write_text(written[0], self.csv_text())
-        atomic_write_text(
+        plan.write_text(written[0], self.csv_text())
+        plan.write_text(
             written[1],
             json.dumps(
                 {
@@ -94,7 +122,7 @@ class Report:
                     self.plot_audio, out_dir / "mels", dpi=dpi, sample_rate=self.sample_rate
                 )
             )
-        atomic_write_text(
+        plan.write_text(
             written[2], self.markdown(summary, [f.relative_to(out_dir) for f in figures])
         )
         return written + figures

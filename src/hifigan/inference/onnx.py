@@ -26,6 +26,7 @@ from ..config import HiFiGANConfig
 from ..errors import HiFiGANError
 from ..generator import Generator
 from ..io import atomic_path
+from ..outputs import OutputPlan
 from .streaming import receptive_field
 
 # the opset torch's exporter writes natively; others are converted from it afterwards
@@ -250,15 +251,20 @@ def export_onnx(
     *,
     opset: int = OPSET,
     tolerance: float = 1e-4,
+    outputs: OutputPlan | None = None,
 ) -> ExportReport:
     """Export to ``path`` (atomically) after checking ONNX Runtime against eager. Weight norm
     is folded in ``generator`` in place, as :class:`~hifigan.inference.Vocoder` does.
+
+    ``path`` is claimed in ``outputs`` (by default a plan that refuses to replace an existing
+    file; pass ``OutputPlan(overwrite=True)`` to allow it) before anything runs.
 
     Raises:
         ExportError: the export failed, or ONNX Runtime's output differs from eager by more
             than ``tolerance`` (the file is then not written).
     """
     path = Path(path)
+    (outputs or OutputPlan()).claim(path)
     model = _with_metadata(onnx_bytes(generator, opset=opset), config)
     with atomic_path(path) as tmp:
         tmp.write_bytes(model)

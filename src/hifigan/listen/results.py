@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..evaluation.render import GROUND_TRUTH
 from ..evaluation.stats import mean_ci95
-from ..io import atomic_write_text, warn
+from ..io import warn
+from ..outputs import OutputPlan
 
 Z95 = 1.959963984540054
 
@@ -237,17 +238,33 @@ def plot_ab(rows: list[AbRow], path: Path) -> None:
 
 
 def write_results(
-    mos: list[MosRow], ab: list[AbRow], out_dir: Path, *, plots: bool = True
+    mos: list[MosRow],
+    ab: list[AbRow],
+    out_dir: Path,
+    *,
+    plots: bool = True,
+    outputs: OutputPlan | None = None,
 ) -> list[Path]:
-    """``results.csv`` and ``mos.png`` (MOS), ``results-ab.csv`` and ``ab.png`` (A/B)."""
+    """``results.csv`` and ``mos.png`` (MOS), ``results-ab.csv`` and ``ab.png`` (A/B).
+
+    All of them are claimed in ``outputs`` first (by default a plan that refuses to replace
+    an existing file; see :mod:`hifigan.outputs`), so a refusal writes none of them."""
+    out_dir = Path(out_dir)
     written = []
     jobs = [(mos, "results.csv", mos_csv, "mos.png", plot_mos)]
     jobs.append((ab, "results-ab.csv", ab_csv, "ab.png", plot_ab))
-    plots = plots and any(rows for rows, *_ in jobs) and _plots_available()
+    jobs = [job for job in jobs if job[0]]
+    plots = plots and bool(jobs) and _plots_available()
+    plan = outputs or OutputPlan()
+    plan.claim_folder(out_dir)
+    plan.claim_all(
+        out_dir / name
+        for _, csv_name, _, png_name, _ in jobs
+        for name in (csv_name, png_name)
+        if plots or name == csv_name
+    )
     for rows, csv_name, to_csv, png_name, plot in jobs:
-        if not rows:
-            continue
-        atomic_write_text(out_dir / csv_name, to_csv(rows))
+        plan.write_text(out_dir / csv_name, to_csv(rows))
         written.append(out_dir / csv_name)
         if plots:
             plot(rows, out_dir / png_name)
