@@ -58,10 +58,16 @@ class WindowCounter:
         monkeypatch.setattr(Vocoder, "_synthesize_stream_window", counted)
 
 
-def test_active_streams_is_sampled_before_any_stream(server):
-    # first in this module: the server has not seen a stream yet
-    text = server.get("/metrics").body.decode()
-    assert f'hifigan_active_streams{{model="{MODEL}"}} 0' in text.splitlines()
+def test_every_model_metric_is_sampled_before_any_use(server):
+    # first in this module: the server has not seen a stream or a vocode request yet
+    lines = server.get("/metrics").body.decode().splitlines()
+    for sample in (
+        "hifigan_active_streams",
+        "hifigan_queue_depth",
+        "hifigan_audio_seconds_total",
+        "hifigan_batch_size_count",
+    ):
+        assert f'{sample}{{model="{MODEL}"}} 0' in lines, sample
 
 
 def frames_message(mel: np.ndarray) -> bytes:

@@ -114,6 +114,12 @@ class Histogram(_Family):
             counts[index] += 1
             total[0] += value
 
+    def declare(self, **labels: str) -> None:
+        """Create the series of ``labels`` with no observation yet (rendered as zeros)."""
+        key = self._key(labels)
+        with self._lock:
+            self._data.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
+
     def snapshot(self, **labels: str) -> tuple[list[int], float]:
         """Per-bucket counts (the last one is above every bound) and the sum of observations."""
         with self._lock:
@@ -179,6 +185,14 @@ class Metrics:
             self.queue_depth,
             self.streams,
         ]
+
+    def declare_model(self, model: str) -> None:
+        """Sample every per-model family at zero, so that a served model shows in ``/metrics``
+        (and rates over it can be computed) before its first request or stream."""
+        self.audio_seconds.inc(0, model=model)
+        self.batch_size.declare(model=model)
+        self.queue_depth.set(0, model=model)
+        self.streams.set(0, model=model)
 
     def render(self) -> str:
         lines: list[str] = []

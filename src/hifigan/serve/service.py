@@ -211,6 +211,5 @@ def load_slots(config: ServeConfig, metrics: Metrics) -> list[ModelSlot]:
         )
         vocoder(np.full((vocoder.n_mels, WARMUP_FRAMES), -5.0, dtype=np.float32), check=False)
         slots.append(ModelSlot(source.name, vocoder, config, metrics))
-        metrics.queue_depth.set(0, model=source.name)
-        metrics.streams.set(0, model=source.name)  # a sample from the start, for alerting rules
+        metrics.declare_model(source.name)
     return slots
