@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..errors import HiFiGANError
 from ..io import warn
+from .common import add_overwrite_argument, output_plan
 from .options import integer, port
 
 HELP = "a browser listening test (MOS or A/B) with ratings in SQLite, and its results"
@@ -75,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, metavar="DIR", help="where results go (default: beside --db)"
     )
     res.add_argument("--no-plot", action="store_true", help="write no plot")
+    add_overwrite_argument(res)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +115,8 @@ def _results(args: argparse.Namespace) -> int:
     if ab:
         print(("\n" if mos else "") + markdown_table(ab_cells(ab)))
     out_dir = args.output if args.output is not None else args.db.resolve().parent
-    for path in write_results(mos, ab, out_dir, plots=not args.no_plot):
+    plan = output_plan(args, [args.db])
+    for path in write_results(mos, ab, out_dir, plots=not args.no_plot, outputs=plan):
         print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -35,7 +35,13 @@ from ..errors import HiFiGANError
 from ..precision import PRECISIONS
 from ..train import TrainOptions, export_authors, list_checkpoints, train
 from ..train.adapt import AUTO, RECIPE_FLAGS, builtin_candidates, with_recipe
-from .common import add_threads_argument, apply_threads, model_source
+from .common import (
+    add_overwrite_argument,
+    add_threads_argument,
+    apply_threads,
+    claim_authors_export,
+    model_source,
+)
 from .options import integer, number
 from .prepare import add_data_arguments, data_options
 
@@ -116,6 +122,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write RUN_DIR's newest checkpoint as the authors' g_/do_ files and exit",
     )
+    add_overwrite_argument(
+        p, help="with --export-authors: replace files of that name in DIR (never an input)"
+    )
     _add_adaptation_arguments(p)
 
 
@@ -192,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         found = list_checkpoints(args.out / "checkpoints")
         if not found:
             raise HiFiGANError("no step_*.pt checkpoint to export", args.out / "checkpoints")
+        claim_authors_export(args, found[-1])
         g_path, do_path = export_authors(found[-1], args.export_authors)
         print(f"wrote {g_path} and {do_path}", file=sys.stderr)
         return 0
