@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.util
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -72,22 +74,41 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def request(self, method: str, path: str, body: dict | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             data = None if body is None else json.dumps(body).encode()
-            headers = {} if body is None else {"Content-Type": "application/json"}
-            conn.request(method, path, body=data, headers=headers)
+            sent = {} if body is None else {"Content-Type": "application/json"}
+            conn.request(method, path, body=data, headers={**sent, **(headers or {})})
             reply = conn.getresponse()
             return Response(reply.status, dict(reply.getheaders()), reply.read())
         finally:
             conn.close()
 
-    def get(self, path: str) -> Response:
-        return self.request("GET", path)
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        return self.request("GET", path, headers=headers)
 
-    def post(self, path: str, body: dict) -> Response:
-        return self.request("POST", path, body)
+    def post(self, path: str, body: dict, headers: dict[str, str] | None = None) -> Response:
+        return self.request("POST", path, body, headers)
+
+    def raw(self, data: bytes, timeout: float = 20.0) -> Response | None:
+        """Send ``data`` exactly as written (any Host, Content-Length true or not) and read
+        one answer; None when the server closes without one."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+            with contextlib.suppress(OSError):  # answered and closed before all was sent
+                sock.sendall(data)
+            reply = http.client.HTTPResponse(sock)
+            try:
+                reply.begin()
+                return Response(reply.status, dict(reply.getheaders()), reply.read())
+            except (OSError, http.client.HTTPException):
+                return None
 
 
 class ThreadServer:

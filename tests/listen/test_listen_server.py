@@ -3,7 +3,10 @@ that keeps ratings and positions, the results token, path traversal, A/B mode, t
 
 import io
 import itertools
+import logging
+import socket
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -287,3 +290,80 @@ def test_cli_errors_are_one_line(run_cli, folders, tmp_path):
         assert message.startswith(f"error: cannot listen on 127.0.0.1:{port} (")
     finally:
         taken.close()
+
+
+def test_other_hosts_and_other_sites_pages_are_refused(serve):
+    server = serve()
+    client, port = server.client, server.client.port
+    reply = client.get("/api/next?rater=x", headers={"Host": f"evil.example:{port}"})
+    assert reply.status == 403
+    assert reply.json()["error"].startswith(f"Host 'evil.example:{port}' is not an address")
+    assert client.get("/", headers={"Host": f"localhost:{port}"}).status == 200
+    for origin in ("https://evil.example", "null", f"http://127.0.0.1:{port + 1}"):
+        reply = client.post("/api/start", {"rater": "Mallory"}, headers={"Origin": origin})
+        assert reply.status == 403 and "refused" in reply.json()["error"], origin
+    assert server.store.plan("Mallory", "mos") is None  # nothing was written
+    own = {"Origin": f"http://127.0.0.1:{port}"}
+    assert client.post("/api/start", {"rater": "Ann"}, headers=own).status == 200
+    assert client.post("/api/start", {"rater": "Bea"}).status == 200  # no Origin: a script
+
+
+def raw_post(port: int, path: str, length: int, extra: str = "") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_request_bodies_are_bounded_before_they_are_read(serve):
+    from hifigan.listen.server import MAX_BODY_BYTES
+
+    server = serve()
+    client = server.client
+    limit = "request body is over this server's limit of 0.0625 MB"
+    assert MAX_BODY_BYTES == 64 * 1024
+    # 400 MB declared, 256 KB sent: refused at once, without waiting for the rest
+    reply = client.raw(raw_post(client.port, "/api/rate", 400 * 2**20) + b"{" * 2**18)
+    assert reply is not None and reply.status == 413 and reply.json() == {"error": limit}
+    # no Content-Length: cut as it arrives, once past the bound (the body never ends here)
+    head = (
+        f"POST /api/rate HTTP/1.1\r\nHost: 127.0.0.1:{client.port}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    reply = client.raw(head + (b"4000\r\n" + b" " * 0x4000 + b"\r\n") * 8)
+    assert reply is not None and reply.status == 413 and reply.json() == {"error": limit}
+    # within the bound, answered as before
+    answer = client.post("/api/start", {"rater": "Cal"}).json()
+    rating = {"rater": "Cal", "trial": answer["trial"], "score": 4, "padding": " " * 60_000}
+    assert client.post("/api/rate", rating).status == 200
+
+
+def test_a_rater_leaving_mid_upload_is_one_line(serve, caplog):
+    server = serve()
+    port = server.client.port
+    with caplog.at_level(logging.INFO):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(raw_post(port, "/api/rate", 5000) + b'{"rater": "x", ')
+            time.sleep(0.3)  # the server is reading the body
+        deadline = time.monotonic() + 30
+        while not any("disconnected" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.05)
+        time.sleep(0.2)  # anything else it would log comes now
+    gone = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(gone) == 1 and gone[0].exc_info is None and gone[0].name == "hifigan.listen"
+    assert gone[0].getMessage().startswith("POST /api/rate: client 127.0.0.1:")
+    assert gone[0].getMessage().endswith("(15 of 5000 bytes); answered 499")
+    assert not [r for r in caplog.records if r.exc_info or "Exception" in r.getMessage()]
+    assert server.client.get("/").status == 200
+
+
+def test_cli_allow_options_are_checked(run_cli, folders, tmp_path):
+    args = [*system_args(folders), "--db", str(tmp_path / "r.sqlite")]
+    with pytest.warns(UserWarning, match="extra"):
+        code, _, err = run_cli("listen", *args, "--allow-origin", "ftp://files.example")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        "error: --allow-origin 'ftp://files.example' is not an origin (scheme://host[:port], "
+        "e.g. https://tts.example.org)"
+    )

@@ -29,6 +29,7 @@ from ..errors import HiFiGANError
 from ..io import warn
 from .common import add_overwrite_argument, output_plan
 from .options import integer, port
+from .serve import add_web_arguments
 
 HELP = "a browser listening test (MOS or A/B) with ratings in SQLite, and its results"
 SERVE_HINT = "pip install 'hifigan[serve]'"
@@ -64,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="trials per rater (default: all utterance x system, or x pair, combinations)",
     )
+    add_web_arguments(test)
     test.add_argument("--title", default="Listening test", help="the pages' title")
     test.add_argument(
         "--no-normalize",
@@ -123,9 +125,10 @@ def _results(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..listen.design import plan_size
-    from ..listen.server import ListeningTest, bind, make_server
+    from ..listen.server import MAX_BODY_BYTES, ListeningTest, bind, make_server
     from ..listen.stimuli import check_readable, collect_stimuli, parse_systems
     from ..listen.store import Store
+    from ..serve.guard import WebPolicy
 
     if args.ref is None:
         raise HiFiGANError("give --ref DIR and --system NAME=DIR (or --results to summarise)")
@@ -140,21 +143,22 @@ def _serve(args: argparse.Namespace) -> int:
     if per_rater is not None and per_rater > total:
         warn(f"--per-rater {per_rater} is more than the {total} distinct trials; using {total}")
         per_rater = total
+    policy = WebPolicy(args.host, args.allow_hosts, args.allow_origins, MAX_BODY_BYTES)
     store = Store(args.db)
     try:
         test = ListeningTest(stimuli, store, mode=mode, per_rater=per_rater, title=args.title)
         sock = bind(args.host, args.port)
-        _announce(test, args, sock.getsockname()[1], per_rater or total)
+        _announce(test, args, sock.getsockname()[1], per_rater or total, policy)
         # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
         with contextlib.suppress(KeyboardInterrupt):
-            make_server(test).run(sockets=[sock])
+            make_server(test, policy).run(sockets=[sock])
         print(f"stopped; {len(store.ratings(mode))} {mode.upper()} ratings in {args.db}")
     finally:
         store.close()
     return 0
 
 
-def _announce(test, args: argparse.Namespace, port: int, per_rater: int) -> None:
+def _announce(test, args: argparse.Namespace, port: int, per_rater: int, policy) -> None:
     """Print what is served where, with the results page's token."""
     import socket
 
@@ -172,3 +176,5 @@ def _announce(test, args: argparse.Namespace, port: int, per_rater: int) -> None
     print("stop with Ctrl-C; every rating is saved as it arrives", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         warn(f"serving on {args.host}: anyone who can reach this port can take the test")
+    if policy.describe():
+        print(f"note: {policy.describe()}", file=sys.stderr, flush=True)

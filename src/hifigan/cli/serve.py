@@ -10,7 +10,9 @@ http://127.0.0.1:8000/ (a web page), with the API:
 
 Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms,
 --max-batch-seconds) into one exact batched synthesis. The service listens on loopback only
-unless --host says otherwise; with --api-key (or HIFIGAN_API_KEY) every endpoint but /health
+unless --host says otherwise, answers only requests whose Host names an address it listens on
+(--allow-host adds names), and refuses WebSockets and POSTs from pages of other sites
+(--allow-origin allows one); with --api-key (or HIFIGAN_API_KEY) every endpoint but /health
 and the page needs 'Authorization: Bearer KEY'. Details: docs/serving.md. Needs
 pip install 'hifigan[serve]'.
 """
@@ -36,7 +38,32 @@ DEFAULTS = {
     "max_queue": 64,
     "max_body_mb": 64.0,
     "max_seconds": 300.0,
+    "max_streams": 16,
+    "stream_idle_seconds": 60.0,
 }
+
+
+def add_web_arguments(p: argparse.ArgumentParser) -> None:
+    """``--allow-host`` and ``--allow-origin``, shared with ``hifigan listen``."""
+    p.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="also answer requests whose Host header is NAME (any port) or NAME:PORT, e.g. a "
+        "reverse proxy's name or an ssh tunnel's localhost:9000 (repeatable; '*': any Host). "
+        "By default only the addresses listened on are answered",
+    )
+    p.add_argument(
+        "--allow-origin",
+        dest="allow_origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages of ORIGIN (https://site.example[:port]) use the service "
+        "(repeatable); by default pages of other sites are refused",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -104,6 +131,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS["max_seconds"],
         help="longest audio per request or stream, seconds (default %(default)s)",
     )
+    limits.add_argument(
+        "--max-streams",
+        type=integer(1, 100_000),
+        default=DEFAULTS["max_streams"],
+        help="open WebSocket streams per process; one more is closed with 1013 (default "
+        "%(default)s)",
+    )
+    limits.add_argument(
+        "--stream-idle-seconds",
+        type=number(0, 86_400, above=True),
+        default=DEFAULTS["stream_idle_seconds"],
+        help="close a stream (1001) after this long without a message either way (default "
+        "%(default)s)",
+    )
+    add_web_arguments(p)
     p.add_argument(
         "--api-key",
         type=token,
@@ -140,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
     _require_serve_dependencies()
     import uvicorn
 
+    from ..serve.app import server_options
+    from ..serve.guard import WebPolicy
     from ..serve.service import API_KEY_ENV, CONFIG_ENV, ServeConfig, resolve_sources
 
     if args.workers < 1:
@@ -158,22 +202,35 @@ def run(args: argparse.Namespace) -> int:
         max_body_mb=args.max_body_mb,
         max_seconds=args.max_seconds,
         api_key=args.api_key if args.api_key is not None else env_value(API_KEY_ENV, token),
+        host=args.host,
+        allow_hosts=args.allow_hosts,
+        allow_origins=args.allow_origins,
+        max_streams=args.max_streams,
+        stream_idle_seconds=args.stream_idle_seconds,
     )
     config.check()
     if config.threads is None and args.workers > 1:  # the workers share the idle cores
         config.threads = max(1, auto_threads() // args.workers)
-    apply_threads(config.threads)
+    threads = apply_threads(config.threads)
+    source = "--threads" if args.threads is not None else "the cores idle at start"
+    if args.threads is None and args.workers > 1:
+        source += f", shared by {args.workers} workers"
+    plural = "s" if threads != 1 else ""
+    print(f"note: torch uses {threads} CPU thread{plural} per process ({source})", file=sys.stderr)
     if not _is_loopback(args.host) and config.api_key is None:
         print(
             f"warning: listening on {args.host} without an API key: anyone who can reach this "
             "port can use the service (set --api-key or HIFIGAN_API_KEY)",
             file=sys.stderr,
         )
+    policy = WebPolicy(config.host, config.allow_hosts, config.allow_origins)
+    if policy.describe():
+        print(f"note: {policy.describe()}", file=sys.stderr)
     options = {
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
-        "ws_max_size": config.max_body_bytes,
+        **server_options(config),
     }
     if args.workers == 1:
         from ..serve.app import create_app
