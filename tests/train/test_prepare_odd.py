@@ -133,6 +133,19 @@ def test_list_layouts_with_a_bom_find_every_clip(tmp_path):
         *((i, "train") for i in ids[:6]),
         *((i, "val") for i in ids[6:]),
     ]
+    # a manifest edited and saved with a BOM and CRLF still reads; an empty list says so
+    manifest = (tmp_path / "q" / "manifest.jsonl").read_text().replace("\n", "\r\n")
+    (tmp_path / "q" / "manifest.jsonl").write_bytes(codecs.BOM_UTF8 + manifest.encode())
+    assert read_manifest(tmp_path / "q") == result.clips
+    (root / "empty.txt").write_bytes(codecs.BOM_UTF8 + b"\r\n# no clips yet\r\n")
+    with pytest.raises(DataError) as e:
+        prepare(root / "empty.txt", tmp_path / "r", sample_rate=RATE)
+    assert str(e.value) == f"{root / 'empty.txt'}: no clips: the filelist (empty.txt) lists none"
+    # a list written on Windows: backslashes, drive letters
+    (root / "win.txt").write_text("C:\\corpus\\wavs\\LJ001-0001.wav|x\r\nwavs\\LJ001-0002|x\r\n")
+    result = prepare(root / "win.txt", tmp_path / "w", sample_rate=RATE)
+    assert [c.path.name for c in result.clips] == ["LJ001-0001.wav", "LJ001-0002.WAV"]
+    assert [c.id for c in result.clips] == ["LJ001-0001", "LJ001-0002"]
     # the evaluation's dataset lists are read the same way
     (root / "test.txt").write_bytes(codecs.BOM_UTF8 + b"LJ001-0001|x\r\nLJ001-0002|x\r\n")
     name, files = dataset_files(root / "test.txt")
@@ -220,6 +233,12 @@ def test_a_dataset_of_dangling_links_says_so_and_leaves_nothing(tmp_path, run_cl
         f"{data / 'a.wav'}: dangling symlink (to /nonexistent/a.wav, which does not exist)\n",
     )
     assert not out.exists()
+    hidden = tmp_path / "hidden"
+    tone(hidden / "._a.wav")
+    with pytest.raises(
+        DataError, match=r"in this folder \(passed over 1 file hidden, named \.\*\)"
+    ):
+        prepare(hidden, out, sample_rate=RATE)
     (tmp_path / "link").symlink_to(tmp_path / "none")
     with pytest.raises(DataError, match="link: dangling symlink"):
         find_clips(tmp_path / "link")

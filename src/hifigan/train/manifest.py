@@ -492,7 +492,8 @@ class AudioFinder:
         self.listings: dict[Path, dict[str, str] | OSError] = {}
 
     def listing(self, folder: Path) -> dict[str, str] | OSError:
-        """Name with its suffix in lower case -> real name, for the entries of ``folder``."""
+        """The names of the entries of ``folder``, and those of its audio files with the suffix
+        in lower case, -> the real name."""
         if folder not in self.listings:
             try:
                 names = sorted(os.listdir(folder))
@@ -509,14 +510,18 @@ class AudioFinder:
 
     def find(self, clip_id: str, folders: list[Path]) -> tuple[Path | None, str]:
         """The file for ``clip_id`` (with or without suffix; a relative path, or one whose
-        folders are not there, as the authors' ``DUMMY/`` lists have) in the first folder
-        that has it, or ``None`` and why (a folder that cannot be read)."""
-        relative = Path(clip_id)
-        trials = [(folder / relative.parent, relative.name) for folder in folders]
-        if relative.is_absolute():
-            trials = [(relative.parent, relative.name)]
-        elif relative.parent != Path("."):
-            trials += [(folder, relative.name) for folder in folders]
+        folders are not there, as the authors' ``DUMMY/`` lists have, also with Windows'
+        backslashes) in the first folder that has it, or ``None`` and why (a folder that cannot
+        be read)."""
+        trials = []
+        for variant in dict.fromkeys([clip_id, clip_id.replace("\\", "/")]):
+            relative = Path(variant)
+            if relative.is_absolute():
+                trials += [(relative.parent, relative.name)]
+                continue
+            trials += [(folder / relative.parent, relative.name) for folder in folders]
+            if relative.parent != Path("."):
+                trials += [(folder, relative.name) for folder in folders]
         problem = ""
         for where, name in trials:
             names = self.listing(where)
@@ -525,8 +530,8 @@ class AudioFinder:
                     problem = f"; {shown(where)} cannot be read: {_strerror(names)}"
                 continue
             stem, suffix = os.path.splitext(name)
-            keys = [stem + suffix.lower()] if suffix.lower() in AUDIO_SUFFIXES else []
-            keys += [name + s for s in AUDIO_SUFFIXES] + [name]
+            keys = [name] + ([stem + suffix.lower()] if suffix.lower() in AUDIO_SUFFIXES else [])
+            keys += [name + s for s in AUDIO_SUFFIXES]
             real = next((names[k] for k in keys if k in names), None)
             if real is not None and not (where / real).is_dir():
                 return where / real, ""
@@ -556,9 +561,9 @@ def _read_filelist(
                 (shown(wavs / clip_id), f"no audio file found (listed in {where} {n}{problem})")
             )
             continue
-        stem = Path(clip_id).name
-        suffix = Path(stem).suffix
-        stem = stem[: -len(suffix)] if suffix.lower() in AUDIO_SUFFIXES else stem
+        # the id is the name of the file found (the list's may carry folders, backslashes)
+        stem, suffix = os.path.splitext(audio.name)
+        stem = stem if suffix.lower() in AUDIO_SUFFIXES else audio.name
         found.append(Candidate(shown(stem), audio, split, "", f"{where} {n}"))
     return found, missing
 
@@ -713,6 +718,8 @@ def prepare(
     candidates, skipped, layout = find_clips(
         data, train_list=train_list, val_list=val_list, wavs=wavs, exclude=[out_dir]
     )
+    if not candidates and not skipped:
+        raise DataError(f"no clips: the {layout} lists none", shown(data))
     if not candidates:
         raise DataError(f"none of the listed clips was found: {why_unusable(skipped)}", shown(data))
     if val_size is not None and all(c.split is not None for c in candidates):
