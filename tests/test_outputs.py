@@ -152,6 +152,14 @@ def test_two_inputs_for_one_output_are_refused_before_anything(tmp_path):
         plan.claim(out, b)  # also against an earlier claim of this run
 
 
+def test_an_input_is_named_before_a_collision(tmp_path):
+    # vocode wavs -o wavs, with x.wav and x.npy in wavs: both write wavs/x.wav, an input
+    audio, mel = _precious(tmp_path / "x.wav"), _precious(tmp_path / "x.npy")
+    plan = OutputPlan(overwrite=True, inputs=[audio, mel])
+    with pytest.raises(OutputError, match=r"x\.wav: exists and is one of the inputs"):
+        plan.claim_all([(tmp_path / "x.wav", audio), (tmp_path / "x.wav", mel)])
+
+
 def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes(tmp_path):
     folder = tmp_path / "model.onnx"
     folder.mkdir()
@@ -461,3 +469,22 @@ def test_a_link_to_an_input_is_caught(command, kind, tmp_path, checkpoint, run_c
     assert f"error: {out}: exists and is one of the inputs" in err
     assert "--overwrite never replaces an input" in err
     assert _tree(tmp_path) == before and source.read_bytes() == kept
+
+
+def test_evaluate_checks_its_figures_and_audio_before_synthesis(tmp_path, checkpoint, run_cli):
+    _needs("evaluate")
+    clips = [_speech(tmp_path / "lj" / f"{n}.wav") for n in "ab"]
+    figure = _precious(tmp_path / "out" / "mels" / "lj_a_g.png")  # dataset lj, clip a, system g
+    args = ["evaluate", "--data", tmp_path / "lj", "--checkpoint", checkpoint]
+    args += ["--no-griffin-lim", "--metrics", "mel_l1", "--plots", "1", "-o", tmp_path / "out"]
+    code, _, err = run_cli(*args)
+    assert code == 1
+    assert err.strip() == (
+        f"error: {figure}: already exists; pass --overwrite to replace it, or choose another output"
+    )
+    assert [p.name for p in (tmp_path / "out").rglob("*")] == ["mels", figure.name]
+    figure.unlink()
+    _precious(tmp_path / "out" / "audio" / "lj" / "g" / "b.wav")
+    code, _, err = run_cli(*args)
+    assert code == 1 and "audio/lj/g/b.wav: already exists; pass --overwrite" in err
+    assert clips[0].exists() and not (tmp_path / "out" / "metrics.csv").exists()

@@ -125,26 +125,30 @@ class OutputPlan:
         """Claim output files, each a path or ``(path, source input)``, all or none.
 
         Refuses (:class:`OutputError`) before recording anything: an input first, then two
-        inputs for one output, a folder in a file's place, and last existing files (all of
-        them counted in one line). ``holds`` describes what a folder of existing outputs
-        holds (``"an earlier demo"``), for that last message.
+        inputs for one output, a folder in a file's place (or a file in a folder's), and last
+        existing files (all of them counted in one line). ``holds`` describes what a folder
+        of existing outputs holds (``"an earlier demo"``), for that last message.
         """
         pending: dict[Path, tuple[Path, Path | None]] = {}
-        existing: list[Path] = []
+        collision: str | None = None
         for item in outputs:
             path, source = item if isinstance(item, tuple) else (item, None)
             path = Path(path)
             source = None if source is None else Path(source)
             key = _absolute(path)
-            self._check_collision(key, path, source, pending)
+            collision = collision or self._collision(key, path, source, pending)
             if key not in pending or pending[key][1] is None:
                 pending[key] = (path, source)
-        for key, (path, _) in pending.items():
-            if key in self._claims:
-                continue  # written (or to be written) by this run already
+        # written (or to be written) by this run already: nothing more to check
+        new = [path for key, (path, _) in pending.items() if key not in self._claims]
+        for path in new:
             found = self.input_behind(path)
             if found is not None:
                 raise OutputError(self._input_message(path, found))
+        if collision is not None:
+            raise OutputError(collision)
+        existing: list[Path] = []
+        for path in new:
             problem = self._folder_problem(path.parent)
             if problem is not None:
                 raise OutputError(problem)
@@ -161,28 +165,26 @@ class OutputPlan:
         for key, (_, source) in pending.items():
             self._claims.setdefault(key, None if source is None else _absolute(source))
 
-    def _check_collision(
+    def _collision(
         self,
         key: Path,
         path: Path,
         source: Path | None,
         pending: dict[Path, tuple[Path, Path | None]],
-    ) -> None:
-        """Refuse ``path`` when another input of this run or batch already writes it."""
+    ) -> str | None:
+        """Why ``path`` cannot be written for ``source``: another input of this run or batch
+        writes it too; None when it can."""
         if key in pending:
             other = pending[key][1]
         elif key in self._claims:
             other = self._claims[key]
         else:
-            return
-        if source is None or other is None:
-            return
-        if _absolute(Path(other)) == _absolute(source):
-            return  # the same input named twice
-        raise OutputError(
-            f"two inputs would both be written here ({other} and {source}); rename one or "
-            "write them to separate folders",
-            path,
+            return None
+        if source is None or other is None or _absolute(Path(other)) == _absolute(source):
+            return None  # no input to compare, or the same input named twice
+        return (
+            f"{path}: two inputs would both be written here ({other} and {source}); rename "
+            "one or write them to separate folders"
         )
 
     def _folder_problem(self, folder: Path) -> str | None:

@@ -37,6 +37,7 @@ from ..evaluation import (
     evaluate_folders,
 )
 from ..evaluation.metrics import SAMPLE_RATE
+from ..evaluation.render import figure_path
 from ..inference import Vocoder
 from ..io import AUDIO_SUFFIXES
 from ..outputs import OutputPlan
@@ -252,6 +253,12 @@ def _evaluate(args: argparse.Namespace, plan: OutputPlan) -> Report:
         (audio_dir / dataset / system / f"{f.stem}.wav", f)
         for dataset, files in datasets.items()
         for f in files
+        for system in systems
+    )
+    plan.claim_all(  # the mel figures of the first clips
+        figure_path(args.output, dataset, f.stem, system)
+        for dataset, files in datasets.items()
+        for f in files[:plot_files]
         for system in systems
     )
     rate = next(iter(systems.values())).sample_rate

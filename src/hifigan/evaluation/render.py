@@ -62,13 +62,8 @@ class Report:
         out_dir = Path(out_dir)
         files = [out_dir / name for name in ("metrics.csv", "summary.json", "report.md")]
         if plots:
-            from .plots import _slug
-
             files.append(out_dir / "summary.png")
-            files += [
-                out_dir / "mels" / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
-                for dataset, name, system in self.plot_audio
-            ]
+            files += [figure_path(out_dir, *key) for key in self.plot_audio]
         return files
 
     def write(
@@ -162,6 +157,13 @@ class Report:
             lines.append(f"| {METRICS[m].label} | {rate} | {METRICS[m].description} |")
         lines += ["", "Definitions, licences and model sources: docs/evaluation.md.", ""]
         return "\n".join(lines)
+
+
+def figure_path(out_dir: Path, dataset: str, name: str, system: str) -> Path:
+    """Where :meth:`Report.write` puts the mel figure of one clip of one system."""
+    from .plots import _slug
+
+    return Path(out_dir) / "mels" / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
 
 
 def blind_metrics(systems: dict) -> dict[str, list[str]]:
