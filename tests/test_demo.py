@@ -217,3 +217,18 @@ def test_demo_reports_bad_input_in_one_line(lj_v1, run_cli, tmp_path):
     assert code == 1
     assert err.splitlines()[-1] == f"error: {tmp_path / 'none.wav'}: not found"
     assert not (tmp_path / "o").exists()
+
+
+def test_a_second_demo_into_the_same_folder_needs_overwrite(run_cli, tmp_path):
+    out = tmp_path / "hifigan-demo"
+    out.mkdir()
+    for name in ("input.wav", "report.txt"):
+        (out / name).write_bytes(b"an earlier demo's " + name.encode())
+    code, stdout, err = run_cli("demo", "-o", out, "--checkpoint", need(LJ_V2))
+    assert (code, stdout) == (1, "")
+    assert err == (
+        f"error: {out}: already holds an earlier demo (input.wav, report.txt); pass --overwrite "
+        "to replace it, or choose another folder\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["input.wav", "report.txt"]
+    assert (out / "input.wav").read_bytes() == b"an earlier demo's input.wav"
