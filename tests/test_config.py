@@ -187,3 +187,53 @@ def test_rate_presets_build_generators_with_the_right_hop(name):
     with torch.no_grad():
         audio = generator(torch.zeros(1, config.mel.n_mels, 6))
     assert audio.shape == (1, 1, 6 * config.mel.hop_length)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"mel": {"fmin": NaN}}', "field 'mel.fmin' is NaN: numbers must be finite"),
+        ('{"train": {"lambda_mel": -Infinity}}', "field 'train.lambda_mel' is -Infinity"),
+        ('{"generator": {"upsample_rates": [8, Infinity]}}', "'generator.upsample_rates[1]'"),
+        ('{"mel": {"n_fft": 16777216}}', "mel.n_fft (16777216) must lie in [2, 65536]"),
+        ('{"mel": {"n_mels": 1000000}}', "mel.n_mels (1000000) must lie in [1, 2048]"),
+        ('{"mel": {"n_mels": 600}}', "mel.n_mels (600) exceeds the 513 frequency bins"),
+        ('{"mel": {"sample_rate": 5}}', "mel.sample_rate (5) must lie in [1000, 768000]"),
+        ('{"mel": {"hop_length": 0}}', "mel.hop_length must be positive, got 0"),
+        ('{"mel": {"fmax_loss": 1e9}}', "mel.fmax_loss (1000000000.0) must lie in (fmin, "),
+        ('{"mel": {"n_fft": true}}', "mel.n_fft = True has the wrong type"),
+        ('{"train": {"learning_rate": "2e-4"}}', "train.learning_rate = '2e-4' has the wrong type"),
+        ('{"train": {"batch_size": "16"}}', "train.batch_size = '16' has the wrong type"),
+        ('{"train": {"batch_size": 16.5}}', "train.batch_size = 16.5 has the wrong type"),
+        ('{"generator": {"resblock_kernel_sizes": [3, "7"]}}', "resblock_kernel_sizes = [3, '7']"),
+        ("[[[[[[" * 20000 + "]]]]]]" * 20000, "invalid JSON: nested too deeply"),
+    ],
+)
+def test_config_files_are_validated_field_by_field(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_file(path)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_config_carried_by_a_checkpoint_is_validated_like_a_file():
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data["train"]["adam_b1"] = float("nan")  # a checkpoint's dict holds Python floats
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(data, source="g.pt (embedded config)")
+    assert str(e.value) == "g.pt (embedded config): train.adam_b1 = nan is not a finite number"
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data["mel"]["n_fft"] = 2**24
+    with pytest.raises(ConfigError, match=r"mel\.n_fft \(16777216\) must lie in \[2, 65536\]"):
+        HiFiGANConfig.from_dict(data, source="g.pt (embedded config)")
+
+
+def test_a_config_path_that_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match=r": is a folder, not a config file$"):
+        HiFiGANConfig.from_file(tmp_path)
+    audio = tmp_path / "a.json"
+    audio.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    with pytest.raises(ConfigError, match=r"a\.json: is a WAV audio file, not a config file"):
+        HiFiGANConfig.from_file(audio)

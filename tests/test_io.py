@@ -7,8 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from hifigan.checkpoint import read_checkpoint, save_checkpoint
 from hifigan.config import HiFiGANConfig
+from hifigan.conventions import load_stats
 from hifigan.errors import HiFiGANError, InputError
+from hifigan.generator import Generator
 from hifigan.io import atomic_path, load_audio, load_mel, save_torch, save_wav
 
 
@@ -126,3 +129,156 @@ def test_huge_float_samples_do_not_become_inf_when_resampled(tmp_path):
     with pytest.warns(UserWarning), pytest.raises(InputError) as e:
         load_audio(path, 22050)
     assert str(e.value) == f"{path}: samples too large to resample (peak 3.15e+38)"
+
+
+def _flac_without_length(path, audio, rate):
+    """A FLAC file as a streaming encoder leaves it: STREAMINFO's 36-bit total-samples field
+    (the low 4 bits of byte 21 of the file and bytes 22-25: "fLaC", a 4-byte block header,
+    then 13 bytes of block sizes, rate, channels and bits before it) is 0, "unknown"."""
+    sf.write(path, audio, rate, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    data[21] &= 0xF0
+    data[22:26] = bytes(4)
+    path.write_bytes(bytes(data))
+
+
+def test_flac_without_a_recorded_length_reads_like_the_original(tmp_path):
+    audio = (np.sin(np.arange(30001) / 7.0) * 0.5).astype(np.float32)
+    sf.write(tmp_path / "whole.flac", audio, 22050, subtype="PCM_16")
+    _flac_without_length(tmp_path / "stream.flac", audio, 22050)
+    assert sf.info(str(tmp_path / "stream.flac")).frames > 1 << 62  # what libsndfile makes of it
+    original, rate = load_audio(tmp_path / "whole.flac")
+    streamed, rate2 = load_audio(tmp_path / "stream.flac")
+    assert rate == rate2 == 22050 and streamed.shape == (30001,)
+    assert np.array_equal(streamed, original)
+
+
+def test_wav_whose_data_size_is_zero_reads_to_the_end(tmp_path):
+    audio = (np.sin(np.arange(5000) / 5.0) * 0.5).astype(np.float32)
+    sf.write(tmp_path / "a.wav", audio, 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "a.wav").read_bytes())
+    at = data.index(b"data")
+    data[at + 4 : at + 8] = bytes(4)  # a streaming writer that never came back to fill it in
+    (tmp_path / "b.wav").write_bytes(bytes(data))
+    assert np.array_equal(load_audio(tmp_path / "b.wav")[0], load_audio(tmp_path / "a.wav")[0])
+
+
+def test_a_damaged_flac_of_unknown_length_is_still_not_valid(tmp_path):
+    path = tmp_path / "cut.flac"
+    _flac_without_length(path, np.zeros(40000, dtype=np.float32) + 0.1, 22050)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + b"\xff" * 64 + data[len(data) // 2 + 64 :])
+    with pytest.raises(InputError, match=r"cut\.flac: not a valid FLAC file"):
+        load_audio(path)
+
+
+def test_audio_of_unknown_length_is_bounded_while_it_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "long.flac"
+    _flac_without_length(path, np.zeros(200_000, dtype=np.float32), 8000)
+    monkeypatch.setattr("hifigan.io.INPUT_BUDGET_BYTES", 100_000 * 4)
+    with pytest.raises(InputError) as e:
+        load_audio(path)
+    assert str(e.value).startswith(f"{path}: more than ")
+    assert "of audio would take" in str(e.value) and "over the input limit of 391 KiB" in str(
+        e.value
+    )
+
+
+def test_a_npy_is_checked_from_its_header(tmp_path):
+    path = tmp_path / "cut.npy"
+    np.save(path, np.zeros((80, 1000), dtype=np.float32))
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(InputError) as e:
+        load_mel(path)
+    assert str(e.value) == (
+        f"{path}: mel file is truncated: its header promises an array of shape (80, 1000) "
+        "(312 KiB), the file holds 4.76 KiB"
+    )
+
+
+def _checkpoint(path):
+    config = HiFiGANConfig.preset("debug")
+    save_checkpoint(path, config, Generator.from_config(config))
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "read", "message"),
+    [
+        ("t.wav", lambda p: p.write_text("hello\n"), load_audio, "is a text file, not a WAV audio"),
+        ("t.npy", lambda p: p.write_text("1 2 3\n"), load_mel, "is a text file, not a mel file"),
+        ("c.json", lambda p: p.write_text("{}"), load_audio, "is a JSON text file, not audio"),
+        (
+            "m.npy",
+            lambda p: np.save(p, np.zeros((80, 4), dtype=np.float32)),
+            load_audio,
+            "is a NumPy array (.npy), not audio (a mel is vocoded with `hifigan vocode`",
+        ),
+        (
+            "a.wav",
+            lambda p: sf.write(p, np.zeros(100, dtype=np.float32), 22050),
+            load_mel,
+            "is a WAV audio file, not a mel file: make its mel with `hifigan mel ",
+        ),
+        (
+            "a.npy",  # audio behind a mel's name
+            lambda p: sf.write(p, np.zeros(100, dtype=np.float32), 22050, format="FLAC"),
+            load_mel,
+            "is a FLAC audio file, not a mel file: make its mel with `hifigan mel ",
+        ),
+        (
+            "g.pt",
+            _checkpoint,
+            load_mel,
+            "is a model checkpoint, not a mel file: pass it as --model",
+        ),
+        (
+            "g.wav",
+            _checkpoint,
+            load_audio,
+            "is a PyTorch file (a checkpoint or a tensor), not a WAV",
+        ),
+        (
+            "a.pt",
+            lambda p: sf.write(p, np.zeros(100, dtype=np.float32), 22050, format="WAV"),
+            read_checkpoint,
+            "is a WAV audio file, not a checkpoint (audio is an input, not a model)",
+        ),
+        (
+            "m.pt",
+            lambda p: torch.save(torch.zeros(80, 4), p),
+            read_checkpoint,
+            "is a tensor of shape (80, 4) (a mel?), not a checkpoint",
+        ),
+        ("dir.npy", lambda p: p.mkdir(), load_mel, "is a folder, not a mel file"),
+        ("dir.wav", lambda p: p.mkdir(), load_audio, "is a folder, not an audio file"),
+        ("dir.pt", lambda p: p.mkdir(), read_checkpoint, "is a folder, not a checkpoint"),
+        ("dir.npy", lambda p: p.mkdir(), load_stats, "is a folder, not a stats file"),
+        (
+            "s.npy",
+            lambda p: sf.write(p, np.zeros(100, dtype=np.float32), 22050, format="WAV"),
+            load_stats,
+            "is a WAV audio file, not a stats file",
+        ),
+    ],
+)
+def test_a_file_of_the_wrong_kind_is_named_for_what_it_is(tmp_path, name, make, read, message):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(HiFiGANError) as e:
+        read(path)
+    assert str(e.value).startswith(f"{path}: {message}"), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_stats_npy_with_a_huge_header_is_refused_before_loading(tmp_path):
+    path = tmp_path / "stats.npy"
+    with open(path, "wb") as f:
+        header = {"descr": "<f8", "fortran_order": False, "shape": (2, 10**10)}
+        np.lib.format.write_array_header_1_0(f, header)
+    with pytest.raises(InputError) as e:
+        load_stats(path)
+    assert str(e.value) == (
+        f"{path}: an array of shape (2, 10000000000) would take 149 GiB in memory, over the "
+        "input limit of 2 GiB: split it into shorter files"
+    )

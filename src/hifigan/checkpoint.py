@@ -71,6 +71,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise CheckpointError("is a folder, not a checkpoint file", path)
     obj = torch_load(path, "checkpoint", CheckpointError)
+    if isinstance(obj, torch.Tensor):
+        raise CheckpointError(
+            f"is a tensor of shape {tuple(obj.shape)} (a mel?), not a checkpoint", path
+        )
     if not isinstance(obj, dict):
         raise CheckpointError(f"expected a dict of state dicts, found {type(obj).__name__}", path)
     verify_digest(obj, path)
@@ -215,22 +219,64 @@ def unverified_note(checkpoint: dict[str, Any], path: str | Path) -> str | None:
     )
 
 
+def read_generator_file(
+    path: str | Path, config: HiFiGANConfig | str | Path | None = None
+) -> tuple[dict[str, Tensor], HiFiGANConfig, str | None, dict[str, Any]]:
+    """``(generator state in the authors' names, config, toolkit, checkpoint)`` of any
+    supported file: ours, the authors', or another toolkit's (``toolkit`` names it, see
+    :mod:`hifigan.toolkits`; None otherwise). A toolkit's file gets the config built from the
+    toolkit's own config unless ``config`` is given."""
+    from .toolkits import read_model_file
+
+    path = Path(path)
+    checkpoint: dict[str, Any] | None
+    try:
+        checkpoint = read_checkpoint(path)
+    except CheckpointError as e:
+        if not path.is_file() or not ("Python objects" in str(e) or "corrupt" in str(e)):
+            raise
+        checkpoint = None  # a .nemo archive or a Lightning checkpoint, or a damaged file
+        try:
+            model = read_model_file(path, None)
+        except CheckpointError as inner:
+            if "corrupt" in str(e) and "corrupt" in str(inner):
+                raise e from None
+            raise
+    else:
+        model = read_model_file(path, checkpoint)
+    if model is not None:
+        check_finite(model.state, path)
+        cfg = model.config if config is None else resolve_config(path, {}, config)
+        return model.state, cfg, model.toolkit, checkpoint or {}
+    assert checkpoint is not None
+    state = generator_state(checkpoint, path)
+    return state, resolve_config(path, checkpoint, config), None, checkpoint
+
+
 def load_generator(
     path: str | Path,
     config: HiFiGANConfig | str | Path | None = None,
     *,
     warn_unverified: bool = False,
 ) -> tuple[Generator, HiFiGANConfig]:
-    """Read a generator from any supported checkpoint. Returns ``(generator, config)``; the
-    generator keeps weight norm when the file has it. With ``warn_unverified``, a successful
-    load of weights that carry no digest emits a :class:`~hifigan.io.HiFiGANWarning`
+    """Read a generator from any supported checkpoint (ours, the authors', or another
+    toolkit's: :func:`read_generator_file`). Returns ``(generator, config)``; the generator
+    keeps weight norm when the file has it. With ``warn_unverified``, a successful load of
+    weights that carry no digest emits a :class:`~hifigan.io.HiFiGANWarning`
     (:func:`unverified_note`)."""
-    checkpoint = read_checkpoint(path)
-    state = generator_state(checkpoint, path)
-    cfg = resolve_config(path, checkpoint, config)
+    from .toolkits import TOOLKITS
+
+    state, cfg, toolkit, checkpoint = read_generator_file(path, config)
     generator = Generator.from_config(cfg)
     load_generator_weights(generator, state, path)
-    note = unverified_note(checkpoint, path) if warn_unverified else None
+    if toolkit is not None:
+        note = (
+            f"{path}: {TOOLKITS[toolkit]} checkpoints carry no digest of their weights; "
+            "loaded unverified"
+        )
+    else:
+        note = unverified_note(checkpoint, path)
+    note = note if warn_unverified else None
     if note is not None:
         warn(note)
     return generator, cfg
@@ -302,6 +348,7 @@ __all__ = [
     "load_generator_weights",
     "load_state_strict",
     "read_checkpoint",
+    "read_generator_file",
     "resolve_config",
     "save_checkpoint",
     "to_authors_keys",

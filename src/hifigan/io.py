@@ -485,9 +485,15 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
 
     if path.is_dir():
         raise error(f"is a folder, not a {what}", path)
-    other = _other_kind(path, what, ("torch", "pickle"))
+    # a file of another format is named for what it is; plain text (a damaged download, an
+    # error page) is reported as damage, with what it holds
+    other = _other_kind(path, what, ("torch", "pickle", "text", "empty"))
     if other is not None:
         raise error(other, path)
+    kind = sniff_file(path)
+    damaged = f"cannot read {what}: the file is corrupt or truncated"
+    if kind in ("text", "empty"):
+        damaged += f" ({FILE_KINDS[kind]})"
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -496,15 +502,15 @@ def torch_load(path: Path, what: str, error: type[HiFiGANError] = InputError) ->
             raise error(
                 f"refused: the {what} holds Python objects, not just tensors", path
             ) from None
-        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
+        raise error(damaged, path) from None
     except OSError as e:
         if e.errno is None:  # torch's zip reader reports damage as a bare OSError
-            raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
+            raise error(damaged, path) from None
         raise error(f"cannot read {what} ({(e.strerror or str(e)).lower()})", path) from None
     except Exception:
         # a damaged file fails anywhere inside the zip reader or the unpickler, with whatever
         # exception that code happens to raise (IndexError, KeyError, RuntimeError, ...)
-        raise error(f"cannot read {what}: the file is corrupt or truncated", path) from None
+        raise error(damaged, path) from None
 
 
 def _other_kind(path: Path, what: str, expected: tuple[str, ...]) -> str | None:

@@ -106,3 +106,30 @@ def test_mel_check_errors(run_cli, tmp_path):
     np.save(tmp_path / "b.npy", np.zeros((80, 20), dtype=np.float32))
     code, _, err = run_cli("mel-check", tmp_path, "--audio", CLIP)
     assert code == 1 and "--audio goes with one mel file, got 2" in err
+
+
+def test_mel_check_and_mel_given_the_other_kind_of_file(run_cli, tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, np.zeros(4000, dtype=np.float32), 22050)
+    code, _, err = run_cli("mel-check", wav)
+    assert code == 1
+    assert err.strip() == (
+        f"error: {wav}: is a WAV audio file, not a mel file: make its mel with "
+        f"`hifigan mel {wav} -o OUTDIR`"
+    )
+    code, _, err = run_cli("mel-check", tmp_path)
+    assert code == 1
+    assert err.strip() == (
+        f"error: {tmp_path}: folder holds no files of type .npy, .pt; it holds 1 audio file(s) "
+        f"(`hifigan mel {tmp_path} -o OUTDIR` makes mels)"
+    )
+    mel = tmp_path / "m.npy"
+    np.save(mel, np.full((80, 10), -5.0, dtype=np.float32))
+    code, _, err = run_cli("mel", mel, "-o", tmp_path / "out")
+    assert code == 1
+    assert (
+        f"{mel}: is a NumPy array (.npy), not audio (a mel is vocoded with `hifigan vocode`" in err
+    )
+    assert "Traceback" not in err

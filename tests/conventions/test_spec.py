@@ -11,11 +11,13 @@ from hifigan import HiFiGANConfig, MelSpectrogram
 from hifigan.config import MelConfig
 from hifigan.conventions import (
     Convention,
+    convention_from_dict,
     convention_from_mel_config,
     convention_names,
     floor_value,
     load_convention,
 )
+from hifigan.conventions.spec import validate_convention
 from hifigan.errors import ConfigError
 
 from conftest import GOLDEN, MEL_GOLDEN_ATOL, need
@@ -194,3 +196,56 @@ def test_htk_filterbank_without_normalisation():
     centres = 700 * (10 ** (np.linspace(0, mel_max, 102)[1:-1] / 2595) - 1)
     assert fb.max() <= 1.0 + 1e-6 and fb.max(axis=1).min() > 0.5
     assert np.abs(freqs[fb.argmax(axis=1)] - centres).max() <= 24000 / 1024
+
+
+_HIFIGAN = '{"name": "mine", "n_fft": 1024, %s}'
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ('"fmin": NaN', "field 'fmin' is NaN: numbers must be finite"),
+        ('"compression": {"floor": Infinity}', "field 'compression.floor' is Infinity"),
+        ('"compression": {"kind": "db", "ref_level_db": -Infinity}', "'compression.ref_level_db'"),
+        ('"magnitude_eps": NaN', "field 'magnitude_eps' is NaN"),
+        ('"n_fft": 16777216', "field 'n_fft' (16777216) must lie in [2, 65536]"),
+        ('"n_mels": 1000000', "field 'n_mels' (1000000) must lie in [1, 2048]"),
+        ('"n_mels": 600', "field 'n_mels' (600) exceeds the 513 frequency bins of n_fft (1024)"),
+        ('"sample_rate": 0', "field 'sample_rate' must be positive, got 0"),
+        ('"sample_rate": 1000000', "field 'sample_rate' (1000000) must lie in [1000, 768000]"),
+        ('"hop_length": -256', "field 'hop_length' must be positive, got -256"),
+        ('"center": true, "hop_length": 4096', "field 'hop_length' (4096) must not exceed n_fft"),
+        ('"win_length": 0', "field 'win_length' must be positive, got 0"),
+        ('"fmin": -1', "field 'fmin' (-1.0) must lie in [0, sample_rate / 2)"),
+        ('"n_fft": true', "field 'n_fft' must be int, got True"),
+        ('"fmin": "0"', "field 'fmin' must be float, got '0'"),
+        ('"fmax": false', "field 'fmax' must be a number or null, got False"),
+        ('"power": "2"', "field 'power' must be float, got '2'"),
+        ('"compression": {"floor": true}', "field 'compression.floor' must be float, got True"),
+        (
+            '"n_fft": 65536, "win_length": 65536, "n_mels": 2048, "fmax": null',
+            "field 'n_fft' (65536) with n_mels 2048 and hop_length 256 at 22050 Hz: the "
+            "filterbank and the mel of 60 s of audio would take 2.8 GiB, over the 1 GiB budget",
+        ),
+    ],
+)
+def test_convention_values_are_validated_before_use(tmp_path, fields, message):
+    path = write(tmp_path, _HIFIGAN % fields)
+    with pytest.raises(ConfigError) as err:
+        load_convention(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text, text
+
+
+def test_conventions_built_in_python_are_checked_for_finite_values():
+    data = load_convention("espnet").to_dict()
+    data["compression"]["floor"] = float("nan")
+    with pytest.raises(ConfigError) as err:
+        convention_from_dict(data, source="my convention")
+    assert (
+        str(err.value)
+        == "my convention: field 'compression.floor' must be a finite number, got nan"
+    )
+    changed = load_convention("hifigan").replace(magnitude_eps=float("inf"))
+    with pytest.raises(ConfigError, match="field 'magnitude_eps' must be a finite number, got inf"):
+        validate_convention(changed, "changed")

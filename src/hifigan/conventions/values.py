@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from ..io import check_input_budget, read_npy
+from ..io import FILE_KINDS, check_input_budget, read_npy, sniff_file
 
 if TYPE_CHECKING:  # annotations only: spec imports this module
     from .spec import Compression, Convention
@@ -121,6 +121,11 @@ def load_stats(path: str | Path) -> MelStats:
         raise InputError("stats file not found", path)
     if path.is_dir():
         raise InputError("is a folder, not a stats file", path)
+    kind = sniff_file(path)
+    if kind is not None and kind not in ("hdf5", "npy", "npz"):
+        raise InputError(
+            f"is {FILE_KINDS[kind]}, not a stats file (.h5, a (2, n_mels) .npy or .npz)", path
+        )
     suffix = path.suffix.lower()
     try:
         if suffix in (".h5", ".hdf5"):
