@@ -16,6 +16,7 @@ import pytest
 
 from hifigan.cli import build_parser, main
 from hifigan.cli.options import Bounded, env_value, token
+from hifigan.errors import HiFiGANError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 VALUES = ("nan", "inf", "-inf", "-1", "0", "1e30", "abc")
@@ -219,6 +220,27 @@ def test_launcher_variables_are_checked_as_options(monkeypatch, capsys, tmp_path
     assert main(["vocode", "-", "-o", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == f"error: environment variable {message}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_library_switches_are_checked_as_options(monkeypatch):
+    """``HIFIGAN_NATIVE`` and ``HIFIGAN_MALLOC`` switch behaviour like options: a value that
+    means neither setting is an error, not silently the default."""
+    from hifigan.allocator import keep_freed_memory
+    from hifigan.inference import narrow
+
+    monkeypatch.setenv("HIFIGAN_NATIVE", "off")
+    with pytest.raises(HiFiGANError) as failure:
+        narrow.describe()
+    assert (
+        str(failure.value) == "environment variable HIFIGAN_NATIVE: expected '0' or '1', got 'off'"
+    )
+    monkeypatch.setenv("HIFIGAN_NATIVE", "0")
+    assert narrow.load() is None and "off (HIFIGAN_NATIVE=0)" in narrow.describe()
+    monkeypatch.setenv("HIFIGAN_MALLOC", "sytem")
+    with pytest.raises(HiFiGANError, match="HIFIGAN_MALLOC: expected 'system' or 'default', got"):
+        keep_freed_memory()
+    monkeypatch.setenv("HIFIGAN_MALLOC", "System")
+    assert keep_freed_memory() is False
 
 
 def test_the_issue_cases_through_the_cli():

@@ -35,7 +35,10 @@ def keep_freed_memory() -> bool:
     effect (False off glibc, or when ``HIFIGAN_MALLOC=system`` or a ``MALLOC_*_`` variable is
     set).
     """
-    if sys.platform != "linux" or os.environ.get(ENV, "").lower() == "system":
+    from .cli.options import env_value, one_of  # a switch, checked as an option is
+
+    mode = env_value(ENV, one_of("system", "default", fold_case=True))
+    if sys.platform != "linux" or mode == "system":
         return False
     if any(name in os.environ for name in _USER_VARIABLES):
         return False

@@ -119,6 +119,20 @@ def _preview(text: str) -> str:
     return f"{size} with {bad!r} at position {text.index(bad) + 1}"
 
 
+def one_of(*values: str, fold_case: bool = False) -> Callable[[str], str]:
+    """A switch: exactly one of ``values`` (in any case with ``fold_case``)."""
+
+    def parse(text: str) -> str:
+        value = text.lower() if fold_case else text
+        if value not in values:
+            raise argparse.ArgumentTypeError(
+                f"expected {' or '.join(repr(v) for v in values)}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def env_value(name: str, parse: Callable[[str], T]) -> T | None:
     """The environment variable ``name`` parsed by an option's type (None when unset); a bad
     value raises :class:`HiFiGANError` naming the variable and the accepted values."""

@@ -145,7 +145,9 @@ class NarrowKernel:
 
 
 def _switched_off() -> bool:
-    return os.environ.get("HIFIGAN_NATIVE", "1") == "0"
+    from ..cli.options import env_value, one_of  # a switch, checked as an option is
+
+    return env_value("HIFIGAN_NATIVE", one_of("0", "1")) == "0"
 
 
 def load(directory: Path | None = None) -> NarrowKernel | None:
