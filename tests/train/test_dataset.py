@@ -1,6 +1,7 @@
 """Training examples, validation utterances and the batch order."""
 
 import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -9,13 +10,16 @@ import torch
 
 from hifigan import HiFiGANConfig, MelSpectrogram
 from hifigan.errors import InputError
+from hifigan.io import HiFiGANWarning, peak_normalize
 from hifigan.train.dataset import (
+    READ_BLOCK,
+    VALIDATION_SECONDS,
     EpochBatchSampler,
     FineTuneMels,
     SegmentDataset,
     load_validation,
 )
-from hifigan.train.manifest import prepare
+from hifigan.train.manifest import Clip, prepare
 
 from conftest import GOLDEN, LJSPEECH, need
 
@@ -122,3 +126,70 @@ def test_the_batch_order_splits_global_batches_across_processes():
         EpochBatchSampler(23, 3, seed=7, rank=0, world_size=2)
     with pytest.raises(InputError, match="3 clips, fewer than one batch"):
         EpochBatchSampler(3, 4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def long_and_short(tmp_path_factory):
+    """A 2 s clip and a 300 s one (16-bit WAV at 22.05 kHz), the long one loudest near its
+    end, as manifest clips."""
+    folder = tmp_path_factory.mktemp("long")
+    rng = np.random.default_rng(1)
+    clips = []
+    for name, seconds in (("short", 2), ("long", 300)):
+        audio = 0.1 * rng.standard_normal(seconds * 22050).astype(np.float32)
+        audio[-22050] = 0.9  # the peak, in the last second
+        sf.write(folder / f"{name}.wav", audio, 22050, subtype="PCM_16")
+        clips.append(Clip(name, folder / f"{name}.wav", float(seconds), 22050, "train"))
+    return clips
+
+
+def count_frames_read(monkeypatch):
+    """The frame counts of every read of an audio file from now on."""
+    reads = []
+    read = sf.SoundFile.read
+
+    def counted(self, *args, **kwargs):
+        out = read(self, *args, **kwargs)
+        reads.append(len(out))
+        return out
+
+    monkeypatch.setattr(sf.SoundFile, "read", counted)
+    return reads
+
+
+def test_a_long_clip_costs_what_a_short_one_does(long_and_short, monkeypatch):
+    ds = SegmentDataset(long_and_short, MEL, 8192)
+    reads = count_frames_read(monkeypatch)
+    # the first draw of a clip finds its peak, reading it in blocks of bounded size
+    ds[(1, 0)]
+    assert max(reads) <= READ_BLOCK and sum(reads) == 300 * 22050 + 8192
+    ds[(0, 0)]
+    memory = {}
+    for index, name in enumerate(("short", "long")):
+        reads.clear()
+        tracemalloc.start()
+        _, audio, _ = ds[(index, 5)]
+        memory[name] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert reads == [8192], name  # the segment and nothing else
+        # the same crop as from the whole normalised clip (the authors' recipe)
+        whole = peak_normalize(sf.read(long_and_short[index].path, dtype="float32")[0])
+        start = int(np.random.default_rng(5).integers(0, whole.size - 8192 + 1))
+        assert np.array_equal(audio.numpy(), whole[start : start + 8192]), name
+    # the long clip decodes to 26 MB of float32; an item takes what a short clip's does
+    assert memory["long"] < 2 * memory["short"] + 100_000, memory
+
+
+def test_validation_cuts_long_clips_and_says_so_once(long_and_short, monkeypatch):
+    reads = count_frames_read(monkeypatch)
+    with pytest.warns(HiFiGANWarning) as warned:
+        short, long = load_validation(long_and_short, MEL)
+    assert [str(w.message) for w in warned] == [
+        f"1 validation clip is longer than {VALIDATION_SECONDS:g} s (the longest: "
+        f"{long_and_short[1].path}, 300 s): validation uses their first {VALIDATION_SECONDS:g} s"
+    ]
+    assert short.audio.shape == (2 * 22050,)
+    assert long.audio.shape == (VALIDATION_SECONDS * 22050,)
+    assert max(reads) <= VALIDATION_SECONDS * 22050  # never the whole clip at once
+    whole = peak_normalize(sf.read(long_and_short[1].path, dtype="float32")[0])
+    assert np.array_equal(long.audio.numpy(), whole[: long.audio.shape[0]])

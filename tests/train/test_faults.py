@@ -21,9 +21,11 @@ from test_loop import (  # noqa: F401  (one_thread: an autouse fixture)
 )
 
 from hifigan.checkpoint import read_checkpoint
+from hifigan.errors import InputError
+from hifigan.io import load_audio
 from hifigan.train import read_manifest
 from hifigan.train.distributed import Processes
-from hifigan.train.manifest import write_manifest
+from hifigan.train.manifest import reason_of, write_manifest
 from hifigan.train.setup import available_cpus, make_loader, open_run
 
 from conftest import LJSPEECH, need
@@ -52,6 +54,13 @@ def snapshot(folder):
 
 def last_line(err):
     return err.strip().splitlines()[-1]
+
+
+def why_unreadable(path):
+    """The reason :func:`hifigan.io.load_audio` gives for an audio file it cannot read."""
+    with pytest.raises(InputError) as e:
+        load_audio(path)
+    return reason_of(e.value)
 
 
 def test_resume_of_a_run_killed_before_its_first_checkpoint(run_cli, tmp_path, data):
@@ -193,11 +202,11 @@ def test_a_clip_that_turns_unreadable_is_skipped_and_training_goes_on(
     bad = raw / f"{TRAIN_IDS[2]}.flac"
     listing = run / "data" / "skipped.tsv"
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    reason = why_unreadable(bad)  # what hifigan.io says of such a file
     assert warnings == [
-        f"warning: {bad}: not a valid FLAC file; skipped: training goes on without it (listed "
-        f"in {listing})"
+        f"warning: {bad}: {reason}; skipped: training goes on without it (listed in {listing})"
     ]
-    assert listing.read_text() == f"{bad}\tnot a valid FLAC file\n"
+    assert listing.read_text() == f"{bad}\t{reason}\n"
     assert read_checkpoint(run / "checkpoints" / "step_00000004.pt")["state"]["step"] == 4
     assert "Traceback" not in err and "DataLoader worker" not in err
 

@@ -8,7 +8,11 @@ generator with the best validation mel L1), metrics.jsonl (one JSON object per v
 tensorboard/. --resume continues from the newest intact checkpoint exactly (models,
 optimizers, schedulers, step, data position, RNG states) with the run's own config and data:
 a --config or --data that differs from them is refused; only --max-steps, the intervals and
---num-workers may change. SIGINT/SIGTERM write a checkpoint and stop.
+--num-workers may change. SIGINT, SIGTERM and SIGHUP (to the process or its whole group, as
+Ctrl-C, timeout, SLURM, container stops and closed terminals send them) write a checkpoint at
+the step reached, say so in one line and exit with 128 + the signal's number; a second signal
+interrupts at once. One trainer at a time owns RUN_DIR (RUN_DIR/train.lock): another one, or
+a --resume of a running run, is refused.
 
 Fine-tuning: --checkpoint starts from any generator checkpoint (ours or the authors' g_ file,
 with its do_ file beside it for the discriminators) and --fine-tune-mels DIR reads <id>.npy
@@ -27,7 +31,7 @@ global batch, split evenly across the processes.
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
 import sys
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from ..errors import HiFiGANError
 from ..precision import PRECISIONS
 from ..train import TrainOptions, export_authors, list_checkpoints, train
 from ..train.adapt import AUTO, RECIPE_FLAGS, builtin_candidates, with_recipe
+from ..train.loop import Interrupted
 from .common import (
     add_overwrite_argument,
     add_threads_argument,
@@ -230,7 +235,12 @@ def run(args: argparse.Namespace) -> int:
     )
     # every recipe value: the option given, else the fine-tuning or the plain default
     given = {k: getattr(args, k) for k in RECIPE_FLAGS}
-    result = train(with_recipe(options, given, config_given=args.config is not None))
-    if result.stopped_by in ("SIGINT", "SIGTERM"):
-        return 128 + int(getattr(signal, result.stopped_by))
-    return 0
+    try:
+        result = train(with_recipe(options, given, config_given=args.config is not None))
+    except Interrupted as e:  # a second signal: no checkpoint of the step reached
+        at = f" at step {e.step}" if e.step is not None else ""
+        newest = f"; the newest checkpoint is {e.checkpoint}" if e.checkpoint else ""
+        with contextlib.suppress(OSError):
+            print(f"interrupted by a second signal ({e}){at}, not saved{newest}", file=sys.stderr)
+        return 128 + e.signum
+    return 128 + result.signal if result.signal else 0

@@ -7,6 +7,12 @@ Training examples follow the authors' recipe: audio read as int16 / 32768, peak-
 ``<mels>/<id>.npy`` (a TTS model's teacher-forced output) and the matching audio is cropped at
 ``frame * hop_length``.
 
+A training example reads only its segment from disk (:class:`ClipFile` seeks to it), so a
+clip of two hours costs what a short one does; the peak of each clip, which the normalisation
+needs, is found once per dataset copy (loader worker) by scanning the clip in blocks of
+:data:`READ_BLOCK` frames. Validation uses whole utterances, up to :data:`VALIDATION_SECONDS`
+each (longer clips are cut, with one warning).
+
 The batch order comes from :class:`EpochBatchSampler`: global batches over a seeded
 permutation per epoch, each process taking its slice, with every example's crop drawn from its
 own seed ``(seed, epoch, position)``. The data are therefore the same whatever the number of
@@ -16,6 +22,7 @@ loader workers or processes, and a run resumes at any batch.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +33,7 @@ from torch import Tensor
 
 from ..config import MelConfig
 from ..errors import HiFiGANError, InputError
-from ..io import load_audio, load_mel, peak_normalize
+from ..io import PEAK, load_audio, load_mel, peak_normalize, warn
 from ..mel import MelSpectrogram
 from .manifest import Clip, reason_of
 
@@ -37,15 +44,98 @@ LOG_MEL_FLOOR = math.log(1e-5)  # the log-mel of silence, used to pad short fine
 def read_clip(clip: Clip, *, normalize: bool) -> np.ndarray:
     """A clip's samples, float32 ``(samples,)``, peak-normalised to 0.95 when ``normalize``."""
     audio, rate = load_audio(clip.path)
+    check_rate(clip, rate)
+    if normalize:
+        audio = peak_normalize(audio)
+    return audio.astype(np.float32, copy=False)
+
+
+def check_rate(clip: Clip, rate: int) -> None:
     if rate != clip.sample_rate:
         raise InputError(
             f"sample rate is {rate} Hz but the manifest says {clip.sample_rate} Hz; "
             "prepare the data again",
             clip.path,
         )
-    if normalize:
-        audio = peak_normalize(audio)
-    return audio.astype(np.float32, copy=False)
+
+
+# frames read at a time when a clip is scanned for its peak (bounds the memory it takes)
+READ_BLOCK = 1 << 16
+# the longest validation utterance, in seconds: longer clips are cut to their beginning
+VALIDATION_SECONDS = 30.0
+# libsndfile's frame count for a stream whose header does not record its length
+_UNKNOWN_FRAMES = 1 << 62
+_ALL = 1 << 62  # a frame count beyond any clip's
+
+
+class ClipFile:
+    """A clip opened for reading parts of it, as float32 mono (channels averaged, 16-bit PCM
+    scaled by 1/32768, as :func:`~hifigan.io.load_audio` does).
+
+    Files whose header does not give their length (or that libsndfile cannot seek in) are
+    decoded whole by :func:`~hifigan.io.load_audio`, which also gives the reason for a file
+    that cannot be read at all. Use as a context manager.
+    """
+
+    def __init__(self, clip: Clip) -> None:
+        import soundfile as sf
+
+        self.clip = clip
+        self._file: sf.SoundFile | None = None
+        self._whole: np.ndarray | None = None
+        try:
+            f = sf.SoundFile(os.fsencode(clip.path))
+        except Exception:
+            f = None
+        if f is not None and 0 < f.frames < _UNKNOWN_FRAMES and f.seekable():
+            self._file = f
+            check_rate(clip, f.samplerate)
+            self.frames = int(f.frames)
+        else:
+            if f is not None:
+                f.close()
+            audio, rate = load_audio(clip.path)  # raises for a file that cannot be read
+            check_rate(clip, rate)
+            self._whole = audio
+            self.frames = int(audio.shape[0])
+
+    def __enter__(self) -> ClipFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        """Frames ``start ... start + frames - 1`` (fewer at the end of the clip),
+        ``(frames,)`` float32."""
+        start = max(0, min(start, self.frames))
+        if self._whole is not None:
+            return self._whole[start : start + frames]
+        try:
+            self._file.seek(start)
+            data = self._file.read(min(frames, self.frames - start), "float32", always_2d=True)
+        except Exception as e:  # libsndfile raises several types for damaged data
+            raise InputError(f"cannot read audio ({e})", self.clip.path) from None
+        audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if not np.isfinite(audio).all():
+            raise InputError("audio contains NaN or infinite samples", self.clip.path)
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def peak(self) -> float:
+        """The largest magnitude of the clip, read in blocks of :data:`READ_BLOCK` frames."""
+        if self._whole is not None:
+            return float(np.abs(self._whole).max())
+        return max(
+            float(np.abs(self.read(at, READ_BLOCK)).max())
+            for at in range(0, self.frames, READ_BLOCK)
+        )
+
+
+def normalized(audio: np.ndarray, peak: float) -> np.ndarray:
+    """``audio`` scaled as :func:`~hifigan.io.peak_normalize` scales the whole clip of
+    largest magnitude ``peak`` (silence stays silent)."""
+    return (audio / peak * PEAK).astype(np.float32) if peak > 0 else audio
 
 
 def crop_seed(seed: int, epoch: int, position: int) -> int:
@@ -93,6 +183,21 @@ class FineTuneMels:
         """``(n_mels, frames)`` float32."""
         return load_mel(self.path(clip))
 
+    def frames(self, clip: Clip, start: int, count: int) -> tuple[np.ndarray, int]:
+        """Frames ``start ... start + count - 1`` of the clip's mel (fewer at its end),
+        ``(n_mels, count)`` float32, read from the ``.npy`` file without loading the rest,
+        and the mel's length in frames."""
+        path = self.path(clip)
+        try:
+            mel = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as e:
+            raise InputError(f"cannot read mel file ({e})", path) from None
+        mel = mel[0] if mel.ndim == 3 and mel.shape[0] == 1 else mel
+        part = np.array(mel[:, start : start + count], dtype=np.float32)
+        if not np.isfinite(part).all():
+            raise InputError("mel contains NaN or infinite values", path)
+        return part, int(mel.shape[1])
+
 
 class SegmentDataset(torch.utils.data.Dataset):
     """Random training segments. Keys are ``(clip index, crop seed)`` pairs, as produced by
@@ -105,6 +210,9 @@ class SegmentDataset(torch.utils.data.Dataset):
     reason)`` of the clips this copy of the dataset found unreadable while making the item
     (each is reported once per loader worker); when no clip at all can be read, the item is
     silence and every clip is listed.
+
+    Only the segment is read from disk (and, once per copy of the dataset, the whole clip in
+    blocks for its peak), so the cost of an item does not depend on the clip's length.
     """
 
     def __init__(
@@ -120,6 +228,7 @@ class SegmentDataset(torch.utils.data.Dataset):
         self.fine_tune = fine_tune
         self.mel = MelSpectrogram.from_config(mel)
         self.unreadable: set[int] = set()
+        self.peaks: dict[Path, float] = {}  # the peak of each clip met so far
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -143,23 +252,26 @@ class SegmentDataset(torch.utils.data.Dataset):
     def segment(self, clip: Clip, seed: int) -> tuple[Tensor, Tensor]:
         """The input mel and the audio of one random segment of ``clip``."""
         rng = np.random.default_rng(seed)
-        audio = read_clip(clip, normalize=self.fine_tune is None)
         seg = self.segment_size
-        if self.fine_tune is not None:
-            mel = self.fine_tune.load(clip)
-            frames = seg // self.hop
-            usable = min(mel.shape[1], audio.shape[0] // self.hop)
-            start = int(rng.integers(0, usable - frames + 1)) if usable > frames else 0
-            mel = mel[:, start : start + frames]
-            audio = audio[start * self.hop : start * self.hop + seg]
-            mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=LOG_MEL_FLOOR)
-            audio = np.pad(audio, (0, seg - audio.shape[0]))
-            return torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(audio)
-        if audio.shape[0] >= seg:
-            start = int(rng.integers(0, audio.shape[0] - seg + 1))
-            audio = audio[start : start + seg]
-        else:
-            audio = np.pad(audio, (0, seg - audio.shape[0]))
+        with ClipFile(clip) as f:
+            if self.fine_tune is not None:
+                frames = seg // self.hop
+                _, mel_frames = self.fine_tune.frames(clip, 0, 0)
+                usable = min(mel_frames, f.frames // self.hop)
+                start = int(rng.integers(0, usable - frames + 1)) if usable > frames else 0
+                mel, _ = self.fine_tune.frames(clip, start, frames)
+                audio = f.read(start * self.hop, seg)
+                mel = np.pad(
+                    mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=LOG_MEL_FLOOR
+                )
+                audio = np.pad(audio, (0, seg - audio.shape[0]))
+                return torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(audio)
+            start = int(rng.integers(0, f.frames - seg + 1)) if f.frames >= seg else 0
+            audio = f.read(start, seg)
+            if clip.path not in self.peaks:
+                self.peaks[clip.path] = f.peak()
+            audio = normalized(audio, self.peaks[clip.path])
+        audio = np.pad(audio, (0, seg - audio.shape[0]))
         segment = torch.from_numpy(np.ascontiguousarray(audio))
         with torch.no_grad():
             return self.mel(segment), segment
@@ -197,15 +309,35 @@ class Utterance:
 def load_validation(
     clips: list[Clip], mel: MelConfig, fine_tune: FineTuneMels | None = None
 ) -> list[Utterance]:
-    """The whole utterances of ``clips``, prepared once for validation."""
+    """The whole utterances of ``clips``, prepared once for validation; a clip longer than
+    :data:`VALIDATION_SECONDS` is cut to its beginning (its frames beyond are not read), with
+    one warning for all of them."""
     mel_in = MelSpectrogram.from_config(mel)
     mel_loss = MelSpectrogram.from_config(mel, for_loss=True)
-    out = []
+    out, cut = [], []
     for clip in clips:
-        audio = torch.from_numpy(read_clip(clip, normalize=fine_tune is None))
+        limit = round(VALIDATION_SECONDS * clip.sample_rate)
+        with ClipFile(clip) as f:
+            audio = f.read(0, limit)
+            if fine_tune is None:
+                audio = normalized(audio, f.peak())
+            if f.frames > limit:
+                cut.append((clip, f.frames / clip.sample_rate))
+        audio_t = torch.from_numpy(np.ascontiguousarray(audio))
         with torch.no_grad():
-            inp = torch.from_numpy(fine_tune.load(clip)) if fine_tune else mel_in(audio)
-            out.append(Utterance(clip.id, inp, mel_loss(audio), audio))
+            if fine_tune is not None:
+                frames = limit // mel.hop_length if cut and cut[-1][0] is clip else _ALL
+                inp = torch.from_numpy(fine_tune.frames(clip, 0, frames)[0])
+            else:
+                inp = mel_in(audio_t)
+            out.append(Utterance(clip.id, inp, mel_loss(audio_t), audio_t))
+    if cut:
+        clip, seconds = max(cut, key=lambda c: c[1])
+        which = "1 validation clip is" if len(cut) == 1 else f"{len(cut)} validation clips are"
+        warn(
+            f"{which} longer than {VALIDATION_SECONDS:g} s (the longest: {clip.path}, "
+            f"{seconds:.0f} s): validation uses their first {VALIDATION_SECONDS:g} s"
+        )
     return out
 
 

@@ -33,13 +33,19 @@ class Processes:
     def any_process(self, flag: bool) -> bool:
         """Whether ``flag`` is True on any process (so that every process takes the same
         branch)."""
+        return bool(self.largest(int(flag)))
+
+    def largest(self, value: int) -> int:
+        """The largest of the processes' ``value`` (a small non-negative integer), the same on
+        every process: e.g. the number of a stop signal that reached any of them, so that all
+        stop at the same step."""
         if not self.enabled:
-            return flag
-        t = torch.tensor([float(flag)])
+            return value
+        t = torch.tensor([float(value)])
         if dist.get_backend() == "nccl":
             t = t.cuda()
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item())
+        return int(t.item())
 
     def barrier(self) -> None:
         if self.enabled:

@@ -4,12 +4,16 @@ Each iteration is one :func:`~hifigan.train.step.train_step` (a discriminator up
 generator update), followed by the bookkeeping of a :class:`TrainState`: the step, the data
 position (epoch, batch), the per-epoch learning-rate decay, then logs, validation on whole
 utterances and checkpoints when :class:`Intervals` says so. Files are written by the main
-process only; SIGINT/SIGTERM end the run with a checkpoint; NaN/inf losses skip the update,
-and too many in a row stop the run.
+process only, and one trainer at a time owns a run folder
+(:class:`~hifigan.train.run_folder.RunFolderLock`). SIGINT, SIGTERM and SIGHUP end the run
+with a checkpoint (:class:`StopSignal`); NaN/inf losses skip the update, and too many in a row
+stop the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -25,8 +29,9 @@ from .adapt import Adaptation
 from .distributed import Processes, start_processes, stop_processes
 from .manifest import SKIPPED, DataError, write_skipped
 from .monitor import Monitor
-from .run_folder import Checkpointer, checkpoint_path
+from .run_folder import Checkpointer, RunFolderLock, checkpoint_path, run_folder_locked
 from .setup import (
+    STOP_SIGNALS,
     Run,
     TrainOptions,
     TrainState,
@@ -35,11 +40,12 @@ from .setup import (
     make_loader,
     open_run,
     start_networks,
+    stop_loader,
 )
 from .step import Networks, StepResult, check_step_options, train_step
 from .validation import Validator
 
-__all__ = ["TrainOptions", "TrainResult", "TrainState", "TrainingDiverged", "train"]
+__all__ = ["Interrupted", "TrainOptions", "TrainResult", "TrainState", "TrainingDiverged", "train"]
 
 
 class TrainingDiverged(HiFiGANError):
@@ -52,38 +58,84 @@ class TrainResult:
     records of this invocation."""
 
     state: TrainState
-    stopped_by: str  # "max_steps", "SIGINT", "SIGTERM", "max_minutes" or "patience"
+    stopped_by: str  # "max_steps", "SIGINT", "SIGTERM", "SIGHUP", "max_minutes" or "patience"
     checkpoint: Path | None
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def signal(self) -> int | None:
+        """The number of the signal that stopped the run, if one did."""
+        return signal.Signals[self.stopped_by].value if self.stopped_by.startswith("SIG") else None
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second stop signal: the run ends at once, without a checkpoint. ``step`` and
+    ``checkpoint`` (the newest one) are filled in on the way out of the loop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.step: int | None = None
+        self.checkpoint: Path | None = None
+
 
 class StopSignal:
-    """SIGINT and SIGTERM ask the loop to stop after the current step and write a checkpoint;
-    a second signal interrupts at once."""
+    """The signal policy of a run: the first of :data:`~hifigan.train.setup.STOP_SIGNALS`
+    (SIGINT, SIGTERM, SIGHUP) asks the loop to stop after the current step with a checkpoint;
+    a second one interrupts at once (:class:`Interrupted`).
 
-    def __init__(self) -> None:
+    Signals within ``repeat_seconds`` of the first count as the same request: ``timeout``,
+    schedulers and container runtimes send one to the process and again to its group. A
+    signal the process was started ignoring (``nohup``, a background job) stays ignored. When
+    SIGHUP comes with the loss of the terminal, standard output and error are sent to
+    ``/dev/null`` so that writing the last lines cannot fail.
+    """
+
+    def __init__(self, repeat_seconds: float = 1.0) -> None:
         self.received: int | None = None
+        self.repeat_seconds = repeat_seconds
+        self._at = 0.0
         self._previous: dict[int, Any] = {}
+        self._terminals: tuple[int, ...] = ()
 
     def __enter__(self) -> StopSignal:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+            self._terminals = tuple(fd for fd in (1, 2) if _is_terminal(fd))
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
+        if signum == signal.SIGHUP:
+            self._leave_lost_terminal()
+        now = time.monotonic()
+        if self.received is None:
+            self.received, self._at = signum, now
+        elif now - self._at > self.repeat_seconds:
+            raise Interrupted(signum)
+
+    def _leave_lost_terminal(self) -> None:
+        for fd in self._terminals:
+            if not _is_terminal(fd):  # hung up: every write would fail with EIO
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), fd)
 
     @property
     def name(self) -> str:
-        """``SIGINT`` or ``SIGTERM`` (``signal`` when it reached another process)."""
+        """``SIGINT``, ``SIGTERM`` or ``SIGHUP`` (``signal`` when none reached this process)."""
         return signal.Signals(self.received).name if self.received else "signal"
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def _is_terminal(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -275,21 +327,36 @@ def open_monitor(run: Run, state: TrainState, options: TrainOptions, active: boo
     )
 
 
+def report_stop(monitor: Monitor, name: str, step: int, saved: Path | None, out: Path) -> None:
+    """The one line that says how a signal ended the run and how to go on (not an error if
+    the terminal it goes to is gone)."""
+    with contextlib.suppress(OSError):
+        monitor.print(
+            f"stopped by {name} at step {step}: saved {saved}; continue with: hifigan train "
+            f"--out {out} --resume"
+        )
+
+
 # ---------------------------------------------------------------------- the run
 def train(options: TrainOptions) -> TrainResult:
-    """Train (or resume) a run in ``options.out``; see the module docstring."""
+    """Train (or resume) a run in ``options.out``; see the module docstring. Raises
+    :class:`~hifigan.train.run_folder.RunFolderBusy` while another trainer owns the folder."""
     procs, device = start_processes(options.device)
     try:
-        with StopSignal() as stop:
-            result = _run(options, procs, device, stop)
-        procs.barrier()  # the others wait while the main process validates and saves
+        with StopSignal() as stop, run_folder_locked(options.out, procs) as lock:
+            result = _run(options, procs, device, stop, lock)
+            procs.barrier()  # the others wait while the main process validates and saves
         return result
     finally:
         stop_processes(procs)
 
 
 def _run(
-    options: TrainOptions, procs: Processes, device: torch.device, stop: StopSignal
+    options: TrainOptions,
+    procs: Processes,
+    device: torch.device,
+    stop: StopSignal,
+    lock: RunFolderLock | None,
 ) -> TrainResult:
     check_step_options(device, options.precision, options.disc_pass)
     run = open_run(options, procs)
@@ -297,7 +364,7 @@ def _run(
     options = adaptation.options
     t = run.config.train
     nets, state = start_networks(run, options, device, procs)
-    loader, sampler = make_loader(run, device, procs)
+    loader, sampler = make_loader(run, device, procs, () if lock is None else (lock.fd,))
     checkpointer = Checkpointer(run, nets, keep=options.keep_checkpoints, active=procs.is_main)
     validate = Validator(
         run, nets, checkpointer, device, active=procs.is_main, audio_samples=options.audio_samples
@@ -305,6 +372,19 @@ def _run(
     if procs.is_main:  # the run opened without error: now its files may change
         commit_run(run)
     monitor = open_monitor(run, state, options, active=procs.is_main)
+
+    def stop_requested() -> str | None:
+        """The name of the stop signal received by any process (the same on all)."""
+        signum = procs.largest(stop.received or 0)
+        return signal.Signals(signum).name if signum else None
+
+    def stop_here(name: str) -> TrainResult:
+        """Save the run at this step (unless that checkpoint exists) and say so."""
+        if checkpointer.last != checkpoint_path(checkpointer.folder, state.step):
+            checkpointer.save(state)
+        report_stop(monitor, name, state.step, checkpointer.last, run.out)
+        return TrainResult(state, name, checkpointer.last, validate.history)
+
     try:
         if state.step >= t.max_steps:
             monitor.print(f"the run is already at step {state.step} (max_steps {t.max_steps})")
@@ -313,6 +393,9 @@ def _run(
             validate(state, {}, monitor)
             warm_data = batches(loader, sampler, state)
             adaptation.warm_up(nets, warm_data, state, monitor, lambda: stop.received is not None)
+        name = stop_requested()  # a signal while the run started
+        if name is not None:
+            return stop_here(name)
         intervals, window = Intervals.of(t), LogWindow()
         skipped = SkippedSteps(options.max_bad_steps, run.out)
         unreadable = UnreadableClips(run, active=procs.is_main)
@@ -325,7 +408,7 @@ def _run(
             except RuntimeError:
                 if stop.received is None:
                     raise
-                break  # a loader worker was interrupted by the same signal: stop here
+                return stop_here(stop.name)  # a worker died of it all the same: save anyway
             unreadable.add(found, monitor)
             if procs.any_process(unreadable.exhausted):
                 stop_without_data(checkpointer, state, unreadable)
@@ -340,7 +423,8 @@ def _run(
             monitor.step({k: result.values[k] for k in ("loss_g", "loss_d", "mel")})
 
             # logs, validation, checkpoints (files: main process only)
-            stopping = procs.any_process(stop.received is not None)
+            signalled = stop_requested()
+            stopping = signalled is not None
             ending = adaptation.out_of_time()  # ends like max_steps: validation and checkpoint
             means = window.means()
             if intervals.log_at(state.step):
@@ -349,14 +433,22 @@ def _run(
             if intervals.validate_at(state.step, stopping) or ending:
                 validate(state, means, monitor)
                 ending = adaptation.out_of_patience(state, validate.history) or ending
-            if intervals.checkpoint_at(state.step, stopping or ending):
+            if signalled is not None:
+                return stop_here(signalled)
+            if intervals.checkpoint_at(state.step, ending):
                 checkpointer.save(state)
-            if stopping or ending:
-                stopped_by = stop.name if stopping else adaptation.reason
+            if ending:
+                stopped_by = adaptation.reason
                 monitor.print(
                     f"stopped by {stopped_by} at step {state.step}; saved {checkpointer.last}"
                 )
                 break
+    except Interrupted as e:
+        e.step, e.checkpoint = state.step, checkpointer.last
+        raise
     finally:
-        monitor.close()
+        try:
+            monitor.close()
+        finally:
+            stop_loader(loader)
     return TrainResult(state, stopped_by, checkpointer.last, validate.history)

@@ -7,14 +7,22 @@ optimizers, schedulers, gradient scalers, the loop state with the data position,
 (:func:`hifigan.checkpoint.save_checkpoint`), written atomically, so ``hifigan vocode`` and
 :class:`hifigan.Vocoder` load them directly, and :func:`export_authors` turns one into the
 authors' ``g_``/``do_`` files.
+
+``RUN_DIR/train.lock`` exists while a trainer owns the folder (:class:`RunFolderLock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
+import os
 import random
 import re
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +44,12 @@ from ..checkpoint import (
 )
 from ..config import HiFiGANConfig
 from ..discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-from ..errors import CheckpointError
+from ..errors import CheckpointError, HiFiGANError
 from ..generator import Generator
 from ..io import atomic_write_text
 
 if TYPE_CHECKING:
+    from .distributed import Processes
     from .setup import Run, TrainState
     from .step import Networks
 
@@ -116,6 +125,118 @@ class Checkpointer:
                 step=step,
                 val_mel_l1=val_mel_l1,
             )
+
+
+# ---------------------------------------------------------------------- one owner per folder
+LOCK = "train.lock"
+
+
+class RunFolderBusy(HiFiGANError):
+    """Another trainer owns the run folder."""
+
+
+class RunFolderLock:
+    """The right to write a run folder: an exclusive ``flock`` on ``RUN_DIR/train.lock``,
+    which holds the owner's PID and host.
+
+    The kernel drops the lock when its process dies, however it dies (``kill -9`` included),
+    so a crashed run never leaves its folder locked: the file it leaves behind is taken over
+    by the next trainer. A clean release deletes the file.
+    """
+
+    def __init__(self, path: Path, fd: int, created_folder: bool) -> None:
+        self.path = path
+        self.fd = fd
+        self.created_folder = created_folder
+
+    @classmethod
+    def acquire(cls, out: Path) -> RunFolderLock:
+        """Lock ``out`` (created when missing), or raise :class:`RunFolderBusy` naming the
+        process that holds it."""
+        out = Path(out)
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise HiFiGANError(f"cannot create the run folder ({e.strerror})", out) from None
+        path = out / LOCK
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise HiFiGANError(f"cannot create {LOCK} ({e.strerror})", out) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(fd)
+                os.close(fd)
+                raise RunFolderBusy(
+                    f"in use by another training run ({holder}); wait for it to end, stop "
+                    "it, or choose another --out",
+                    out,
+                ) from None
+            except OSError as e:
+                os.close(fd)
+                raise HiFiGANError(f"cannot lock {LOCK} ({e.strerror})", out) from None
+            if _names(fd, path):
+                break
+            os.close(fd)  # its owner deleted it while we waited: lock the new file instead
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        return cls(path, fd, created)
+
+    def release(self) -> None:
+        """Delete the lock file, then unlock; remove the run folder again when the lock
+        created it and it stayed empty (a run refused before writing anything)."""
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)
+        if self.created_folder:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
+
+
+def _names(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file open as ``fd``."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _holder(fd: int) -> str:
+    """``PID 1234`` (``on HOST`` when another machine's) from a locked lock file; its owner
+    writes it just after locking, so an empty file is read again for a moment."""
+    text = ""
+    for _ in range(20):
+        text = os.pread(fd, 256, 0).decode(errors="replace").strip()
+        if text:
+            break
+        time.sleep(0.05)
+    pid, _, host = text.partition(" ")
+    if not pid.isdigit():
+        return "PID unknown"
+    return f"PID {pid}" if host in ("", socket.gethostname()) else f"PID {pid} on {host}"
+
+
+@contextlib.contextmanager
+def run_folder_locked(out: Path, procs: Processes) -> Iterator[RunFolderLock | None]:
+    """Own ``out`` for the block: the main process locks it (see :class:`RunFolderLock`) and
+    every process raises when it is refused. Yields the lock (None off the main process)."""
+    lock, refused = None, None
+    if procs.is_main:
+        try:
+            lock = RunFolderLock.acquire(out)
+        except HiFiGANError as e:
+            refused = e
+    if procs.any_process(refused is not None):
+        raise refused or RunFolderBusy("in use by another training run (see process 0)", out)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 # ---------------------------------------------------------------------- RNG states

@@ -3,17 +3,25 @@ the networks in their starting state, and the data loader.
 
 Every process opens the run the same way; only the main process writes (the config, the
 prepared data), and the others wait for it.
+
+The loader's worker processes never act on the signals that stop a run
+(:data:`STOP_SIGNALS`): schedulers, ``timeout`` and terminals send them to the whole process
+group, and a worker killed by one would take the run down with it. The main process handles
+them (:class:`~hifigan.train.loop.StopSignal`) and stops the workers itself
+(:func:`stop_loader`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import re
 import shutil
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -438,11 +446,14 @@ def start_networks(
 
 
 def make_loader(
-    run: Run, device: torch.device, procs: Processes
+    run: Run, device: torch.device, procs: Processes, close_in_workers: Sequence[int] = ()
 ) -> tuple[torch.utils.data.DataLoader, EpochBatchSampler]:
     """The training loader over this process's share of every global batch, and its sampler
     (which sets the data position). Says once when the clips are mostly shorter than the
-    segment, and when there are fewer CPUs than loader workers (their number is capped)."""
+    segment, and when there are fewer CPUs than loader workers (their number is capped).
+
+    Its workers ignore :data:`STOP_SIGNALS` and close the file descriptors
+    ``close_in_workers`` (the run folder's lock, which must die with the main process)."""
     t = run.config.train
     dataset = SegmentDataset(run.train_clips, run.config.mel, t.segment_size, run.fine_tune)
     sampler = EpochBatchSampler(
@@ -471,8 +482,60 @@ def make_loader(
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=WorkerStart(tuple(close_in_workers)) if workers > 0 else None,
     )
     return loader, sampler
+
+
+# the signals that end a run cleanly: Ctrl-C, schedulers and process managers, a closed terminal
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals_blocked() -> Iterator[None]:
+    """Hold :data:`STOP_SIGNALS` back from this thread for the block (they are delivered when
+    it ends): processes forked meanwhile start with them blocked, so that a signal sent to the
+    group while loader workers start cannot reach a worker before :class:`WorkerStart` made it
+    ignore them."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class WorkerStart:
+    """The ``worker_init_fn`` of the training loader: ignore :data:`STOP_SIGNALS` (a signal
+    still pending from the start is discarded), then let them through again, and close the
+    given file descriptors inherited from the main process."""
+
+    def __init__(self, close_fds: tuple[int, ...] = ()) -> None:
+        self.close_fds = close_fds
+
+    def __call__(self, worker_id: int) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        for fd in self.close_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def stop_loader(loader: torch.utils.data.DataLoader) -> None:
+    """Stop the loader's worker processes now (they ignore the stop signals, so the main
+    process ends them): ask them to exit, and kill any that has not after a few seconds."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is None:
+        return
+    loader._iterator = None
+    workers = list(getattr(iterator, "_workers", []))
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for w in workers:
+        if w.is_alive():
+            w.kill()  # it ignores SIGTERM, which is all that torch's shutdown tries
+            w.join(timeout=5)
 
 
 # the expected share of padding in a batch from which a run warns about short clips
@@ -492,7 +555,10 @@ def batches(
 ) -> Iterator[tuple[Tensor, Tensor, list[tuple[str, str]]]]:
     """``(mel (B, n_mels, frames), audio (B, segment), unreadable clips)`` batches from the data
     position in ``state``, epoch after epoch, forever (see
-    :func:`~hifigan.train.dataset.collate_segments`)."""
+    :func:`~hifigan.train.dataset.collate_segments`). The loader's workers start (at the
+    first iteration) with the stop signals blocked, see :func:`stop_signals_blocked`."""
     while True:
         sampler.set_position(state.epoch, state.batch_in_epoch)
-        yield from loader
+        with stop_signals_blocked():
+            iterator = iter(loader)
+        yield from iterator
