@@ -97,13 +97,20 @@ def test_page_vocodes_an_upload_plays_and_downloads(page, server, clip, tmp_path
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     download = page.locator("#download")
-    expect(download).to_be_hidden()  # no output yet: nothing to download
+    # nothing to play or download yet: no dead controls
+    for control in ("#download", "#input-audio", "#output-audio", "#cancel"):
+        expect(page.locator(control)).to_be_hidden()
+    expect(page.locator("#vocode")).to_be_disabled()
     upload(page, clip)
     expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    expect(page.locator("#input-audio")).to_be_visible()
     expect(download).to_be_hidden()
+    expect(page.locator("#output-audio")).to_be_hidden()
     expect(page.locator("#warnings")).to_be_hidden()  # a 22050 Hz mono file: nothing to say
     vocode_and_wait(page)
     output = page.locator("#output-audio")
+    expect(output).to_be_visible()
+    expect(download).to_be_visible()
     assert output.get_attribute("src").startswith("blob:")
     page.wait_for_function(
         "document.getElementById('output-audio').duration > 0", timeout=TIMEOUT_MS
@@ -178,6 +185,8 @@ def test_a_refused_upload_leaves_nothing_of_the_previous_input(page, clip, tmp_p
     expect(page.locator("#download")).to_be_hidden()
     assert drawn_frames(page, "input-mel") == 0 and drawn_frames(page, "output-mel") == 0
     assert page.locator("#input-audio").get_attribute("src") is None
+    expect(page.locator("#input-audio")).to_be_hidden()
+    expect(page.locator("#output-audio")).to_be_hidden()
     expect(page.locator("#stat-audio")).to_have_text("–")
 
 

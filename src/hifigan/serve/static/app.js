@@ -241,6 +241,7 @@ function clearOutput() {
   state.outputUrl = null;
   $("output-audio").removeAttribute("src");
   $("output-audio").load();
+  $("output-audio").hidden = true; // no player without something to play
   const link = $("download");
   link.hidden = true;
   link.removeAttribute("href");
@@ -268,7 +269,7 @@ function resetInput() {
   state.inputUrl = null;
   $("input-audio").removeAttribute("src");
   $("input-audio").load();
-  $("input-audio").hidden = false;
+  $("input-audio").hidden = true;
   $("input-name").textContent = "no input yet";
   $("mel-options").hidden = true;
   $("vocode").disabled = true;
@@ -283,7 +284,6 @@ async function setInput(blob, name, generation) {
   state.inputIsMel = /\.npy$/i.test(name);
   $("input-name").textContent = name;
   if (state.inputIsMel) {
-    $("input-audio").hidden = true;
     $("mel-options").hidden = false;
     let mel;
     try {
@@ -296,6 +296,7 @@ async function setInput(blob, name, generation) {
   } else {
     state.inputUrl = URL.createObjectURL(blob);
     $("input-audio").src = state.inputUrl;
+    $("input-audio").hidden = false;
   }
   await drawInputMel();
   $("vocode").disabled = false;
@@ -367,6 +368,7 @@ async function vocode() {
     clearOutput();
     state.outputUrl = URL.createObjectURL(new Blob([wav], { type: "audio/wav" }));
     $("output-audio").src = state.outputUrl;
+    $("output-audio").hidden = false;
     const link = $("download");
     link.href = state.outputUrl;
     link.download = outputName(model);
