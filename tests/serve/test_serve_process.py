@@ -60,3 +60,7 @@ def test_workers_share_one_port(tmp_path):
         assert running.process.wait(60) in (0, -signal.SIGTERM)
     workers = set(re.findall(r"Started server process \[(\d+)\]", running.output()))
     assert len(workers) == 2, running.output()
+    # the thread count it chose is said once, at start
+    said = re.findall(r"note: torch uses (\d+) CPU threads? per process \((.*)\)", running.output())
+    assert len(said) == 1 and int(said[0][0]) >= 1, running.output()
+    assert said[0][1] == "the cores idle at start, shared by 2 workers"
