@@ -185,3 +185,19 @@ def test_a_long_input_is_transformed_in_blocks_with_the_same_values(monkeypatch)
     blocked = mel(audio)
     assert blocked.shape == whole.shape == (2, 80, 172)
     assert torch.allclose(blocked, whole, atol=1e-5)
+
+
+def test_the_service_measures_a_flac_whose_header_has_no_length(tmp_path):
+    from hifigan.serve.payload import RequestError, decode_audio
+
+    audio = (np.sin(np.arange(44100) / 9.0) * 0.4).astype(np.float32)
+    sf.write(tmp_path / "a.flac", audio, 22050, subtype="PCM_16")
+    data = bytearray((tmp_path / "a.flac").read_bytes())
+    data[21] &= 0xF0  # STREAMINFO's total samples: 0, unknown (see test_io)
+    data[22:26] = bytes(4)
+    decoded = decode_audio(bytes(data), 22050, max_seconds=60)
+    assert np.array_equal(decoded, sf.read(tmp_path / "a.flac", dtype="float32")[0])
+    with pytest.raises(RequestError) as e:
+        decode_audio(bytes(data), 22050, max_seconds=1.5)
+    assert e.value.status == 413
+    assert str(e.value) == "audio is 2.0 s long, over this server's limit of 1.5 s"

@@ -342,7 +342,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
 
 
 # libsndfile's frame count for a stream whose header does not record its length
-_UNKNOWN_FRAMES = 1 << 62
+UNKNOWN_FRAMES = 1 << 62
 # frames decoded per read when the length is unknown
 _READ_BLOCK = 1 << 16
 
@@ -363,7 +363,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     if info.samplerate <= 0 or info.channels <= 0:
         raise InputError("not a valid audio file (no sample rate or channels)", path)
     frame_bytes = 4 * info.channels
-    if info.frames >= _UNKNOWN_FRAMES:
+    if info.frames >= UNKNOWN_FRAMES:
         return _read_to_end(name, frame_bytes, info.samplerate, path), info.samplerate
     if info.frames == 0 and info.format == "WAV":
         patched = _wav_with_length(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hifigan import HiFiGANError, InputError
-from hifigan.io import check_mel, load_audio, to_int16
+from hifigan.io import UNKNOWN_FRAMES, check_mel, load_audio, to_int16
 
 NPY_MAGIC = b"\x93NUMPY"
 NPY_MAX_HEADER = 10_000
@@ -159,7 +159,10 @@ def decode_audio(
             info = sf.info(str(path))
         except Exception:  # unreadable: load_audio below reports why, in the CLI's words
             info = None
-        if info is not None and info.samplerate > 0 and info.frames > 0:
+        # a stream's header may not record its length (libsndfile then reports an immense
+        # count): it is measured once decoded instead
+        known = info is not None and 0 < info.frames < UNKNOWN_FRAMES
+        if known and info.samplerate > 0:
             seconds = info.frames / info.samplerate
             if seconds > max_seconds:
                 raise RequestError(
@@ -170,6 +173,11 @@ def decode_audio(
             audio, _ = load_audio(path, sample_rate)
         except HiFiGANError as e:
             raise RequestError(400, without_path(e)) from None
+    seconds = audio.shape[0] / sample_rate
+    if seconds > max_seconds:
+        raise RequestError(
+            413, f"audio is {seconds:.1f} s long, over this server's limit of {max_seconds:g} s"
+        )
     if notes is not None and info is not None:
         if info.channels > 1:
             notes.append(f"mixed {info.channels} channels down to mono")
