@@ -123,7 +123,7 @@ def test_list_layouts_with_a_bom_find_every_clip(tmp_path):
     (root / "metadata.csv").write_bytes(codecs.BOM_UTF8 + metadata.encode())
     result = prepare(root, tmp_path / "p", sample_rate=RATE)
     assert [c.id for c in result.clips] == ids and not result.skipped
-    # the authors' lists: UTF-16 with tabs and DUMMY/ folders, and Latin-1 with a BOM-less pipe
+    # the authors' lists: UTF-16 with tabs and DUMMY/ folders; Latin-1 text (not UTF-8)
     (root / "training.txt").write_text(
         "".join(f"DUMMY/{i}.wav\ttext\r\n" for i in ids[:6]), encoding="utf-16"
     )
@@ -146,6 +146,13 @@ def test_list_layouts_with_a_bom_find_every_clip(tmp_path):
     result = prepare(root / "win.txt", tmp_path / "w", sample_rate=RATE)
     assert [c.path.name for c in result.clips] == ["LJ001-0001.wav", "LJ001-0002.WAV"]
     assert [c.id for c in result.clips] == ["LJ001-0001", "LJ001-0002"]
+    # comma-separated lines (a header is a line whose audio is missing, listed)
+    (root / "clips.csv").write_text("file,text\nLJ001-0003,one, two\nLJ001-0004.WAV,three\n")
+    result = prepare(root / "clips.csv", tmp_path / "c", sample_rate=RATE)
+    assert [c.id for c in result.clips] == ["LJ001-0003", "LJ001-0004"]
+    assert [r for _, r in result.skipped] == [
+        f"no audio file found (listed in {root / 'clips.csv'} line 1)"
+    ]
     # the evaluation's dataset lists are read the same way
     (root / "test.txt").write_bytes(codecs.BOM_UTF8 + b"LJ001-0001|x\r\nLJ001-0002|x\r\n")
     name, files = dataset_files(root / "test.txt")
@@ -233,6 +240,10 @@ def test_a_dataset_of_dangling_links_says_so_and_leaves_nothing(tmp_path, run_cl
         f"{data / 'a.wav'}: dangling symlink (to /nonexistent/a.wav, which does not exist)\n",
     )
     assert not out.exists()
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", run)
+    assert code == 1 and err.endswith("which does not exist)\n")
+    assert not run.exists()  # no partial run folder
     hidden = tmp_path / "hidden"
     tone(hidden / "._a.wav")
     with pytest.raises(

@@ -248,6 +248,9 @@ def find_clips(
         if isinstance(e, FileNotFoundError):
             raise DataError("dataset folder not found", shown(data)) from None
         raise DataError(f"cannot read ({_strerror(e)})", shown(data)) from None
+    train_list, val_list, wavs = (
+        None if p is None else Path(p) for p in (train_list, val_list, wavs)
+    )
     if not is_folder:
         return _clips_of_file(data, wavs)
     if train_list is None and val_list is None and (data / MANIFEST).is_file():
@@ -551,11 +554,16 @@ def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
 def _read_filelist(
     path: Path, wavs: Path, split: str | None, finder: AudioFinder
 ) -> tuple[list[Candidate], list[tuple[str, str]]]:
-    """``id|text...`` lines -> candidates; ids whose audio is absent are returned as missing."""
+    """``id|text...`` lines -> candidates; ids whose audio is absent are returned as missing.
+    A line without ``|`` or tab may be comma-separated (``id,text``): when no file has the
+    whole line's name, the part before the first comma is the id."""
     found, missing = [], []
     where = f"{shown(path)} line"
     for n, clip_id in filelist_ids(path):
         audio, problem = finder.find(clip_id, [wavs, Path(path).parent])
+        if audio is None and "," in clip_id:
+            first = clip_id.split(",", 1)[0].strip()
+            audio, problem = finder.find(first, [wavs, Path(path).parent])
         if audio is None:
             missing.append(
                 (shown(wavs / clip_id), f"no audio file found (listed in {where} {n}{problem})")
