@@ -36,7 +36,8 @@ def test_output_that_is_a_file_is_said_once(tmp_path, run_cli):
     code, _, err = run_cli("mel", *clips, "-o", afile, "--overwrite")
     assert code == 1
     assert (
-        err.strip() == f"error: {afile}: exists and is a file, not a folder; choose another output"
+        err.strip() == f"error: {afile}: exists and is a file, not a folder; choose another output "
+        "(--overwrite never replaces a file with a folder)"
     )
     assert afile.read_text() == "keep me"
 

@@ -178,7 +178,8 @@ def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes(tmp_path):
         with pytest.raises(OutputError) as e:
             plan_call(OutputPlan(overwrite=True))
         assert str(e.value) == (
-            f"{afile}: exists and is a file, not a folder; choose another output"
+            f"{afile}: exists and is a file, not a folder; choose another output "
+            "(--overwrite never replaces a file with a folder)"
         )
     assert afile.read_bytes() == PRECIOUS
 

@@ -197,7 +197,10 @@ class OutputPlan:
                     return None
                 found = self.input_behind(place)
                 also = " and is one of the inputs" if found is not None else ""
-                return f"{place}: exists{also} and is a file, not a folder; choose another output"
+                return (
+                    f"{place}: exists{also} and is a file, not a folder; choose another output "
+                    f"({self.flag} never replaces a file with a folder)"
+                )
         return None
 
     def _input_message(self, path: Path, found: Path) -> str:
