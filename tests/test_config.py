@@ -237,3 +237,34 @@ def test_a_config_path_that_is_not_a_config_file(tmp_path):
     audio.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
     with pytest.raises(ConfigError, match=r"a\.json: is a WAV audio file, not a config file"):
         HiFiGANConfig.from_file(audio)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("generator", "upsample_initial_channel", 2**30, "(1073741824) must not exceed 8192"),
+        ("generator", "upsample_initial_channel", 8192, "these sizes make 3494 million weights"),
+        ("generator", "resblock_dilation_sizes", [[1], [1], [1, 10**7]], "[1, 10000000]]) must"),
+        ("train", "batch_size", 10**9, "train.batch_size (1000000000) must not exceed 4096"),
+        ("train", "segment_size", 256 * 10**6, "train.segment_size (256000000) must not exceed"),
+        ("discriminator", "msd_scales", 1000, "discriminator.msd_scales (1000) must not exceed 8"),
+    ],
+)
+def test_sizes_that_would_exhaust_memory_are_refused(section, key, value, message):
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data[section][key] = value
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(data, source="big.json")
+    assert str(e.value).startswith("big.json: ") and message in str(e.value), str(e.value)
+
+
+def test_a_convention_carried_by_a_config_is_validated():
+    from hifigan.conventions import load_convention
+
+    data = HiFiGANConfig.preset("v1").to_dict()
+    data["mel"]["convention"] = {**load_convention("hifigan").to_dict(), "n_fft": 2**24}
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(data, source="g.pt (embedded config)")
+    assert str(e.value) == (
+        "g.pt (embedded config): mel.convention: field 'n_fft' (16777216) must lie in [2, 65536]"
+    )

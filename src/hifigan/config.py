@@ -599,6 +599,14 @@ def _mel_problems(m: MelConfig) -> Iterator[str]:
     problems = mel_front_end_problems(**values, n_mels=m.n_mels, fmin=m.fmin, fmax=fmax)
     for key, problem in problems:
         yield f"mel.{key} {problem}"
+    if m.convention is not None:
+        # a toolkit's full convention, validated as a convention file is
+        from .conventions.spec import convention_from_dict
+
+        try:
+            convention_from_dict(m.convention, source="mel.convention")
+        except ConfigError as e:
+            yield str(e)
 
 
 def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
@@ -715,6 +723,69 @@ def _train_problems(t: TrainConfig, hop: int) -> Iterator[str]:
         yield f"segment_size ({t.segment_size}) must be a multiple of hop_length ({hop})"
 
 
+# the largest value (of each element, for lists) that a field may take: far beyond any
+# published model, small enough that no value can ask for more memory than a machine has
+_UPPER: dict[str, int] = {
+    "generator.upsample_initial_channel": 8192,
+    "generator.upsample_kernel_sizes": 1024,
+    "generator.resblock_kernel_sizes": 1023,
+    "generator.resblock_dilation_sizes": 4096,
+    "generator.inference_padding": 4096,
+    "discriminator.periods": 1024,
+    "discriminator.mpd_channels": 8192,
+    "discriminator.msd_channels": 8192,
+    "discriminator.msd_groups": 8192,
+    "discriminator.msd_scales": 8,
+    "train.segment_size": 1 << 20,
+    "train.batch_size": 4096,
+    "train.num_workers": 256,
+}
+# the generator's float32 weights may take at most this much (the paper's V1: 53 MiB)
+MAX_GENERATOR_BYTES = 1 << 30
+
+
+def generator_parameters(g: GeneratorConfig, n_mels: int) -> int:
+    """The number of weights of the generator ``g`` describes (biases included), computed
+    from the sizes alone."""
+    ch = g.upsample_initial_channel
+    total = n_mels * ch * 7 + ch
+    for u_kernel in g.upsample_kernel_sizes:
+        out = ch // 2
+        total += ch * out * u_kernel + out
+        for kernel, dilations in zip(g.resblock_kernel_sizes, g.resblock_dilation_sizes):
+            convs = len(dilations) * (2 if g.resblock == 1 else 1)
+            total += convs * (out * out * kernel + out)
+        ch = out
+    return total + ch * 7 + 1
+
+
+def _size_problems(config: HiFiGANConfig) -> Iterator[str]:
+    """Values above :data:`_UPPER`, and a generator too large for :data:`MAX_GENERATOR_BYTES`."""
+    for name, high in _UPPER.items():
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        values = (
+            [v for d in value for v in (d if isinstance(d, tuple) else (d,))]
+            if isinstance(value, tuple)
+            else [value]
+        )
+        if any(v > high for v in values):
+            shown = (
+                [list(v) if isinstance(v, tuple) else v for v in value]
+                if isinstance(value, tuple)
+                else value
+            )
+            yield f"{name} ({shown}) must not exceed {high}"
+            return
+    weights = 4 * generator_parameters(config.generator, config.mel.n_mels)
+    if weights > MAX_GENERATOR_BYTES:
+        yield (
+            f"generator: these sizes make {weights / 4 / 1e6:.0f} million weights "
+            f"({weights / 2**30:.1f} GiB), over the {MAX_GENERATOR_BYTES >> 30} GiB limit "
+            "(lower upsample_initial_channel or the kernel sizes)"
+        )
+
+
 def _problems(config: HiFiGANConfig) -> Iterator[str]:
     """Every problem of ``config``, mel first (later checks rely on a sane mel section)."""
     mel = list(_mel_problems(config.mel))
@@ -722,6 +793,11 @@ def _problems(config: HiFiGANConfig) -> Iterator[str]:
     if mel:
         return
     hop = config.mel.hop_length
-    yield from _generator_problems(config.generator, hop)
-    yield from _discriminator_problems(config.discriminator)
-    yield from _train_problems(config.train, hop)
+    found = [
+        *_generator_problems(config.generator, hop),
+        *_discriminator_problems(config.discriminator),
+        *_train_problems(config.train, hop),
+    ]
+    yield from found
+    if not found:  # the sizes are all positive integers
+        yield from _size_problems(config)
