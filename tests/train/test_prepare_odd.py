@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hifigan.errors import InputError
 from hifigan.evaluation import dataset_files
-from hifigan.io import load_audio
+from hifigan.io import AUDIO_SUFFIXES, load_audio
 from hifigan.train.manifest import (
     DataError,
     filelist_ids,
@@ -250,6 +251,13 @@ def test_a_dataset_of_dangling_links_says_so_and_leaves_nothing(tmp_path, run_cl
         DataError, match=r"in this folder \(passed over 1 file hidden, named \.\*\)"
     ):
         prepare(hidden, out, sample_rate=RATE)
+    with pytest.raises(InputError) as e:  # the evaluation's datasets are scanned the same way
+        dataset_files(data)
+    assert str(e.value) == (
+        f"{data}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)}): "
+        f"2 files skipped (dangling symlink: 2); first: {data / 'a.wav'}: dangling symlink (to "
+        "/nonexistent/a.wav, which does not exist)"
+    )
     (tmp_path / "link").symlink_to(tmp_path / "none")
     with pytest.raises(DataError, match="link: dangling symlink"):
         find_clips(tmp_path / "link")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import AUDIO_SUFFIXES, load_audio, warn
-from ..train.manifest import line_id, read_text_lines
+from ..train.manifest import line_id, read_text_lines, scan_audio, why_unusable
 from .metrics import SAMPLE_RATE
 
 
@@ -19,11 +19,13 @@ def dataset_files(spec: str | Path) -> tuple[str, list[Path]]:
     """
     path = Path(spec)
     if path.is_dir():
-        files = sorted(
-            f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES
-        )
+        scan = scan_audio(path)  # links followed, hidden files passed over, dangling ones named
+        files = scan.files
         if not files:
-            raise InputError(f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})", path)
+            why = f": {why_unusable(scan.problems)}" if scan.problems else ""
+            raise InputError(
+                f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)}){why}", path
+            )
         name = path.resolve().parent.name if path.resolve().name == "wavs" else path.resolve().name
         return name, files
     if not path.is_file():
