@@ -268,3 +268,20 @@ def test_a_convention_carried_by_a_config_is_validated():
     assert str(e.value) == (
         "g.pt (embedded config): mel.convention: field 'n_fft' (16777216) must lie in [2, 65536]"
     )
+
+
+def test_a_convention_and_a_config_are_told_apart(tmp_path):
+    from hifigan.conventions import load_convention
+
+    convention = tmp_path / "conv.json"
+    convention.write_text(load_convention("espnet").to_json())
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_file(convention)
+    assert str(e.value) == (
+        f"{convention}: is a mel convention, not a model config: pass it as --convention "
+        "(hifigan mel) or --mel-convention (hifigan vocode)"
+    )
+    config = tmp_path / "cfg.json"
+    HiFiGANConfig.preset("v1").save(config)
+    with pytest.raises(ConfigError, match=r"cfg\.json: is a model config, not a mel convention"):
+        load_convention(config)

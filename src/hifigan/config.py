@@ -116,6 +116,12 @@ class HiFiGANConfig:
         """Build from our nested format or the authors' flat ``config.json`` format."""
         if not isinstance(data, dict):
             raise ConfigError("expected a JSON object", source)
+        if any(key in data for key in _CONVENTION_ONLY_KEYS):
+            raise ConfigError(
+                "is a mel convention, not a model config: pass it as --convention (hifigan mel) "
+                "or --mel-convention (hifigan vocode)",
+                source,
+            )
         if _looks_flat(data):
             data = _authors_to_nested(data, source)
         unknown = set(data) - {"name", "mel", "generator", "discriminator", "train"}
@@ -501,6 +507,8 @@ _AUTHORS_KEYS: dict[str, tuple[str, str]] = {
 }
 
 
+# keys of a mel convention file that no model config has
+_CONVENTION_ONLY_KEYS = ("compression", "normalization", "mel_scale", "filter_norm", "window")
 # keys that every authors' config.json carries: without them it cannot describe a generator
 _AUTHORS_REQUIRED = ("resblock", "upsample_rates", "upsample_kernel_sizes", "num_mels")
 

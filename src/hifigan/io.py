@@ -248,7 +248,9 @@ def _not_audio(path: Path) -> str | None:
     name = suffix[1:].upper()
     article = "an" if name[:1] in "AEIOUM" else "a"
     expected = f"{article} {name} audio file" if suffix in AUDIO_SUFFIXES else "audio"
-    if kind in ("npy", "torch"):
+    if kind in ("npy", "torch") and suffix in AUDIO_SUFFIXES:
+        expected += " (a mel named as audio? mels are .npy or .pt files)"
+    elif kind in ("npy", "torch"):
         expected += " (a mel is vocoded with `hifigan vocode`, not read as audio)"
     return f"is {FILE_KINDS[kind]}, not {expected}"
 

@@ -239,6 +239,12 @@ def convention_from_dict(data: Any, source: str = "mel convention") -> Conventio
     """Build and validate a :class:`Convention` from its JSON form."""
     if not isinstance(data, dict):
         raise ConfigError("a mel convention must be a JSON object", source)
+    if any(key in data for key in ("generator", "upsample_rates", "resblock", "train")):
+        raise ConfigError(
+            "is a model config, not a mel convention: pass it as --config (its mel is the "
+            "authors' convention at its values)",
+            source,
+        )
     values = _fields_from(Convention, data, "", source)
     values["compression"] = Compression(
         **_fields_from(Compression, data.get("compression", {}), "compression.", source)
