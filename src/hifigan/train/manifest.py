@@ -273,6 +273,19 @@ def find_clips(
     if (data / "metadata.csv").is_file():
         found, missing = _read_filelist(data / "metadata.csv", wavs, None, finder)
         return _unique(found, missing), missing, "LJSpeech folder (metadata.csv + wavs/)"
+    return _clips_of_folder(data, exclude)
+
+
+# what a dataset may be, for the messages that refuse something else
+ACCEPTED_DATA = (
+    "expected a dataset folder, a prepared folder or its manifest.jsonl, or an id|text filelist"
+)
+
+
+def _clips_of_folder(
+    data: Path, exclude: Iterable[Path]
+) -> tuple[list[Candidate], list[tuple[str, str]], str]:
+    """Every audio file below ``data`` (:func:`scan_audio`) as a clip without a split."""
     scan = scan_audio(data, exclude)
     files, problems = scan.files, list(scan.problems)
     if not files:
@@ -307,12 +320,6 @@ def find_clips(
     if notes:
         layout += f"; not scanned: {', '.join(notes)}"
     return _unique(found, problems), problems, layout
-
-
-# what a dataset may be, for the messages that refuse something else
-ACCEPTED_DATA = (
-    "expected a dataset folder, a prepared folder or its manifest.jsonl, or an id|text filelist"
-)
 
 
 def _clips_of_file(
