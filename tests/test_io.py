@@ -81,7 +81,7 @@ def test_fake_mp3_is_named_as_such(tmp_path, capfd):
     fake.write_bytes(b"this is text, not audio\n" * 50)
     with pytest.raises(InputError) as e:
         load_audio(fake)
-    assert str(e.value) == f"{fake}: is a text file, not an MP3 audio file"
+    assert str(e.value) == f"{fake}: not a valid MP3 file: it is a text file"
     assert "Note" not in capfd.readouterr().err
 
 
@@ -205,14 +205,24 @@ def _checkpoint(path):
 @pytest.mark.parametrize(
     ("name", "make", "read", "message"),
     [
-        ("t.wav", lambda p: p.write_text("hello\n"), load_audio, "is a text file, not a WAV audio"),
+        (
+            "t.wav",
+            lambda p: p.write_text("hello\n"),
+            load_audio,
+            "not a valid WAV file: it is a text file",
+        ),
         ("t.npy", lambda p: p.write_text("1 2 3\n"), load_mel, "is a text file, not a mel file"),
-        ("c.json", lambda p: p.write_text("{}"), load_audio, "is a JSON text file, not audio"),
+        (
+            "c.json",
+            lambda p: p.write_text("{}"),
+            load_audio,
+            "not a valid audio file: it is a JSON text file",
+        ),
         (
             "m.npy",
             lambda p: np.save(p, np.zeros((80, 4), dtype=np.float32)),
             load_audio,
-            "is a NumPy array (.npy), not audio (a mel is vocoded with `hifigan vocode`",
+            "not a valid audio file: it is a NumPy array (.npy); a mel is vocoded with `hifigan",
         ),
         (
             "a.wav",
@@ -236,7 +246,7 @@ def _checkpoint(path):
             "g.wav",
             _checkpoint,
             load_audio,
-            "is a PyTorch file (a checkpoint or a tensor), not a WAV",
+            "not a valid WAV file: it is a PyTorch file (a checkpoint or a tensor)",
         ),
         (
             "a.pt",

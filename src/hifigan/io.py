@@ -171,15 +171,15 @@ def sniff_file(path: Path) -> str | None:
     return None
 
 
-def _zip_kind(path: Path) -> str:
-    """A torch file, a NumPy archive or another zip archive."""
+def _zip_kind(path: Path) -> str | None:
+    """A torch file, a NumPy archive or another zip archive; None when it cannot be opened."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError):
-        return "zip"
+        return None  # damaged (a cut torch file, too): its reader says so
     if any(n.endswith("data.pkl") for n in names):
         return "torch"
     if names and all(n.endswith(".npy") for n in names):
@@ -240,19 +240,19 @@ _VAGUE_LIBSNDFILE = {
 
 
 def _not_audio(path: Path) -> str | None:
-    """``is a text file, not audio`` when ``path`` is recognisably something else."""
+    """``not a valid WAV file: it is a text file`` when ``path`` is recognisably something
+    other than audio; None otherwise."""
     kind = sniff_file(path)
     if kind is None or kind in AUDIO_KINDS:
         return None
     suffix = path.suffix.lower()
-    name = suffix[1:].upper()
-    article = "an" if name[:1] in "AEIOUM" else "a"
-    expected = f"{article} {name} audio file" if suffix in AUDIO_SUFFIXES else "audio"
-    if kind in ("npy", "torch") and suffix in AUDIO_SUFFIXES:
-        expected += " (a mel named as audio? mels are .npy or .pt files)"
-    elif kind in ("npy", "torch"):
-        expected += " (a mel is vocoded with `hifigan vocode`, not read as audio)"
-    return f"is {FILE_KINDS[kind]}, not {expected}"
+    label = suffix[1:].upper() if suffix in AUDIO_SUFFIXES else "audio"
+    message = f"not a valid {label} file: it is {FILE_KINDS[kind]}"
+    if kind == "npy" and suffix in AUDIO_SUFFIXES:
+        message += "; a mel named as audio? mels are .npy or .pt files"
+    elif kind == "npy":
+        message += "; a mel is vocoded with `hifigan vocode`, not read as audio"
+    return message
 
 
 def _looks_like_mp3(path: Path) -> bool:

@@ -129,7 +129,5 @@ def test_mel_check_and_mel_given_the_other_kind_of_file(run_cli, tmp_path):
     np.save(mel, np.full((80, 10), -5.0, dtype=np.float32))
     code, _, err = run_cli("mel", mel, "-o", tmp_path / "out")
     assert code == 1
-    assert (
-        f"{mel}: is a NumPy array (.npy), not audio (a mel is vocoded with `hifigan vocode`" in err
-    )
+    assert f"{mel}: not a valid audio file: it is a NumPy array (.npy); a mel is vocoded" in err
     assert "Traceback" not in err
