@@ -266,6 +266,26 @@ def test_a_closed_terminal_ends_the_run_with_a_checkpoint(tmp_path, dataset, con
     assert read_checkpoint(saved)["state"]["step"] >= 2
 
 
+@pytest.mark.slow
+def test_under_torchrun_every_rank_stops_at_the_same_step(tmp_path, dataset, config):
+    """SIGTERM to the group of ``torchrun`` (its agent, both ranks, their loader workers): the
+    ranks agree on the step, rank 0 saves it and says so once."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    cmd += ["2", "-m", "hifigan", "train", "--config", str(config), "--data", str(dataset)]
+    cmd += ["--out", str(run), "--num-workers", "1", *QUIET]
+    trainer = Trainer(cmd)
+    trainer.wait_started()
+    send(trainer, signal.SIGTERM, "group")
+    _, err = trainer.finish(180)
+    said = re.findall(r"stopped by SIGTERM at step (\d+): saved (\S+);", err)
+    assert len(said) == 1, err
+    step, saved = int(said[0][0]), said[0][1]
+    assert read_checkpoint(saved)["state"]["step"] == step >= 2
+    assert "killed by signal" not in err and "interrupted" not in err, err
+    assert not (run / LOCK).exists()
+
+
 # ---------------------------------------------------------------------- the policy itself
 def test_a_repeated_signal_counts_once_and_a_later_one_interrupts_at_once():
     with StopSignal(repeat_seconds=0.5) as stop:
@@ -280,6 +300,18 @@ def test_a_repeated_signal_counts_once_and_a_later_one_interrupts_at_once():
         assert e.value.signum == signal.SIGINT
     # the handlers are restored
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_under_torchrun_the_signal_passed_on_by_the_agent_counts_once():
+    with StopSignal(repeat_seconds=0.1, launched=True) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)  # the agent's copy, late
+        time.sleep(0.05)
+        assert stop.received == signal.SIGTERM
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGINT)  # another signal still interrupts
+            time.sleep(0.05)
 
 
 def test_a_signal_ignored_at_start_stays_ignored():

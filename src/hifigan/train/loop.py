@@ -85,15 +85,18 @@ class StopSignal:
     a second one interrupts at once (:class:`Interrupted`).
 
     Signals within ``repeat_seconds`` of the first count as the same request: ``timeout``,
-    schedulers and container runtimes send one to the process and again to its group. A
+    schedulers and container runtimes send one to the process and again to its group. With
+    ``launched`` (a process of ``torchrun``, whose agent passes on the signal it got, at a
+    time of its own), the first signal repeated counts as the same request at any time. A
     signal the process was started ignoring (``nohup``, a background job) stays ignored. When
     SIGHUP comes with the loss of the terminal, standard output and error are sent to
     ``/dev/null`` so that writing the last lines cannot fail.
     """
 
-    def __init__(self, repeat_seconds: float = 1.0) -> None:
+    def __init__(self, repeat_seconds: float = 1.0, launched: bool = False) -> None:
         self.received: int | None = None
         self.repeat_seconds = repeat_seconds
+        self.launched = launched
         self._at = 0.0
         self._previous: dict[int, Any] = {}
         self._terminals: tuple[int, ...] = ()
@@ -112,7 +115,9 @@ class StopSignal:
         now = time.monotonic()
         if self.received is None:
             self.received, self._at = signum, now
-        elif now - self._at > self.repeat_seconds:
+        elif now - self._at > self.repeat_seconds and not (
+            self.launched and signum == self.received
+        ):
             raise Interrupted(signum)
 
     def _leave_lost_terminal(self) -> None:
@@ -343,7 +348,8 @@ def train(options: TrainOptions) -> TrainResult:
     :class:`~hifigan.train.run_folder.RunFolderBusy` while another trainer owns the folder."""
     procs, device = start_processes(options.device)
     try:
-        with StopSignal() as stop, run_folder_locked(options.out, procs) as lock:
+        stop_signal = StopSignal(launched=procs.enabled)
+        with stop_signal as stop, run_folder_locked(options.out, procs) as lock:
             result = _run(options, procs, device, stop, lock)
             procs.barrier()  # the others wait while the main process validates and saves
         return result
