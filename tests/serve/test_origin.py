@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from hifigan import HiFiGANError
-from hifigan.serve.guard import WebPolicy, parse_host, parse_origin
+from hifigan.serve.guard import WebPolicy, body_limit_text, parse_host, parse_origin
 from inference_helpers import log_mel
 
 EVIL = "https://evil.example"
@@ -43,6 +43,12 @@ def test_host_and_origin_parsing():
     assert parse_origin("HTTPS://App.Example") == ("https", "app.example", 443)
     for bad in ("null", "file://", "chrome-extension://abc", "http://", "http://a/b", "evil"):
         assert parse_origin(bad) is None, bad
+    assert [body_limit_text(n) for n in (64 * 1024, 2**19, 1048, 64 * 2**20)] == [
+        "64 KiB",
+        "0.5 MB",
+        "0.001 MB",
+        "64 MB",
+    ]
 
 
 def test_served_names_follow_the_address():

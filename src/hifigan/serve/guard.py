@@ -67,8 +67,9 @@ def parse_host(value: str) -> tuple[str, int | None] | None:
         port_text = port_text if colon else None
     if port_text is not None and not (port_text.isdigit() and 0 < int(port_text) < 65536):
         return None
-    name = name.rstrip(".") if not name.endswith("..") else name
-    if not name:
+    if name.endswith("."):
+        name = name[:-1]  # the fully qualified form of the same name
+    if not name or name.endswith("."):
         return None
     return name, None if port_text is None else int(port_text)
 
@@ -104,7 +105,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def body_limit_text(limit: int) -> str:
-    """A body bound in the words of the 413 message."""
+    """A body bound in the words of the 413 message: MB as ``--max-body-mb`` gives it, KiB
+    for the small fixed bounds (the listening test's 64 KiB)."""
+    if limit < 2**20 // 10 and limit % 1024 == 0:
+        return f"{limit // 1024} KiB"
     return f"{round(limit / 2**20, 4):g} MB"
 
 
