@@ -16,7 +16,7 @@ import soundfile as sf
 
 from hifigan.errors import InputError
 from hifigan.evaluation import dataset_files
-from hifigan.io import AUDIO_SUFFIXES, load_audio
+from hifigan.io import AUDIO_SUFFIXES, HiFiGANWarning, load_audio
 from hifigan.train.manifest import (
     DataError,
     filelist_ids,
@@ -52,7 +52,7 @@ def skipped_lines(folder: Path) -> dict[str, str]:
 
 # ---------------------------------------------------------------------- names that are not UTF-8
 def test_a_name_that_is_not_utf8_is_used_and_named_not_fatal(tmp_path, run_cli):
-    data = tmp_path / "d"
+    data = tmp_path / os.fsdecode(b"d\xe0")  # only the names of the files count as odd
     for i in range(4):
         tone(data / f"c{i}.wav")
     odd = tone(data / f"{CAFE}.wav")
@@ -78,6 +78,23 @@ def test_a_name_that_is_not_utf8_is_used_and_named_not_fatal(tmp_path, run_cli):
     # prepared again (another rate) from the prepared folder: the names still resolve
     again = prepare(out, tmp_path / "at16k", sample_rate=16000)
     assert {c.id for c in again.clips} == set(clips) and not again.skipped
+
+
+def test_train_runs_on_names_that_are_not_utf8(tmp_path, run_cli):
+    data = tmp_path / os.fsdecode(b"voice\xe9")
+    for i in range(4):
+        tone(data / os.fsdecode(b"clip\xe9%d.wav" % i), seconds=0.5)
+    run = tmp_path / os.fsdecode(b"run\xff")
+    args = ["--max-steps", "1", "--batch-size", "2", "--no-progress"]
+    # TensorBoard cannot write below such a name: the run says so and goes on without it
+    logs = f"{tmp_path}/run\\xff/tensorboard: the name is not valid UTF-8: no TensorBoard logs"
+    with pytest.warns(HiFiGANWarning) as warned:
+        code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", run, *args)
+    assert code == 0, err
+    assert "used 4 files whose name is not valid UTF-8" in err
+    assert logs in [str(w.message) for w in warned]
+    assert os.path.isfile(os.fsencode(run / "checkpoints" / "step_00000001.pt"))
+    assert len(read_manifest(run / "data")) == 4
 
 
 def test_vocode_reads_and_writes_a_wav_whose_name_is_not_utf8(tmp_path, run_cli):

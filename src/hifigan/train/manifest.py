@@ -128,7 +128,7 @@ class Prepared:
             lines.append(f"{name}: {_clips(len(clips))}, {minutes:.1f} min")
         lines.append(f"layout: {self.layout}")
         odd = [c.source or c.path for c in self.clips]
-        odd = [p for p in odd if _SURROGATE.search(str(p))]
+        odd = [p for p in odd if _SURROGATE.search(p.name)]
         if odd:
             names = ", ".join(shown(p.name) for p in odd[:max_listed])
             more = ", ..." if len(odd) > len(odd[:max_listed]) else ""

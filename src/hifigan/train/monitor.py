@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text, warn
+from .manifest import shown
 
 METRICS = "metrics.jsonl"
 
@@ -69,7 +70,11 @@ class Monitor:
                     "no TensorBoard logs"
                 )
             else:
-                self.writer = SummaryWriter(str(Path(out) / "tensorboard"), purge_step=start_step)
+                logs = Path(out) / "tensorboard"
+                if shown(logs) == str(logs):
+                    self.writer = SummaryWriter(str(logs), purge_step=start_step)
+                else:  # TensorBoard encodes its paths as UTF-8
+                    warn(f"{shown(logs)}: the name is not valid UTF-8: no TensorBoard logs")
         if progress:
             from tqdm import tqdm
 
