@@ -396,19 +396,25 @@ def test_output_and_run_folders_inside_the_data_are_not_scanned(tmp_path):
 def test_a_refused_preparation_leaves_nothing_behind(tmp_path, run_cli):
     data = tmp_path / "d"
     for i in range(3):
-        tone(data / f"c{i}.wav", rate=48000)
+        tone(data / f"c{i}.wav", rate=48000)  # converted, into the cache
+    (data / "broken.wav").write_bytes(b"RIFF" + bytes(60))
     out = tmp_path / "new" / "prepared"
-    with pytest.raises(DataError, match="--val-size 3 leaves no training clip"):
-        prepare(data, out, sample_rate=RATE, val_size=2 + 1)
+    # refused once the clips are converted: 3 usable clips, all asked for validation
+    with pytest.raises(DataError, match=r"--val-size 3 leaves no training clip \(3 clips; 1 sk"):
+        prepare(data, out, sample_rate=RATE, val_size=3)
     assert not (tmp_path / "new").exists()  # nor the converted clips, nor the folders
     # into a folder that holds earlier work: that work is kept, the new conversions are not
     old = prepare(data, out, sample_rate=RATE)
     tone(data / "c3.wav", rate=48000)
-    before = sorted(os.listdir(out / "cache" / str(RATE)))
-    with pytest.raises(DataError):
-        prepare(data, out, sample_rate=RATE, val_size=4)
-    assert sorted(os.listdir(out / "cache" / str(RATE))) == before
+    tone(data / "sub" / "c0.wav", rate=48000)  # a repeated name: its id (and cache) is sub/c0
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(DataError, match=r"--val-size 5 leaves no training clip \(5 clips; 1 sk"):
+        prepare(data, out, sample_rate=RATE, val_size=5)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     assert read_manifest(out) == old.clips
+    for path in (data / "sub" / "c0.wav", data / "broken.wav"):
+        path.unlink()
+    (data / "sub").rmdir()
     # train: the run folder is removed when the data are refused, here for want of one batch
     (data / f"{CAFE}.wav").write_bytes(bytes(100))
     code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", tmp_path / "r")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import concurrent.futures
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -742,7 +743,7 @@ def prepare(
     _check_val_size(val_size, candidates, data)
     cache = cache_folder(out_dir, sample_rate)
     new_folders = [f for f in (cache, *cache.parents) if not f.exists()]
-    cached_before = set(os.listdir(cache)) if cache.is_dir() else set()
+    cached_before = set(cache.resolve().rglob("*")) if cache.is_dir() else set()
     work = [(c, sample_rate, cache, min_samples) for c in candidates]
     outcomes: list = []
     try:
@@ -757,15 +758,20 @@ def prepare(
         return _finish(candidates, outcomes, skipped, layout, out_dir, data, sample_rate, val_size)
     except DataError:
         # refused data leave nothing behind: the clips converted now, the folders made now
-        for outcome in outcomes:
-            converted = not isinstance(outcome, str) and outcome[1] is not None
-            if converted and outcome[0].path.name not in cached_before:
-                outcome[0].path.unlink(missing_ok=True)
-        for folder in new_folders:
-            try:
+        made = [
+            o[0].path
+            for o in outcomes
+            if not isinstance(o, str) and o[1] is not None and o[0].path not in cached_before
+        ]
+        for path in made:
+            path.unlink(missing_ok=True)
+        # folders made now, deepest first (ids with folders make folders in the cache)
+        root = cache.resolve()
+        made_folders = {p for path in made for p in path.parents if p not in cached_before}
+        made_folders = {p for p in made_folders if p.is_relative_to(root) and p != root}
+        for folder in sorted(made_folders, key=lambda p: -len(p.parts)) + new_folders:
+            with contextlib.suppress(OSError):  # not empty: something else is there now
                 folder.rmdir()
-            except OSError:
-                break  # not empty: something else is there now
         raise
 
 
