@@ -236,7 +236,8 @@ def parse_json(text: str, source: str) -> Any:
         ConfigError: naming ``source``, the line of a syntax error or the field of a literal.
     """
     try:
-        data = json.loads(text, parse_constant=_JSONConstant)
+        # a byte-order mark, as Windows editors save UTF-8, is not part of the JSON text
+        data = json.loads(text.removeprefix("\ufeff"), parse_constant=_JSONConstant)
     except json.JSONDecodeError as e:
         raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", source) from None
     except RecursionError:

@@ -3,6 +3,7 @@ other list formats, links that lead nowhere, unreadable entries, output folders 
 data, and datasets of which nothing is usable."""
 
 import codecs
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from hifigan.config import HiFiGANConfig
 from hifigan.errors import InputError
 from hifigan.evaluation import dataset_files
 from hifigan.io import AUDIO_SUFFIXES, HiFiGANWarning, load_audio
@@ -130,6 +132,11 @@ def test_text_inputs_lose_no_line_to_a_bom_or_line_ends(tmp_path):
     assert read_text_lines(tmp_path / "tabs")[2] == f"{CAFE}|x"
     with pytest.raises(DataError, match="absent: filelist not found"):
         read_text_lines(tmp_path / "absent")
+    # a JSON config saved with a BOM and CRLF reads as the same config
+    config = HiFiGANConfig.load("debug")
+    text = json.dumps(config.to_dict(), indent=2).replace("\n", "\r\n")
+    (tmp_path / "bom.json").write_bytes(codecs.BOM_UTF8 + text.encode())
+    assert HiFiGANConfig.load(str(tmp_path / "bom.json")).to_dict() == config.to_dict()
 
 
 def test_list_layouts_with_a_bom_find_every_clip(tmp_path):
