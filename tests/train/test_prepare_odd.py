@@ -269,6 +269,25 @@ def test_a_dataset_of_dangling_links_says_so_and_leaves_nothing(tmp_path, run_cl
     code, _, err = run_cli("train", "--config", "debug", "--data", data, "--out", run)
     assert code == 1 and err.endswith("which does not exist)\n")
     assert not run.exists()  # no partial run folder
+    # an LJSpeech folder whose wavs/ (or metadata.csv) links to a disk that is not there
+    lj = tmp_path / "LJ"
+    lj.mkdir()
+    (lj / "metadata.csv").write_text("LJ001-0001|text\n")
+    (lj / "wavs").symlink_to("/mnt/unmounted/wavs")
+    with pytest.raises(DataError) as e:
+        prepare(lj, out, sample_rate=RATE)
+    assert str(e.value).endswith(
+        f"no audio file found (listed in {lj / 'metadata.csv'} line 1; {lj / 'wavs'}: dangling "
+        "symlink (to /mnt/unmounted/wavs, which does not exist))"
+    )
+    (lj / "metadata.csv").unlink()
+    (lj / "metadata.csv").symlink_to("/mnt/unmounted/metadata.csv")
+    with pytest.raises(DataError) as e:
+        prepare(lj, out, sample_rate=RATE)
+    assert str(e.value) == (
+        f"{lj / 'metadata.csv'}: dangling symlink (to /mnt/unmounted/metadata.csv, which does "
+        "not exist)"
+    )
     hidden = tmp_path / "hidden"
     tone(hidden / "._a.wav")
     with pytest.raises(
@@ -303,9 +322,7 @@ def test_files_that_vanish_after_the_scan_are_skipped(tmp_path):
 
     result = prepare(data, tmp_path / "p", sample_rate=RATE, progress=progress)
     assert len(result.clips) == 4
-    assert result.skipped == [
-        (str(files[2]), "vanished: deleted or moved since the dataset was scanned")
-    ]
+    assert result.skipped == [(str(files[2]), "vanished: deleted or moved since it was listed")]
 
 
 UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]

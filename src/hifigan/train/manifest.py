@@ -186,8 +186,9 @@ def read_text_lines(path: Path, what: str = "filelist") -> list[str]:
     path = Path(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{what} not found", shown(path)) from None
+    except FileNotFoundError as e:
+        reason = _broken_link(path, e) if path.is_symlink() else f"{what} not found"
+        raise DataError(reason, shown(path)) from None
     except IsADirectoryError:
         raise DataError(f"is a folder, not a {what}", shown(path)) from None
     except OSError as e:
@@ -259,8 +260,9 @@ def find_clips(
     if train_list is None and val_list is None:
         train_list = _first_existing(data, TRAIN_LIST_NAMES)
         val_list = _first_existing(data, VAL_LIST_NAMES) if train_list else None
-    if wavs is None:
-        wavs = data / "wavs" if (data / "wavs").is_dir() else data
+    if wavs is None:  # a wavs/ that is a dangling link is named in the reasons, not passed over
+        wavs = data / "wavs"
+        wavs = wavs if wavs.is_dir() or wavs.is_symlink() else data
     finder = AudioFinder()
     if train_list is not None:
         lists = [(train_list, "train")] + ([(val_list, "val")] if val_list else [])
@@ -271,7 +273,7 @@ def find_clips(
             missing += m
         names = " + ".join(p.name for p, _ in lists)
         return _unique(found, missing), missing, f"filelists ({names})"
-    if (data / "metadata.csv").is_file():
+    if os.path.lexists(data / "metadata.csv"):
         found, missing = _read_filelist(data / "metadata.csv", wavs, None, finder)
         return _unique(found, missing), missing, "LJSpeech folder (metadata.csv + wavs/)"
     return _clips_of_folder(data, exclude)
@@ -537,7 +539,9 @@ class AudioFinder:
         for where, name in trials:
             names = self.listing(where)
             if isinstance(names, OSError):
-                if not isinstance(names, FileNotFoundError | NotADirectoryError):
+                if where.is_symlink():
+                    problem = f"; {shown(where)}: {_broken_link(where, names)}"
+                elif not isinstance(names, FileNotFoundError | NotADirectoryError):
                     problem = f"; {shown(where)} cannot be read: {_strerror(names)}"
                 continue
             stem, suffix = os.path.splitext(name)
@@ -556,7 +560,8 @@ def locate_audio(clip_id: str, folders: list[Path]) -> Path | None:
 
 
 def _first_existing(folder: Path, names: Iterable[str]) -> Path | None:
-    return next((folder / n for n in names if (folder / n).is_file()), None)
+    """The first of ``names`` in ``folder`` (a dangling link too, to be named when read)."""
+    return next((folder / n for n in names if os.path.lexists(folder / n)), None)
 
 
 def _read_filelist(
@@ -650,7 +655,7 @@ def inspect_clip(
 
     source = candidate.source
     if not os.path.lexists(source):
-        raise InputError("vanished: deleted or moved since the dataset was scanned", source)
+        raise InputError("vanished: deleted or moved since it was listed", source)
     cached = cache_dir / f"{candidate.id}.wav"
     try:
         fresh = cached.is_file() and cached.stat().st_mtime >= source.stat().st_mtime
