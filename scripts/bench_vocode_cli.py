@@ -46,6 +46,7 @@ def main() -> None:
                     str(args.clip),
                     "-o",
                     out,
+                    "--overwrite",  # every run writes the same file
                     "--threads",
                     str(args.threads),
                     "--checkpoint",
