@@ -226,22 +226,20 @@ def read_generator_file(
     supported file: ours, the authors', or another toolkit's (``toolkit`` names it, see
     :mod:`hifigan.toolkits`; None otherwise). A toolkit's file gets the config built from the
     toolkit's own config unless ``config`` is given."""
-    from .toolkits import read_model_file
+    from .toolkits import is_tar, read_model_file
 
     path = Path(path)
     checkpoint: dict[str, Any] | None
     try:
         checkpoint = read_checkpoint(path)
     except CheckpointError as e:
-        if not path.is_file() or not ("Python objects" in str(e) or "corrupt" in str(e)):
+        # torch cannot read a .nemo archive (a tar) nor, as plain data, the pickled
+        # configuration objects of a Lightning checkpoint: the toolkit readers can
+        pickled = "holds Python objects" in str(e)
+        if not path.is_file() or not (pickled or ("truncated" in str(e) and is_tar(path))):
             raise
-        checkpoint = None  # a .nemo archive or a Lightning checkpoint, or a damaged file
-        try:
-            model = read_model_file(path, None)
-        except CheckpointError as inner:
-            if "corrupt" in str(e) and "corrupt" in str(inner):
-                raise e from None
-            raise
+        checkpoint = None
+        model = read_model_file(path, None)
     else:
         model = read_model_file(path, checkpoint)
     if model is not None:

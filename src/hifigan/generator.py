@@ -40,15 +40,29 @@ def remove_all_weight_norm(module: nn.Module) -> None:
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
 
 
-def dilated_convs(channels: int, kernel_size: int, dilations: Sequence[int]) -> nn.ModuleList:
+def same_conv(
+    c_in: int, c_out: int, kernel_size: int, dilation: int = 1, padding_mode: str = "zeros"
+) -> nn.Conv1d:
+    """A weight-normed, length-preserving convolution ``(B, c_in, T) -> (B, c_out, T)``;
+    ``padding_mode`` ``reflect`` pads by reflection instead of zeros (SpeechBrain's choice)."""
+    return weight_norm(
+        nn.Conv1d(
+            c_in,
+            c_out,
+            kernel_size,
+            dilation=dilation,
+            padding=same_padding(kernel_size, dilation),
+            padding_mode=padding_mode,
+        )
+    )
+
+
+def dilated_convs(
+    channels: int, kernel_size: int, dilations: Sequence[int], padding_mode: str = "zeros"
+) -> nn.ModuleList:
     """One weight-normed, length-preserving convolution per dilation, ``(B, C, T) -> (B, C, T)``."""
     return nn.ModuleList(
-        weight_norm(
-            nn.Conv1d(
-                channels, channels, kernel_size, dilation=d, padding=same_padding(kernel_size, d)
-            )
-        )
-        for d in dilations
+        same_conv(channels, channels, kernel_size, d, padding_mode) for d in dilations
     )
 
 
@@ -58,14 +72,17 @@ class ResBlock1(nn.Module):
     ``(B, C, T) -> (B, C, T)``.
     """
 
-    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        dilations: Sequence[int],
+        padding_mode: str = "zeros",
+    ) -> None:
         super().__init__()
-        self.convs1 = dilated_convs(channels, kernel_size, dilations)
+        self.convs1 = dilated_convs(channels, kernel_size, dilations, padding_mode)
         self.convs2 = nn.ModuleList(
-            weight_norm(
-                nn.Conv1d(channels, channels, kernel_size, padding=same_padding(kernel_size))
-            )
-            for _ in dilations
+            same_conv(channels, channels, kernel_size, 1, padding_mode) for _ in dilations
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,9 +99,15 @@ class ResBlock2(nn.Module):
     ``(B, C, T) -> (B, C, T)``.
     """
 
-    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        dilations: Sequence[int],
+        padding_mode: str = "zeros",
+    ) -> None:
         super().__init__()
-        self.convs = dilated_convs(channels, kernel_size, dilations)
+        self.convs = dilated_convs(channels, kernel_size, dilations, padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         for c in self.convs:
@@ -93,7 +116,11 @@ class ResBlock2(nn.Module):
 
 
 class Generator(nn.Module):
-    """Mel-spectrogram ``(B, n_mels, frames)`` -> waveform ``(B, 1, frames * hop)`` in [-1, 1]."""
+    """Mel-spectrogram ``(B, n_mels, frames)`` -> waveform ``(B, 1, frames * hop)`` in [-1, 1].
+
+    ``conv_padding_mode``, ``upsample_paddings`` and ``upsample_output_paddings`` describe other
+    toolkits' variants of the same network (see :class:`~hifigan.config.GeneratorConfig`).
+    """
 
     def __init__(
         self,
@@ -105,23 +132,33 @@ class Generator(nn.Module):
         upsample_initial_channel: int = 512,
         resblock_kernel_sizes: Sequence[int] = (3, 7, 11),
         resblock_dilation_sizes: Sequence[Sequence[int]] = ((1, 3, 5), (1, 3, 5), (1, 3, 5)),
+        conv_padding_mode: str = "zeros",
+        upsample_paddings: Sequence[int] = (),
+        upsample_output_paddings: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
         self.num_kernels = len(resblock_kernel_sizes)
+        self.conv_padding_mode = conv_padding_mode
         block = ResBlock1 if resblock == 1 else ResBlock2
         ch = upsample_initial_channel
-        self.conv_pre = weight_norm(nn.Conv1d(n_mels, ch, 7, padding=3))
+        pads = list(upsample_paddings) or [
+            (k - u) // 2 for u, k in zip(upsample_rates, upsample_kernel_sizes)
+        ]
+        outs = list(upsample_output_paddings) or [0] * len(pads)
+        self.conv_pre = same_conv(n_mels, ch, 7, 1, conv_padding_mode)
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes)):
             c_in, c_out = ch // 2**i, ch // 2 ** (i + 1)
             self.ups.append(
-                weight_norm(nn.ConvTranspose1d(c_in, c_out, k, u, padding=(k - u) // 2))
+                weight_norm(
+                    nn.ConvTranspose1d(c_in, c_out, k, u, padding=pads[i], output_padding=outs[i])
+                )
             )
             for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes):
-                self.resblocks.append(block(c_out, rk, rd))
-        self.conv_post = weight_norm(nn.Conv1d(ch // 2 ** len(self.ups), 1, 7, padding=3))
+                self.resblocks.append(block(c_out, rk, rd, conv_padding_mode))
+        self.conv_post = same_conv(ch // 2 ** len(self.ups), 1, 7, 1, conv_padding_mode)
 
     @classmethod
     def from_config(cls, config: HiFiGANConfig) -> Generator:
@@ -134,6 +171,9 @@ class Generator(nn.Module):
             upsample_initial_channel=g.upsample_initial_channel,
             resblock_kernel_sizes=g.resblock_kernel_sizes,
             resblock_dilation_sizes=g.resblock_dilation_sizes,
+            conv_padding_mode=g.conv_padding_mode,
+            upsample_paddings=g.upsample_paddings,
+            upsample_output_paddings=g.upsample_output_paddings,
         )
 
     @property

@@ -5,6 +5,10 @@ batch and frame axes; the file carries the config, sample rate and receptive fie
 metadata. Before reporting success the export loads the written file in ONNX Runtime and
 checks its output against the eager generator (--tolerance); otherwise nothing is written.
 The export runs on the CPU.
+
+--format parallel-wavegan or coqui writes the generator of any checkpoint the package loads in
+that toolkit's training format instead: the checkpoint FILE and its config beside it
+(config.yml, config.json), read by the toolkit's own loader (see docs/toolkits.md).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from ..checkpoint import load_generator
 from ..inference.onnx import OPSET, export_onnx
+from ..toolkits.writers import write_coqui, write_parallel_wavegan
 from .common import (
     add_model_arguments,
     add_overwrite_argument,
@@ -29,9 +34,15 @@ HELP = "export the generator to ONNX (dynamic frame axis), checked against eager
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    p.add_argument("--format", default="onnx", choices=["onnx"], help="output format (onnx)")
     p.add_argument(
-        "-o", "--output", required=True, type=Path, metavar="FILE", help="the ONNX file to write"
+        "--format",
+        default="onnx",
+        choices=["onnx", "parallel-wavegan", "coqui"],
+        help="output format: onnx (default), or a toolkit's checkpoint with its config beside "
+        "it: parallel-wavegan (also ESPnet's vocoders; config.yml), coqui (config.json)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="FILE", help="the file to write"
     )
     p.add_argument(
         "--opset",
@@ -54,6 +65,17 @@ def run(args: argparse.Namespace) -> int:
     checkpoint, config = model_source(args)
     plan = output_plan(args, [checkpoint, checkpoint.parent / "config.json"])
     plan.claim(args.output)  # before the model loads: a refusal costs nothing
+    writers = {
+        "parallel-wavegan": (write_parallel_wavegan, "config.yml"),
+        "coqui": (write_coqui, "config.json"),
+    }
+    if args.format in writers:
+        write, config_name = writers[args.format]
+        plan.claim(args.output.parent / config_name)
+        generator, cfg = load_generator(checkpoint, config)
+        written = write(generator, cfg, args.output)
+        print(f"wrote {' and '.join(str(p) for p in written)} ({args.format} format)")
+        return 0
     generator, cfg = load_generator(checkpoint, config)
     report = export_onnx(
         generator, cfg, args.output, opset=args.opset, tolerance=args.tolerance, outputs=plan

@@ -133,6 +133,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the statistics that normalised the mels (stats.h5, feats_stats.npz, .npy/.npz "
         "mean and scale), undone before vocoding",
     )
+    p.add_argument(
+        "--edge-padding",
+        choices=["authors", "toolkit"],
+        default="authors",
+        help="toolkit: repeat the first and last mel frames as the model's toolkit does at "
+        "inference (Coqui, SpeechBrain: 5 frames, giving 5 more frames of audio at each end), "
+        "to reproduce its output exactly; authors (default): no padding (docs/toolkits.md)",
+    )
     add_overwrite_argument(p)
     add_threads_argument(p)
 
@@ -406,6 +414,7 @@ def run(args: argparse.Namespace) -> int:
         device=process_device(args.device, world),
         backend=args.backend,
         precision=args.precision,
+        edge_padding=args.edge_padding,
     )
     if args.inputs == [STDIN]:
         return vocode_stdin(vocoder, args, plan)

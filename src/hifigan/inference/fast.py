@@ -74,7 +74,11 @@ def default_reduced_stages(generator: Generator) -> int:
 
 
 class _Conv(nn.Module):
-    """A 1-D convolution stored as a ``(1, k)`` 2-D one, for channels-last ``(B, C, 1, T)``."""
+    """A 1-D convolution stored as a ``(1, k)`` 2-D one, for channels-last ``(B, C, 1, T)``.
+
+    A convolution that pads by reflection (``padding_mode="reflect"``) pads its input
+    explicitly and convolves without padding; ``pad`` is its padding either way.
+    """
 
     def __init__(self, conv: nn.Conv1d | nn.ConvTranspose1d, *, scale: float, dtype) -> None:
         super().__init__()
@@ -82,26 +86,42 @@ class _Conv(nn.Module):
         weight = conv.weight.detach().float() * scale
         self.weight = nn.Parameter(weight.unsqueeze(2).to(dtype), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().to(dtype), requires_grad=False)
-        self.padding = [0, int(conv.padding[0])]
+        self.pad = int(conv.padding[0])
+        self.reflect = not self.transposed and conv.padding_mode == "reflect"
+        self.padding = [0, 0 if self.reflect else self.pad]
+        self.output_padding = [0, int(conv.output_padding[0])] if self.transposed else [0, 0]
         self.stride = [1, int(conv.stride[0])]
         self.dilation = [1, int(conv.dilation[0])]
+
+    def _padded(self, x: Tensor) -> Tensor:
+        if not self.reflect or not self.pad:
+            return x
+        return F.pad(x, (self.pad, self.pad, 0, 0), mode="reflect")
 
     def forward(self, x: Tensor) -> Tensor:
         if self.transposed:
             return F.conv_transpose2d(
-                x, self.weight, self.bias, self.stride, self.padding, dilation=self.dilation
+                x,
+                self.weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.output_padding,
+                dilation=self.dilation,
             )
+        x = self._padded(x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
     def fused_lrelu(self, x: Tensor) -> Tensor:
         """``leaky_relu(conv(x), 0.1)`` in one oneDNN call."""
         return torch.ops.mkldnn._convolution_pointwise(
-            x, self.weight, self.bias, self.padding, self.stride, self.dilation, 1,
+            self._padded(x), self.weight, self.bias, self.padding, self.stride, self.dilation, 1,
             "leaky_relu", [LRELU_SLOPE], "",
         )  # fmt: skip
 
     def fused_add(self, x: Tensor, residual: Tensor, *, inplace: bool) -> Tensor:
         """``conv(x) + residual`` in one oneDNN call (written into ``residual`` if ``inplace``)."""
+        x = self._padded(x)
         args = (self.weight, self.bias, self.padding, self.stride, self.dilation, 1, "add", 1.0)
         if inplace:
             return torch.ops.mkldnn._convolution_pointwise_.binary(
@@ -182,8 +202,8 @@ class FastGenerator(nn.Module):
         n = len(self.ups)
         stages = [i for i in range(n) if self.narrow_stages[i]]
         runners: list[narrow_kernel.NarrowStageRunner | None] = [None] * n
-        if wanted is False or not stages:
-            return runners
+        if wanted is False or not stages or self.conv_post.reflect:
+            return runners  # the kernel pads with zeros only
         kernel = narrow_kernel.load()
         if kernel is None:
             if wanted:
@@ -214,13 +234,13 @@ class FastGenerator(nn.Module):
         stage) depends on around each position of its input."""
         past = future = 0
         for convs in self._stage_blocks(stage):
-            p = sum(c.padding[1] for c in convs)
-            f = sum(c.dilation[1] * (c.weight.shape[-1] - 1) - c.padding[1] for c in convs)
+            p = sum(c.pad for c in convs)
+            f = sum(c.dilation[1] * (c.weight.shape[-1] - 1) - c.pad for c in convs)
             past, future = max(past, p), max(future, f)
         if stage == len(self.ups) - 1:
             post = self.conv_post
-            past += post.padding[1]
-            future += post.dilation[1] * (post.weight.shape[-1] - 1) - post.padding[1]
+            past += post.pad
+            future += post.dilation[1] * (post.weight.shape[-1] - 1) - post.pad
         return past, future
 
     def _stage_blocks(self, stage: int) -> nn.ModuleList:

@@ -66,7 +66,9 @@ def receptive_field(config: GeneratorConfig) -> ReceptiveField:
     lo, hi = 0, hop - 1  # the samples of output frame 0
     past, future = _conv_span(7, 1, 3)  # conv_post
     lo, hi = lo - past, hi + future
-    for u, k in reversed(list(zip(config.upsample_rates, config.upsample_kernel_sizes))):
+    stages = list(zip(config.upsample_rates, config.upsample_kernel_sizes))
+    pads = list(config.upsample_paddings) or [(k - u) // 2 for u, k in stages]
+    for (u, k), pad in reversed(list(zip(stages, pads))):
         widest_past = widest_future = 0
         for rk, dilations in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
             block_past = block_future = 0
@@ -80,7 +82,6 @@ def receptive_field(config: GeneratorConfig) -> ReceptiveField:
             widest_future = max(widest_future, block_future)
         lo, hi = lo - widest_past, hi + widest_future
         # transposed conv: output j = i * u - pad + t for taps t in [0, k)
-        pad = (k - u) // 2
         lo, hi = -((-(lo + pad - k + 1)) // u), (hi + pad) // u
     past, future = _conv_span(7, 1, 3)  # conv_pre
     lo, hi = lo - past, hi + future
@@ -95,6 +96,9 @@ class MelStream:
         field: the generator's receptive field.
         hop: samples per frame.
         n_mels: mel bands (checked on every push).
+        edge_frames: repeat the first and the last frame this many times before and after the
+            utterance (the toolkit edge padding of Coqui and SpeechBrain models); the output
+            then has ``2 * edge_frames`` more frames of audio.
 
     The concatenation of everything :meth:`push` and :meth:`finish` return equals the offline
     synthesis of the concatenated frames (to float rounding). Each push computes a window of
@@ -103,9 +107,16 @@ class MelStream:
     """
 
     def __init__(
-        self, synthesize: MelToAudio, *, field: ReceptiveField, hop: int, n_mels: int
+        self,
+        synthesize: MelToAudio,
+        *,
+        field: ReceptiveField,
+        hop: int,
+        n_mels: int,
+        edge_frames: int = 0,
     ) -> None:
         self.synthesize = synthesize
+        self.edge_frames = edge_frames
         self.field = field
         self.hop = hop
         self.n_mels = n_mels
@@ -149,7 +160,12 @@ class MelStream:
             ``(B, samples)``: the audio that became final, possibly empty.
         """
         frames = self._check(frames)
+        if self._buffer is None and self.edge_frames and frames.shape[2]:
+            first = frames[:, :, :1].expand(-1, -1, self.edge_frames)
+            frames = torch.cat([first, frames], dim=2)
         if self._buffer is None:
+            if not frames.shape[2]:
+                return frames.new_zeros(frames.shape[0], 0)
             self._buffer = frames
         else:
             self._buffer = torch.cat([self._buffer, frames.to(self._buffer.device)], dim=2)
@@ -166,6 +182,10 @@ class MelStream:
         self._finished = True
         if self._buffer is None:
             return torch.zeros(1, 0)
+        if self.edge_frames:
+            last = self._buffer[:, :, -1:].expand(-1, -1, self.edge_frames)
+            self._buffer = torch.cat([self._buffer, last], dim=2)
+            self.received += self.edge_frames
         if self.emitted == self.received:
             return self._buffer.new_zeros(self._buffer.shape[0], 0)
         return self._emit(self.received)

@@ -43,6 +43,7 @@ from ..generator import Generator
 from ..io import warn
 from ..mel import MelSpectrogram
 from ..pretrained import was_verified
+from ..toolkits import edge_frames, pad_edges
 from .backends import make_backend
 from .inputs import (
     as_audio,
@@ -103,6 +104,9 @@ class Vocoder:
         precision: ``fp32``; ``bf16`` (``fast``/``compiled``); ``fp16`` (CUDA only).
         block_frames: mels longer than this are synthesized in blocks of this many frames
             (exact, bounded memory).
+        edge_padding: ``authors`` (default) or ``toolkit``: repeat the first and last frames
+            as the toolkit's own inference does (Coqui, SpeechBrain: 5 frames each end, giving
+            that many more frames of audio); see ``docs/toolkits.md``.
     """
 
     def __init__(
@@ -114,8 +118,10 @@ class Vocoder:
         backend: str = "eager",
         precision: str = "fp32",
         block_frames: int = BLOCK_FRAMES,
+        edge_padding: str = "authors",
     ) -> None:
         self.config = config
+        self.edge_frames = edge_frames(config.generator.inference_padding, edge_padding)
         self.device = resolve_device(device)
         if self.device.type == "cpu":
             keep_freed_memory()  # large tensors reused, not page-faulted in on every call
@@ -144,6 +150,7 @@ class Vocoder:
         precision: str = "fp32",
         block_frames: int = BLOCK_FRAMES,
         verified: bool = False,
+        edge_padding: str = "authors",
     ) -> Vocoder:
         """Load any supported checkpoint (ours or the authors').
 
@@ -161,7 +168,13 @@ class Vocoder:
         verified = verified or was_verified(path)
         generator, cfg = load_generator(path, config, warn_unverified=not verified)
         return cls(
-            generator, cfg, dev, backend=backend, precision=precision, block_frames=block_frames
+            generator,
+            cfg,
+            dev,
+            backend=backend,
+            precision=precision,
+            block_frames=block_frames,
+            edge_padding=edge_padding,
         )
 
     # ------------------------------------------------------------------ properties
@@ -292,7 +305,7 @@ class Vocoder:
             mel = self._prepared(mel, convention, stats)
         if isinstance(mel, (list, tuple)):
             return self._batch(mel)
-        x = self._mel(mel)
+        x = pad_edges(self._mel(mel), self.edge_frames)
         audio = self._synthesize(x)
         self._check(audio, x)
         return audio[0] if _dims(mel) == 2 else audio
@@ -338,7 +351,10 @@ class Vocoder:
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
         labels = [f"mel {i} of the list" for i in range(len(mels))]
-        xs = [self._mel(m, label, batched=False)[0] for m, label in zip(mels, labels)]
+        xs = [
+            pad_edges(self._mel(m, label, batched=False)[0], self.edge_frames)
+            for m, label in zip(mels, labels)
+        ]
         if not xs:
             return []
         audio = synthesize_batch(
@@ -357,6 +373,7 @@ class Vocoder:
             field=self.receptive_field,
             hop=self.hop_length,
             n_mels=self.n_mels,
+            edge_frames=self.edge_frames,
         )
 
     @torch.inference_mode()
