@@ -302,6 +302,35 @@ def test_a_repeated_signal_counts_once_and_a_later_one_interrupts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_second_signal_ends_the_command_at_once_without_a_checkpoint(
+    tmp_path, dataset, config, run_cli, monkeypatch
+):
+    from hifigan.train.validation import Validator
+
+    validate = Validator.__call__
+
+    def validate_and_press_ctrl_c_twice(self, state, *args):
+        if state.step == 2:  # the first asks for a stop after this step, the second insists
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.2)
+            os.kill(os.getpid(), signal.SIGINT)
+        validate(self, state, *args)
+
+    monkeypatch.setattr(Validator, "__call__", validate_and_press_ctrl_c_twice)
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--config", config, "--data", dataset, "--out", run,
+                           "--val-interval", "2", "--checkpoint-interval", "1", *QUIET)  # fmt: skip
+    newest = run / "checkpoints" / "step_00000001.pt"
+    assert (code, err.splitlines()[-1]) == (
+        130,
+        f"interrupted by a second signal (SIGINT) at step 2, not saved; the newest checkpoint "
+        f"is {newest}",
+    )
+    assert [p.name for p in (run / "checkpoints").glob("step_*.pt")] == [newest.name]
+    assert not (run / LOCK).exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_under_torchrun_the_signal_passed_on_by_the_agent_counts_once():
     with StopSignal(repeat_seconds=0.1, launched=True) as stop:
         os.kill(os.getpid(), signal.SIGTERM)

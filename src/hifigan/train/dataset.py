@@ -319,10 +319,11 @@ def load_validation(
         limit = round(VALIDATION_SECONDS * clip.sample_rate)
         with ClipFile(clip) as f:
             audio = f.read(0, limit)
-            if fine_tune is None:
-                audio = normalized(audio, f.peak())
             if f.frames > limit:
                 cut.append((clip, f.frames / clip.sample_rate))
+            if fine_tune is None:
+                peak = f.peak() if cut and cut[-1][0] is clip else float(np.abs(audio).max())
+                audio = normalized(audio, peak)
         audio_t = torch.from_numpy(np.ascontiguousarray(audio))
         with torch.no_grad():
             if fine_tune is not None:

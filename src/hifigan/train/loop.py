@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import threading
 import time
@@ -338,7 +339,7 @@ def report_stop(monitor: Monitor, name: str, step: int, saved: Path | None, out:
     with contextlib.suppress(OSError):
         monitor.print(
             f"stopped by {name} at step {step}: saved {saved}; continue with: hifigan train "
-            f"--out {out} --resume"
+            f"--out {shlex.quote(str(out))} --resume"
         )
 
 
@@ -395,11 +396,12 @@ def _run(
         if state.step >= t.max_steps:
             monitor.print(f"the run is already at step {state.step} (max_steps {t.max_steps})")
             return TrainResult(state, "max_steps", run.latest, validate.history)
-        if state.step == 0:
+        name = stop_requested()  # a signal while the run opened (data, networks)
+        if name is None and state.step == 0:
             validate(state, {}, monitor)
             warm_data = batches(loader, sampler, state)
             adaptation.warm_up(nets, warm_data, state, monitor, lambda: stop.received is not None)
-        name = stop_requested()  # a signal while the run started
+            name = stop_requested()
         if name is not None:
             return stop_here(name)
         intervals, window = Intervals.of(t), LogWindow()
