@@ -92,7 +92,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="eager", help="eager (default), fast, compiled or onnx")
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16")
     add_threads_argument(p)
-    limits = p.add_argument_group("batching and limits")
+    _add_limit_arguments(p.add_argument_group("batching and limits"))
+    add_web_arguments(p)
+    p.add_argument(
+        "--api-key",
+        type=token,
+        default=None,
+        help="require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
+        "(default: the environment variable HIFIGAN_API_KEY, if set)",
+    )
+    p.add_argument(
+        "--workers", type=integer(1, 256), default=1, help="processes behind the port (default 1)"
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
+
+
+def _add_limit_arguments(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-batch",
         type=integer(1, 1024),
@@ -144,20 +161,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS["stream_idle_seconds"],
         help="close a stream (1001) after this long without a message either way (default "
         "%(default)s)",
-    )
-    add_web_arguments(p)
-    p.add_argument(
-        "--api-key",
-        type=token,
-        default=None,
-        help="require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' "
-        "(default: the environment variable HIFIGAN_API_KEY, if set)",
-    )
-    p.add_argument(
-        "--workers", type=integer(1, 256), default=1, help="processes behind the port (default 1)"
-    )
-    p.add_argument(
-        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
 
 
