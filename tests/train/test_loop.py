@@ -140,7 +140,7 @@ def test_a_run_writes_checkpoints_metrics_and_tensorboard_logs(run_cli, tmp_path
         "--device", "cpu",
     )  # fmt: skip
     assert code == 0, err
-    assert "skipped 1 files" in err and "broken.wav: not a valid WAV file" in err
+    assert "skipped 1 file" in err and "broken.wav: not a valid WAV file" in err
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "best.pt",
         "step_00000004.pt",

@@ -27,6 +27,7 @@ import torch
 from ..config import HiFiGANConfig, TrainConfig
 from ..errors import HiFiGANError
 from .adapt import Adaptation
+from .dataset import EpochBatchSampler
 from .distributed import Processes, start_processes, stop_processes
 from .manifest import SKIPPED, DataError, write_skipped
 from .monitor import Monitor
@@ -358,72 +359,112 @@ def train(options: TrainOptions) -> TrainResult:
         stop_processes(procs)
 
 
-def _run(
-    options: TrainOptions,
-    procs: Processes,
-    device: torch.device,
-    stop: StopSignal,
-    lock: RunFolderLock | None,
-) -> TrainResult:
-    check_step_options(device, options.precision, options.disc_pass)
-    run = open_run(options, procs)
-    adaptation = Adaptation(run, options, device, procs)  # --model auto picks the start here
-    options = adaptation.options
-    t = run.config.train
-    nets, state = start_networks(run, options, device, procs)
-    loader, sampler = make_loader(run, device, procs, () if lock is None else (lock.fd,))
-    checkpointer = Checkpointer(run, nets, keep=options.keep_checkpoints, active=procs.is_main)
-    validate = Validator(
-        run, nets, checkpointer, device, active=procs.is_main, audio_samples=options.audio_samples
-    )
-    if procs.is_main:  # the run opened without error: now its files may change
-        commit_run(run)
-    monitor = open_monitor(run, state, options, active=procs.is_main)
+@dataclass
+class Training:
+    """An opened run with everything its loop works with (one per process)."""
 
-    def stop_requested() -> str | None:
+    run: Run
+    options: TrainOptions
+    procs: Processes
+    device: torch.device
+    stop: StopSignal
+    adaptation: Adaptation
+    nets: Networks
+    state: TrainState
+    loader: torch.utils.data.DataLoader
+    sampler: EpochBatchSampler
+    checkpointer: Checkpointer
+    validate: Validator
+    monitor: Monitor
+
+    @classmethod
+    def open(
+        cls,
+        options: TrainOptions,
+        procs: Processes,
+        device: torch.device,
+        stop: StopSignal,
+        lock: RunFolderLock | None,
+    ) -> Training:
+        check_step_options(device, options.precision, options.disc_pass)
+        run = open_run(options, procs)
+        adaptation = Adaptation(run, options, device, procs)  # --model auto picks the start
+        options = adaptation.options
+        nets, state = start_networks(run, options, device, procs)
+        loader, sampler = make_loader(run, device, procs, () if lock is None else (lock.fd,))
+        checkpointer = Checkpointer(run, nets, keep=options.keep_checkpoints, active=procs.is_main)
+        validate = Validator(
+            run,
+            nets,
+            checkpointer,
+            device,
+            active=procs.is_main,
+            audio_samples=options.audio_samples,
+        )
+        if procs.is_main:  # the run opened without error: now its files may change
+            commit_run(run)
+        monitor = open_monitor(run, state, options, active=procs.is_main)
+        return cls(
+            run, options, procs, device, stop, adaptation, nets, state, loader, sampler,
+            checkpointer, validate, monitor,
+        )  # fmt: skip
+
+    def result(self, stopped_by: str) -> TrainResult:
+        return TrainResult(self.state, stopped_by, self.checkpointer.last, self.validate.history)
+
+    def stop_requested(self) -> str | None:
         """The name of the stop signal received by any process (the same on all)."""
-        signum = procs.largest(stop.received or 0)
+        signum = self.procs.largest(self.stop.received or 0)
         return signal.Signals(signum).name if signum else None
 
-    def stop_here(name: str) -> TrainResult:
+    def stop_here(self, name: str) -> TrainResult:
         """Save the run at this step (unless that checkpoint exists) and say so."""
+        checkpointer, state = self.checkpointer, self.state
         if checkpointer.last != checkpoint_path(checkpointer.folder, state.step):
             checkpointer.save(state)
-        report_stop(monitor, name, state.step, checkpointer.last, run.out)
-        return TrainResult(state, name, checkpointer.last, validate.history)
+        report_stop(self.monitor, name, state.step, checkpointer.last, self.run.out)
+        return self.result(name)
 
-    try:
+    def start(self) -> TrainResult | None:
+        """Before the first step: the first validation and the discriminator warm-up of a new
+        run. Returns how the run ended when it must not train (at max_steps, or a signal)."""
+        state, t = self.state, self.run.config.train
         if state.step >= t.max_steps:
-            monitor.print(f"the run is already at step {state.step} (max_steps {t.max_steps})")
-            return TrainResult(state, "max_steps", run.latest, validate.history)
-        name = stop_requested()  # a signal while the run opened (data, networks)
+            self.monitor.print(f"the run is already at step {state.step} (max_steps {t.max_steps})")
+            return TrainResult(state, "max_steps", self.run.latest, self.validate.history)
+        name = self.stop_requested()  # a signal while the run opened (data, networks)
         if name is None and state.step == 0:
-            validate(state, {}, monitor)
-            warm_data = batches(loader, sampler, state)
-            adaptation.warm_up(nets, warm_data, state, monitor, lambda: stop.received is not None)
-            name = stop_requested()
-        if name is not None:
-            return stop_here(name)
+            self.validate(state, {}, self.monitor)
+            warm_data = batches(self.loader, self.sampler, state)
+            self.adaptation.warm_up(
+                self.nets, warm_data, state, self.monitor, lambda: self.stop.received is not None
+            )
+            name = self.stop_requested()
+        return None if name is None else self.stop_here(name)
+
+    def loop(self) -> TrainResult:
+        """Train up to ``max_steps``, or until a signal or an early stop."""
+        run, state, monitor, nets = self.run, self.state, self.monitor, self.nets
+        checkpointer, procs, t = self.checkpointer, self.procs, run.config.train
         intervals, window = Intervals.of(t), LogWindow()
-        skipped = SkippedSteps(options.max_bad_steps, run.out)
+        skipped = SkippedSteps(self.options.max_bad_steps, run.out)
         unreadable = UnreadableClips(run, active=procs.is_main)
-        data = batches(loader, sampler, state)
-        stopped_by = "max_steps"
+        data = batches(self.loader, self.sampler, state)
         while state.step < t.max_steps:
             t0 = time.perf_counter()
             try:
                 mel, audio, found = next(data)
             except RuntimeError:
-                if stop.received is None:
+                if self.stop.received is None:
                     raise
-                return stop_here(stop.name)  # a worker died of it all the same: save anyway
+                return self.stop_here(self.stop.name)  # a worker died of it all the same
             unreadable.add(found, monitor)
             if procs.any_process(unreadable.exhausted):
                 stop_without_data(checkpointer, state, unreadable)
-            mel = mel.to(device, non_blocking=True)  # (B, n_mels, frames)
-            real = audio.to(device, non_blocking=True).unsqueeze(1)  # (B, 1, segment)
+            mel = mel.to(self.device, non_blocking=True)  # (B, n_mels, frames)
+            real = audio.to(self.device, non_blocking=True).unsqueeze(1)  # (B, 1, segment)
             result = train_step(nets, mel, real, procs)
-            advance(state, sampler.batches_per_epoch, nets)
+            advance(state, self.sampler.batches_per_epoch, nets)
             seconds = time.perf_counter() - t0
             state.train_seconds += seconds
             window.add(result, seconds)
@@ -431,32 +472,43 @@ def _run(
             monitor.step({k: result.values[k] for k in ("loss_g", "loss_d", "mel")})
 
             # logs, validation, checkpoints (files: main process only)
-            signalled = stop_requested()
-            stopping = signalled is not None
-            ending = adaptation.out_of_time()  # ends like max_steps: validation and checkpoint
+            signalled = self.stop_requested()
+            ending = self.adaptation.out_of_time()  # ends like max_steps: validation, checkpoint
             means = window.means()
             if intervals.log_at(state.step):
                 log_training(monitor, state, window, nets, run.config)
                 window.reset()
-            if intervals.validate_at(state.step, stopping) or ending:
-                validate(state, means, monitor)
-                ending = adaptation.out_of_patience(state, validate.history) or ending
+            if intervals.validate_at(state.step, signalled is not None) or ending:
+                self.validate(state, means, monitor)
+                ending = self.adaptation.out_of_patience(state, self.validate.history) or ending
             if signalled is not None:
-                return stop_here(signalled)
+                return self.stop_here(signalled)
             if intervals.checkpoint_at(state.step, ending):
                 checkpointer.save(state)
             if ending:
-                stopped_by = adaptation.reason
+                reason = self.adaptation.reason
                 monitor.print(
-                    f"stopped by {stopped_by} at step {state.step}; saved {checkpointer.last}"
+                    f"stopped by {reason} at step {state.step}; saved {checkpointer.last}"
                 )
-                break
+                return self.result(reason)
+        return self.result("max_steps")
+
+
+def _run(
+    options: TrainOptions,
+    procs: Processes,
+    device: torch.device,
+    stop: StopSignal,
+    lock: RunFolderLock | None,
+) -> TrainResult:
+    training = Training.open(options, procs, device, stop, lock)
+    try:
+        return training.start() or training.loop()
     except Interrupted as e:
-        e.step, e.checkpoint = state.step, checkpointer.last
+        e.step, e.checkpoint = training.state.step, training.checkpointer.last
         raise
     finally:
         try:
-            monitor.close()
+            training.monitor.close()
         finally:
-            stop_loader(loader)
-    return TrainResult(state, stopped_by, checkpointer.last, validate.history)
+            stop_loader(training.loader)
