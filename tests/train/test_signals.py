@@ -331,6 +331,33 @@ def test_a_second_signal_ends_the_command_at_once_without_a_checkpoint(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_signal_while_the_run_opens_stops_it_at_step_0_with_a_checkpoint(
+    tmp_path, dataset, config, run_cli, monkeypatch
+):
+    import hifigan.train.loop as loop
+
+    start_networks = loop.start_networks
+
+    def start_networks_then_sigterm(*args, **kwargs):
+        started = start_networks(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return started
+
+    monkeypatch.setattr(loop, "start_networks", start_networks_then_sigterm)
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--config", config, "--data", dataset, "--out", run, *QUIET)
+    saved = run / "checkpoints" / "step_00000000.pt"
+    assert (code, err.splitlines()[-1]) == (
+        143,
+        f"stopped by SIGTERM at step 0: saved {saved}; continue with: hifigan train --out {run} "
+        "--resume",
+    )
+    assert "val_mel_l1" not in err  # it did not go on to the first validation
+    monkeypatch.undo()
+    code, _, err = run_cli("train", "--out", run, "--resume", "--max-steps", "1", *QUIET)
+    assert code == 0 and f"resuming from {saved} (step 0, epoch 0)" in err, err
+
+
 def test_under_torchrun_the_signal_passed_on_by_the_agent_counts_once():
     with StopSignal(repeat_seconds=0.1, launched=True) as stop:
         os.kill(os.getpid(), signal.SIGTERM)

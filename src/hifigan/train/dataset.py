@@ -88,8 +88,10 @@ class ClipFile:
         except Exception:
             f = None
         if f is not None and 0 < f.frames < _UNKNOWN_FRAMES and f.seekable():
+            if f.samplerate != clip.sample_rate:
+                f.close()
+                check_rate(clip, f.samplerate)
             self._file = f
-            check_rate(clip, f.samplerate)
             self.frames = int(f.frames)
         else:
             if f is not None:
