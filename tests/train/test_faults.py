@@ -6,6 +6,7 @@ Every refusal is one line naming the file and the problem, with exit status 1, a
 run's files as they were.
 """
 
+import dataclasses
 import json
 import shutil
 
@@ -306,6 +307,20 @@ def test_the_run_says_when_clips_are_mostly_padding_and_caps_the_workers(
     run = open_run(options(tmp_path / "run2", data, tiny), Processes())
     make_loader(run, torch.device("cpu"), Processes())
     assert capsys.readouterr().err == ""
+
+
+def test_the_run_says_when_training_clips_are_long_recordings(tmp_path, data, tiny, capsys):
+    clips = read_manifest(data)
+    first = next(c for c in clips if c.split == "train")
+    clips = [dataclasses.replace(c, duration=7200.0) if c is first else c for c in clips]
+    write_manifest(tmp_path / "data" / "manifest.jsonl", clips)
+    run = open_run(options(tmp_path / "run", tmp_path / "data", tiny), Processes())
+    make_loader(run, torch.device("cpu"), Processes())
+    assert capsys.readouterr().err == (
+        f"warning: 1 training clip is longer than 10 min (the longest: {first.path}, 120 min): "
+        "each clip gives one segment per epoch, so most of a long one is seldom seen; split "
+        "long recordings into utterances\n"
+    )
 
 
 def test_available_cpus_follow_the_affinity_of_the_process():

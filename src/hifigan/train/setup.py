@@ -474,6 +474,7 @@ def make_loader(
                 f"warning: {which} are shorter than the {t.segment_size}-sample segment: "
                 f"{padding:.0%} of each batch is padding (a smaller train.segment_size avoids it)"
             )
+        say_long_clips(run.train_clips)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -540,6 +541,24 @@ def stop_loader(loader: torch.utils.data.DataLoader) -> None:
 
 # the expected share of padding in a batch from which a run warns about short clips
 PADDING_WARNING = 0.1
+# the length, in seconds, from which a training clip is worth a word (an unsegmented recording)
+LONG_CLIP_SECONDS = 600
+
+
+def say_long_clips(clips: list[Clip]) -> None:
+    """One line when training clips are longer than :data:`LONG_CLIP_SECONDS`: they cost no
+    more to read than short ones, but each gives one segment per epoch, so most of it is
+    seldom seen."""
+    long = [c for c in clips if c.duration > LONG_CLIP_SECONDS]
+    if not long:
+        return
+    longest = max(long, key=lambda c: c.duration)
+    which = "1 training clip is" if len(long) == 1 else f"{len(long)} training clips are"
+    say(
+        f"warning: {which} longer than {LONG_CLIP_SECONDS // 60} min (the longest: "
+        f"{longest.path}, {longest.duration / 60:.0f} min): each clip gives one segment per "
+        "epoch, so most of a long one is seldom seen; split long recordings into utterances"
+    )
 
 
 def available_cpus() -> int:
