@@ -35,7 +35,7 @@ from ..config import MelConfig
 from ..errors import HiFiGANError, InputError
 from ..io import PEAK, load_audio, load_mel, peak_normalize, warn
 from ..mel import MelSpectrogram
-from .manifest import Clip, reason_of
+from .manifest import Clip, reason_of, shown
 
 MEL_TOLERANCE_FRAMES = 2
 LOG_MEL_FLOOR = math.log(1e-5)  # the log-mel of silence, used to pad short fine-tuning mels
@@ -338,7 +338,7 @@ def load_validation(
         clip, seconds = max(cut, key=lambda c: c[1])
         which = "1 validation clip is" if len(cut) == 1 else f"{len(cut)} validation clips are"
         warn(
-            f"{which} longer than {VALIDATION_SECONDS:g} s (the longest: {clip.path}, "
+            f"{which} longer than {VALIDATION_SECONDS:g} s (the longest: {shown(clip.path)}, "
             f"{seconds:.0f} s): validation uses their first {VALIDATION_SECONDS:g} s"
         )
     return out

@@ -29,7 +29,7 @@ from ..errors import HiFiGANError
 from .adapt import Adaptation
 from .dataset import EpochBatchSampler
 from .distributed import Processes, start_processes, stop_processes
-from .manifest import SKIPPED, DataError, write_skipped
+from .manifest import SKIPPED, DataError, shown, write_skipped
 from .monitor import Monitor
 from .run_folder import Checkpointer, RunFolderLock, checkpoint_path, run_folder_locked
 from .setup import (
@@ -339,8 +339,8 @@ def report_stop(monitor: Monitor, name: str, step: int, saved: Path | None, out:
     the terminal it goes to is gone)."""
     with contextlib.suppress(OSError):
         monitor.print(
-            f"stopped by {name} at step {step}: saved {saved}; continue with: hifigan train "
-            f"--out {shlex.quote(str(out))} --resume"
+            f"stopped by {name} at step {step}: saved {shown(saved) if saved else None}; "
+            f"continue with: hifigan train --out {shlex.quote(shown(out))} --resume"
         )
 
 

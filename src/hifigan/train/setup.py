@@ -556,7 +556,7 @@ def say_long_clips(clips: list[Clip]) -> None:
     which = "1 training clip is" if len(long) == 1 else f"{len(long)} training clips are"
     say(
         f"warning: {which} longer than {LONG_CLIP_SECONDS // 60} min (the longest: "
-        f"{longest.path}, {longest.duration / 60:.0f} min): each clip gives one segment per "
+        f"{shown(longest.path)}, {longest.duration / 60:.0f} min): each clip gives one segment per "
         "epoch, so most of a long one is seldom seen; split long recordings into utterances"
     )
 
