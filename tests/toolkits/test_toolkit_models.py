@@ -348,3 +348,40 @@ def test_cli_vocodes_describes_and_exports_toolkit_files(tmp_path):
     assert "pwg/config.yml: already exists" in run.stderr
     assert (tmp_path / "pwg" / "config.yml").read_text() == "mine\n"
     assert not (tmp_path / "pwg" / "checkpoint-1steps.pkl").exists()
+
+
+def test_raw_mels_are_normalised_with_the_stats_beside_a_parallel_wavegan_model():
+    """A mel of the model's analysis given unnormalised (its convention named) is normalised
+    with the model's own stats file, as ParallelWaveGAN's decoding does."""
+    from hifigan.conventions import Normalization
+
+    path, normalised, _ = case("parallel-wavegan-v1")
+    v = vocoder(path)
+    mean, scale = np.load(path.parent / "stats.npy")
+    raw = normalised * scale[:, None] + mean[:, None]
+    unnormalised = v.convention.replace(name="raw", normalization=Normalization("per_band_stats"))
+    assert np.abs(v.prepare_mel(raw, convention=unnormalised).numpy() - normalised).max() < 1e-5
+
+
+def test_copy_synthesis_computes_the_toolkits_mel():
+    """Audio given to a toolkit model is analysed with that toolkit's mel (and normalised with
+    its stats), not the authors'."""
+    from hifigan.conventions import load_stats
+
+    path, _, _ = case("parallel-wavegan-v1")
+    v = vocoder(path)
+    t = torch.arange(16000) / 16000
+    audio = 0.3 * torch.sin(2 * torch.pi * 440 * t) * torch.sin(2 * torch.pi * 3 * t)
+    values = v.convention.mel_spectrogram()(audio)
+    expected = load_stats(path.parent / "stats.npy").normalize(values)
+    assert torch.allclose(v.mel(audio.numpy()), expected, atol=1e-5)
+    assert v.copy_synthesis(audio.numpy()).shape == (expected.shape[1] * v.hop_length,)
+
+
+@pytest.mark.parametrize("name", ["nemo-v1", "speechbrain-v3", "parallel-wavegan-v1"])
+def test_mel_check_knows_the_toolkit_models_convention(name):
+    from hifigan.cli.mel_check import model_convention
+
+    convention, label = model_convention(str(case(name)[0]))
+    assert convention.name == CASES[name][2]
+    assert label == f"{CASES[name][2]} (model {case(name)[0]})"

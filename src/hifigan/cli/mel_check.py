@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import read_checkpoint, resolve_config
+from ..checkpoint import read_generator_file
 from ..config import HiFiGANConfig
 from ..conventions import (
     Candidate,
@@ -74,7 +74,7 @@ def model_convention(model: str | None) -> tuple[Convention, str]:
         config = HiFiGANConfig.load(registered.config)
     else:
         path, _ = resolve_model(model)
-        config = resolve_config(path, read_checkpoint(path), None)
+        config = read_generator_file(path)[1]  # any format, toolkits' included
     convention = convention_from_mel_config(config.mel)
     return convention, f"{convention.name} (model {model})"
 

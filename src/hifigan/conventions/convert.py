@@ -50,7 +50,9 @@ def convert_mel(
 
     ``stats`` undoes the source's normalisation (required when its values are normalised and
     the convention names no stats file);
-    ``target_stats`` applies the target's. ``path`` names the file in error messages.
+    ``target_stats`` applies the target's (default: the stats file the target convention
+    names, as a model read from ParallelWaveGAN names its ``stats.h5``). ``path`` names the file
+    in error messages.
     Returns float32.
     """
     src, tgt = load_convention(source), load_convention(target)
@@ -69,6 +71,8 @@ def convert_mel(
         if src.analysis_key() != tgt.analysis_key() or src.magnitude_eps != tgt.magnitude_eps:
             x = _retime(_rebin(x, src, tgt), src, tgt)
         out = compress(x, tgt.compression)
+    if target_stats is None:
+        target_stats = tgt.normalization.stats
     if target_stats is not None and tgt.normalization.kind != "none":
         out = _as_stats(target_stats).normalize(out)
     return out.to(torch.float32).numpy()

@@ -41,9 +41,8 @@ from ..conventions import (
 from ..errors import HiFiGANError, InputError
 from ..generator import Generator
 from ..io import warn
-from ..mel import MelSpectrogram
 from ..pretrained import was_verified
-from ..toolkits import edge_frames, pad_edges
+from ..toolkits import edge_frames, model_mel, pad_edges
 from .backends import make_backend
 from .inputs import (
     as_audio,
@@ -137,7 +136,7 @@ class Vocoder:
             backend, self.generator, precision=precision, device=self.device
         )
         self.receptive_field: ReceptiveField = receptive_field(config.generator)
-        self.mel_transform = MelSpectrogram.from_config(config.mel).to(self.device)
+        self.mel_transform = model_mel(config.mel).to(self.device)
 
     @classmethod
     def from_checkpoint(

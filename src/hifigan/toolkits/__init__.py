@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ..config import MelConfig
+from ..conventions import Convention, MelStats, convention_from_mel_config, load_stats
 from ..errors import CheckpointError
+from ..mel import MelSpectrogram
 from .readers import (
     TOOLKITS,
     ToolkitModel,
@@ -44,6 +47,41 @@ def read_model_file(path: Path, checkpoint: dict | None) -> ToolkitModel | None:
     return read_toolkit_checkpoint(checkpoint, path)
 
 
+class ModelMel(nn.Module):
+    """The mel a model reads, from audio: its convention's values, normalised with the
+    statistics file the convention names (a ParallelWaveGAN model's ``stats.h5``).
+
+    ``(..., samples)`` -> ``(..., n_mels, frames)``, like :class:`~hifigan.mel.MelSpectrogram`.
+    """
+
+    def __init__(self, convention: Convention) -> None:
+        super().__init__()
+        self.values = convention.mel_spectrogram()
+        stats = convention.normalization.stats
+        self.stats = None if stats is None or convention.normalization.kind == "none" else stats
+        self._loaded: MelStats | None = None
+
+    @property
+    def min_samples(self) -> int:
+        return self.values.min_samples
+
+    def forward(self, audio: Tensor) -> Tensor:
+        mel = self.values(audio)
+        if self.stats is None:
+            return mel
+        if self._loaded is None:
+            self._loaded = load_stats(self.stats)
+        return self._loaded.normalize(mel)
+
+
+def model_mel(mel_config: MelConfig) -> nn.Module:
+    """The audio -> mel module of a model's config: the authors' mel, or the convention of the
+    toolkit it was read from (:class:`ModelMel`)."""
+    if mel_config.convention is None:
+        return MelSpectrogram.from_config(mel_config)
+    return ModelMel(convention_from_mel_config(mel_config))
+
+
 def edge_frames(inference_padding: int, edge_padding: str) -> int:
     """Frames to repeat at each end of a mel: the toolkit's inference padding with
     ``edge_padding="toolkit"``, none with ``"authors"`` (the default)."""
@@ -67,9 +105,11 @@ def pad_edges(mel: Tensor, frames: int) -> Tensor:
 __all__ = [
     "EDGE_PADDINGS",
     "TOOLKITS",
+    "ModelMel",
     "ToolkitModel",
     "edge_frames",
     "is_tar",
+    "model_mel",
     "pad_edges",
     "read_model_file",
 ]
