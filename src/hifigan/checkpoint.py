@@ -128,6 +128,11 @@ def generator_state(checkpoint: dict[str, Any], path: str | Path) -> dict[str, T
     if state is None and any(str(k).startswith("conv_pre.") for k in checkpoint):
         state = checkpoint  # a bare state dict
     if not isinstance(state, dict):
+        from .toolkits.readers import unsupported_hint
+
+        hint = unsupported_hint(checkpoint)
+        if hint is not None:
+            raise CheckpointError(hint, path)
         keys = ", ".join(sorted(map(str, checkpoint))[:6])
         hint = " (this looks like a discriminator 'do_' file)" if "mpd" in checkpoint else ""
         raise CheckpointError(

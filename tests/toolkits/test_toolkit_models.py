@@ -385,3 +385,25 @@ def test_mel_check_knows_the_toolkit_models_convention(name):
     convention, label = model_convention(str(case(name)[0]))
     assert convention.name == CASES[name][2]
     assert label == f"{CASES[name][2]} (model {case(name)[0]})"
+
+
+def test_bare_toolkit_weights_say_what_is_missing(tmp_path):
+    """Weights without the file that describes them name the toolkit and the file to use."""
+    with tarfile.open(FIXTURES / "nemo-v1" / "HifiGan.nemo") as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("model_weights.ckpt"))
+        weights = tar.extractfile(member).read()
+    bare = tmp_path / "model_weights.ckpt"
+    bare.write_bytes(weights)
+    with pytest.raises(CheckpointError) as e:
+        load_generator(bare)
+    assert str(e.value) == (
+        f"{bare}: NeMo model weights (model_weights.ckpt) without their model_config.yaml: "
+        "load the .nemo archive they came from"
+    )
+    pwg = torch.load(case("parallel-wavegan-v3")[0], weights_only=True)["model"]["generator"]
+    espnet = tmp_path / "train.total_count.best.pth"
+    torch.save({f"tts.generator.vocoder.{k}": v for k, v in pwg.items()}, espnet)
+    with pytest.raises(
+        CheckpointError, match=r"weights under tts\.generator\.vocoder\. \(an ESPnet2"
+    ):
+        load_generator(espnet)

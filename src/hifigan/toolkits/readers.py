@@ -151,11 +151,13 @@ def _resblock_type(value: Any) -> int:
 
 # ---------------------------------------------------------------------- ParallelWaveGAN
 def _is_parallel_wavegan(obj: dict[str, Any]) -> bool:
+    """ParallelWaveGAN's trainer layout (any of its generators: the reader names the type)."""
     model = obj.get("model")
     return (
         isinstance(model, dict)
         and isinstance(model.get("generator"), dict)
-        and any(str(k).startswith("input_conv.") for k in model["generator"])
+        and ("discriminator" in model or "steps" in obj)
+        and not any(str(k).startswith("conv_pre.") for k in model["generator"])
     )
 
 
@@ -624,6 +626,26 @@ _DETECTORS: tuple[tuple[Callable[[dict[str, Any]], bool], Callable[..., ToolkitM
     (_is_speechbrain, read_speechbrain),
     (_is_dle, read_dle),
 )
+
+
+def unsupported_hint(obj: dict[str, Any]) -> str | None:
+    """Why a checkpoint that none of the readers took is still not readable, when its keys
+    show which toolkit wrote it; None when they do not."""
+    names = [str(k) for k in obj]
+    if any(k.startswith("generator.conv_pre.") for k in names):
+        return (
+            "NeMo model weights (model_weights.ckpt) without their model_config.yaml: load the "
+            ".nemo archive they came from"
+        )
+    nested = [k for k in names if ".input_conv." in k or k.startswith("input_conv.")]
+    if nested:
+        prefix = nested[0].split("input_conv.")[0] or "the top level"
+        return (
+            f"ParallelWaveGAN-style HiFi-GAN weights under {prefix} (an ESPnet2 GAN-TTS model or "
+            "a bare state dict): only ParallelWaveGAN's checkpoint-<N>steps.pkl with its "
+            "config.yml is read; see docs/toolkits.md"
+        )
+    return None
 
 
 def read_toolkit_checkpoint(obj: dict[str, Any], path: Path) -> ToolkitModel | None:
