@@ -407,3 +407,25 @@ def test_bare_toolkit_weights_say_what_is_missing(tmp_path):
         CheckpointError, match=r"weights under tts\.generator\.vocoder\. \(an ESPnet2"
     ):
         load_generator(espnet)
+
+
+@pytest.mark.parametrize(
+    ("generator", "message"),
+    [
+        (
+            {"upsample_paddings": [4, 4, 1, 1], "upsample_output_paddings": [0, 0, 0, 1]},
+            "upsample kernel 4, rate 2, padding 1, output padding 1: need kernel - 2 * padding "
+            "+ output padding = rate",
+        ),
+        ({"upsample_paddings": [4, 4]}, "need one value per upsampling stage"),
+        ({"conv_padding_mode": "circular"}, "must be zeros or reflect, got 'circular'"),
+        ({"inference_padding": -1}, "generator.inference_padding must be 0 or more, got -1"),
+    ],
+)
+def test_the_variant_fields_are_validated(generator, message):
+    from hifigan.config import HiFiGANConfig
+    from hifigan.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict({"generator": generator}, source="c.json")
+    assert message in str(e.value) and str(e.value).startswith("c.json: ")
