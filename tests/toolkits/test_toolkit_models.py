@@ -429,3 +429,28 @@ def test_the_variant_fields_are_validated(generator, message):
     with pytest.raises(ConfigError) as e:
         HiFiGANConfig.from_dict({"generator": generator}, source="c.json")
     assert message in str(e.value) and str(e.value).startswith("c.json: ")
+
+
+def test_lightning_bookkeeping_objects_are_read_inertly(tmp_path):
+    """A callback's path and a metric's numpy scalar in a Lightning checkpoint are rebuilt as
+    inert stand-ins; the model loads as from its .nemo archive."""
+    from hifigan.toolkits.plain import load_yaml
+
+    with tarfile.open(FIXTURES / "nemo-v3" / "HifiGan.nemo") as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        (tmp_path / "model_config.yaml").write_bytes(
+            tar.extractfile(members["model_config.yaml"]).read()
+        )
+        (tmp_path / "w.ckpt").write_bytes(tar.extractfile(members["model_weights.ckpt"]).read())
+    path = tmp_path / "last.ckpt"
+    torch.save(
+        {
+            "pytorch-lightning_version": "2.4.0",
+            "state_dict": torch.load(tmp_path / "w.ckpt", weights_only=True),
+            "callbacks": {"ModelCheckpoint": {"dirpath": Path("/runs/x"), "best": np.float64(1)}},
+            "hyper_parameters": {"cfg": load_yaml(tmp_path / "model_config.yaml")},
+        },
+        path,
+    )
+    _, mel, expected = case("nemo-v3")
+    assert np.abs(vocoder(path)(mel, check=False).numpy() - expected).max() < TOL

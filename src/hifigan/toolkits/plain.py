@@ -115,11 +115,14 @@ def resolve_references(data: Any, root: Any = None, depth: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------- restricted pickles
-# pickled classes that only carry configuration: rebuilt as inert stand-ins
+# pickled classes that only carry configuration or training bookkeeping (a callback's path, a
+# metric's numpy scalar): rebuilt as inert stand-ins, whose values are dropped unless they are
+# OmegaConf's containers and nodes
 _CONFIG_CLASSES = re.compile(
     r"^(omegaconf\.(dictconfig\.DictConfig|listconfig\.ListConfig|base\.(Container)?Metadata"
     r"|nodes\.\w+Node)|typing\.Any|collections\.defaultdict|builtins\.(dict|list|int|float|str"
-    r"|bool|object|tuple|set))$"
+    r"|bool|object|tuple|set)|pathlib\.(Posix|Windows)?Path"
+    r"|numpy\.(core|_core)\.multiarray\.scalar|numpy\.dtype|numpy\.dtypes\.\w+DType)$"
 )
 
 
