@@ -27,14 +27,17 @@ def test_vocode_reproduces_the_golden_16bit_samples(run_cli, tmp_path, ckpt):
     golden = np.load(need(GOLDEN / "generator_lj_v2_LJ001-0001.npz"))["wav_int16"]
     assert_near_golden_audio(audio, golden)
     assert not list(tmp_path.glob(".*tmp"))  # no temporary files left behind
-    # from the golden mel, the generator's samples are the golden ones within 1 LSB
+    # from the golden mel, the generator's samples are the golden ones within 1 LSB on AVX-512
+    # CPUs; on an AVX2-only EPYC the float output stays 2.5e-5 from the golden (1e-4 is the
+    # parity bound, tests/test_generator.py) and rounding to 16 bits moves a few samples by 2
     np.save(tmp_path / "golden.npy", np.load(GOLDEN / "mel_LJ001-0001.npz")["mel"])
     code, _, err = run_cli("vocode", tmp_path / "golden.npy", "-o", tmp_path / "from_mel",
                            "--checkpoint", ckpt, "--threads", "2")  # fmt: skip
     assert code == 0, err
     audio, _ = sf.read(tmp_path / "from_mel" / "golden.wav", dtype="int16")
     assert audio.shape == golden.shape
-    assert np.abs(audio.astype(int) - golden).max() <= 1
+    diff = np.abs(audio.astype(int) - golden)
+    assert diff.max() <= 2 and (diff <= 1).mean() > 0.999, (diff.max(), (diff <= 1).mean())
 
 
 def test_mel_then_vocode_from_npy_and_pt(run_cli, tmp_path, ckpt):

@@ -266,7 +266,7 @@ def test_a_convention_carried_by_a_config_is_validated():
     with pytest.raises(ConfigError) as e:
         HiFiGANConfig.from_dict(data, source="g.pt (embedded config)")
     assert str(e.value) == (
-        "g.pt (embedded config): mel.convention: field 'n_fft' (16777216) must lie in [2, 65536]"
+        "g.pt (embedded config): mel.convention.n_fft (16777216) must lie in [2, 65536]"
     )
 
 

@@ -609,13 +609,29 @@ def _mel_problems(m: MelConfig) -> Iterator[str]:
     for key, problem in problems:
         yield f"mel.{key} {problem}"
     if m.convention is not None:
-        # a toolkit's full convention, validated as a convention file is
-        from .conventions.spec import convention_from_dict
+        yield from _carried_convention_problems(m.convention)
 
-        try:
-            convention_from_dict(m.convention, source="mel.convention")
-        except ConfigError as e:
-            yield str(e)
+
+def _carried_convention_problems(data: Any) -> Iterator[str]:
+    """A toolkit's convention carried in ``mel.convention``: its front end is held to the
+    budget as soon as the config is read; its other fields are checked where it is used
+    (:func:`hifigan.conventions.spec.convention_from_dict`, which imports this module)."""
+    if not isinstance(data, dict):
+        yield f"mel.convention must be a JSON object, got {type(data).__name__}"
+        return
+    sizes = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels")
+    if any(key not in data for key in sizes):
+        missing = ", ".join(key for key in sizes if key not in data)
+        yield f"mel.convention lacks {missing}"
+        return
+    problems = mel_front_end_problems(
+        **{key: data[key] for key in sizes},
+        fmin=data.get("fmin", 0.0),
+        fmax={"fmax": data.get("fmax")},
+        centred=bool(data.get("center", False)),
+    )
+    for key, problem in problems:
+        yield f"mel.convention.{key} {problem}"
 
 
 def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:

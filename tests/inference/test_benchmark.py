@@ -77,8 +77,8 @@ def test_bench_says_whether_fast_runs_the_narrow_kernel(run_cli, monkeypatch):
 def test_bench_needs_a_model_and_valid_numbers(run_cli):
     code, _, err = run_cli("bench")
     assert code == 1 and "no model given" in err
-    code, _, err = run_cli("bench", "--preset", "v3", "--repeats", "0")
-    assert code == 1 and "repeats and batch must be >= 1" in err
+    with pytest.raises(SystemExit, match="2"):  # a usage error: tests/test_options.py
+        run_cli("bench", "--preset", "v3", "--repeats", "0")
     code, _, err = run_cli("bench", "--preset", "v3", "--backend", "eager", "--precision", "bf16")
     assert code == 1 and "no supported combination" in err
 
@@ -105,16 +105,15 @@ def test_bench_skips_cuda_without_a_gpu(run_cli):
 
 
 def test_bench_refuses_more_audio_than_memory_holds(run_cli):
-    code, out, err = run_cli("bench", "--preset", "v2", "--seconds", "1e9", "--backend", "eager")
+    code, out, err = run_cli(
+        "bench", "--preset", "v2", "--seconds", "3600", "--batch", "1024", "--backend", "eager"
+    )
     assert code == 1 and out == ""
     assert re.fullmatch(
-        r"error: 1e\+09 s of audio at batch 1 needs about 116 TB of memory on cpu, more than "
+        r"error: 3600 s of audio at batch 1024 needs about 600 GB of memory on cpu, more than "
         r"the \d[\d.]* [KMGT]?B available \(at most about [\d.e+]+ s fit\)\n",
         err,
     ), err
-    for bad in ("nan", "inf", "-1"):
-        code, _, err = run_cli("bench", "--preset", "v2", "--seconds", bad)
-        assert code == 1 and "seconds > 0 (finite)" in err
 
 
 def test_memory_limit_is_the_estimate_for_the_largest_run_that_fits(monkeypatch):

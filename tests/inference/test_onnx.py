@@ -115,13 +115,13 @@ def test_an_opset_the_exporter_cannot_produce_is_refused(run_cli, tmp_path):
         f"from {OPSET} succeeds)"
     )
     ckpt = need(LJ_V2)
-    # the exporter writes opset 18, fails to convert it down to 3 and keeps 18
+    # the exporter writes opset 18, fails to convert it down to 7 and keeps 18
     code, out, err = run_cli(
-        "export", "--checkpoint", ckpt, "-o", tmp_path / "x.onnx", "--opset", "3"
+        "export", "--checkpoint", ckpt, "-o", tmp_path / "x.onnx", "--opset", "7"
     )
     assert (code, out) == (1, "")
     assert err == (
-        f"error: cannot export opset 3: the exporter could not convert its opset-18 graph to "
+        f"error: cannot export opset 7: the exporter could not convert its opset-18 graph to "
         f"it; {supported}\n"
     )
     newest = max_opset() + 1
