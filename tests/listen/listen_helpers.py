@@ -114,15 +114,20 @@ class Client:
 class ThreadServer:
     """A listening test served by uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, folders: dict[str, Path], db: Path, **options) -> None:
+    def __init__(
+        self, folders: dict[str, Path], db: Path, *, lock_timeout: float | None = None, **options
+    ) -> None:
+        """``lock_timeout``: how long the database waits for another writer's lock (the
+        store's default when None); ``options`` go to :class:`ListeningTest`."""
         from hifigan.listen.server import ListeningTest, bind, make_server
-        from hifigan.listen.stimuli import collect_stimuli, parse_systems
+        from hifigan.listen.stimuli import check_readable, collect_stimuli, parse_systems
         from hifigan.listen.store import Store
 
         systems = parse_systems([f"{name}={folders[name]}" for name in SYSTEMS])
         with pytest.warns(UserWarning, match="extra"):
             stimuli = collect_stimuli(folders["ref"], systems)
-        self.store = Store(db)
+        check_readable(stimuli)  # as `hifigan listen` does at start
+        self.store = Store(db) if lock_timeout is None else Store(db, timeout=lock_timeout)
         self.test = ListeningTest(stimuli, self.store, **options)
         sock = bind("127.0.0.1", 0)
         self.client = Client(sock.getsockname()[1])

@@ -5,14 +5,18 @@ stimuli that are broken at start or vanish while the test runs."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
 import soundfile as sf
-from listen_helpers import SYSTEMS, Client, CliServer, make_stimuli, needs_serve, system_args
+from listen_helpers import (
+    CliServer,
+    ThreadServer,
+    make_stimuli,
+    needs_serve,
+    system_args,
+)
 
 from hifigan.errors import HiFiGANError
 from hifigan.listen.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreUnavailable
@@ -198,42 +202,15 @@ def test_a_database_locked_at_start_is_one_line(tmp_path):
     Store(path, timeout=0.3).close()  # free again
 
 
-class LiveServer:
-    """A listening test on a loopback port, its database waiting ``timeout`` s for locks."""
-
-    def __init__(self, folders, db, timeout: float = 0.3) -> None:
-        from hifigan.listen.server import ListeningTest, bind, make_server
-        from hifigan.listen.stimuli import check_readable, collect_stimuli, parse_systems
-
-        systems = parse_systems([f"{name}={folders[name]}" for name in SYSTEMS])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the stem only one folder has
-            stimuli = collect_stimuli(folders["ref"], systems)
-        check_readable(stimuli)
-        self.store = Store(db, timeout=timeout)
-        self.test = ListeningTest(stimuli, self.store)
-        sock = bind("127.0.0.1", 0)
-        self.client = Client(sock.getsockname()[1])
-        self.server = make_server(self.test)
-        self.thread = threading.Thread(target=self.server.run, args=([sock],), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.store.close()
-
-
 @pytest.fixture
 def live(folders, tmp_path):
     servers = []
 
-    def start(**options) -> LiveServer:
-        servers.append(LiveServer(folders, tmp_path / "ratings.sqlite", **options))
+    def start(lock_timeout: float = 0.3) -> ThreadServer:
+        # a short wait for locks, so that the locked cases answer at once
+        servers.append(
+            ThreadServer(folders, tmp_path / "ratings.sqlite", lock_timeout=lock_timeout)
+        )
         return servers[-1]
 
     yield start
