@@ -88,3 +88,18 @@ def test_full_disk_fails_one_file_and_the_batch_goes_on(tmp_path, small_disk, ru
     assert "Traceback" not in err and "wrote 1 file" in err
     assert sorted(p.name for p in small_disk.iterdir()) == ["small.wav"]
     assert sf.info(small_disk / "small.wav").frames == 20 * 256
+
+
+def test_a_folder_reports_its_dangling_links_and_passes_over_hidden_files(tmp_path, run_cli):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _speech(folder / "a.wav")
+    (folder / "b.wav").symlink_to(tmp_path / "gone.wav")
+    (folder / "._a.wav").write_bytes(b"\x00\x05\x16\x07AppleDouble metadata")
+    code, _, err = run_cli("mel", folder, "-o", tmp_path / "mels")
+    assert code == 1
+    assert (
+        f"{folder / 'b.wav'}: dangling symlink (to {tmp_path / 'gone.wav'}, which does not " in err
+    )
+    assert "._a" not in err
+    assert sorted(p.name for p in (tmp_path / "mels").iterdir()) == ["a.npy", "mel_convention.json"]

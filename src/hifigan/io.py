@@ -282,7 +282,7 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def _absent(path: Path) -> str:
+def why_absent(path: Path) -> str:
     """Why ``path`` cannot be found: not there, or a symbolic link that leads nowhere."""
     if not path.is_symlink():
         return "not found"
@@ -306,7 +306,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(_absent(path), path)
+        raise InputError(why_absent(path), path)
     if path.is_dir():
         raise InputError("is a folder, not an audio file", path)
     try:
@@ -639,13 +639,21 @@ def collect_inputs(inputs: list[str | Path], suffixes: tuple[str, ...]) -> list[
     """Expand files and folders (recursively) into a sorted list of files with ``suffixes``.
 
     Files named explicitly are kept whatever their suffix (so that the reader can report them);
-    a folder contributes only files with one of ``suffixes``.
+    a folder contributes the files with one of ``suffixes``, and the links with such a name that
+    lead nowhere (so that they are reported, not silently passed over). Hidden names (``.*``,
+    such as macOS's ``._x.wav`` metadata files) are passed over.
     """
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in suffixes
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and (f.is_file() or (f.is_symlink() and not f.exists()))
+            )
             if not found:
                 raise InputError(
                     f"folder holds no files of type {', '.join(suffixes)}{_other_files(p)}", p

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import HiFiGANError
+from ..io import why_absent
 from ..outputs import OVERWRITE_FLAG, OutputPlan
 from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
 from ..threads import auto_threads
@@ -171,7 +172,7 @@ def process_files(
     for path in progress(files, desc):
         out = outdir / f"{path.stem}{suffix}"
         if not path.exists():
-            failures.append(f"{path}: not found")
+            failures.append(f"{path}: {why_absent(path)}")
             continue
         if out in written:
             continue  # the same input named twice
