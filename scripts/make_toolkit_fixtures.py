@@ -134,6 +134,10 @@ def package_without_init(name: str) -> None:
 
 
 def install_stand_ins() -> None:
+    """Stand-ins for what the toolkits' generator modules import but do not use (once per
+    process: a second call finds them installed)."""
+    if "nemo.core" in sys.modules:
+        return
     import scipy.signal
     import scipy.signal.windows
     import torch
