@@ -3,8 +3,8 @@
 :class:`WebGuard` wraps either application and, before anything else runs, refuses
 
 * a request whose ``Host`` header does not name an address being served (403): a web page on
-  another site that re-points its own DNS name at this machine (DNS rebinding) sends its own
-  name there, so it can neither drive the service nor read its answers;
+  another site that re-points its own DNS name at the service's address (DNS rebinding)
+  sends its own name there, so it can neither drive the service nor read its answers;
 * a WebSocket handshake or a state-changing request (``POST``, ``PUT``, ``PATCH``,
   ``DELETE``) whose ``Origin`` header is present and is not the service's own origin nor one
   allowed with ``--allow-origin`` (403; a WebSocket is refused before it is accepted).

@@ -69,6 +69,12 @@ def from_parallel_wavegan(state: dict[str, Tensor], additional_convs: bool) -> d
     ]
     if not additional_convs:  # one convolution per dilation: the authors' residual block 2
         rules[2] = (r"^blocks\.(\d+)\.convs1\.(\d+)\.1\.", r"resblocks.\1.convs.\2.")
+    return _renamed(state, rules)
+
+
+def _renamed(state: dict[str, Tensor], rules: list[tuple[str, str]]) -> dict[str, Tensor]:
+    """``state`` with each key renamed by the first of ``rules`` (regex, replacement) that
+    matches it; keys no rule matches are kept."""
     out = {}
     for key, value in state.items():
         for pattern, repl in rules:
@@ -90,15 +96,7 @@ def to_parallel_wavegan(state: dict[str, Tensor], additional_convs: bool) -> dic
         (r"^resblocks\.(\d+)\.convs\.(\d+)\.", r"blocks.\1.convs1.\2.1."),
         (r"^conv_post\.", "output_conv.1."),
     ]
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            new = re.sub(pattern, repl, key)
-            if new != key:
-                key = new
-                break
-        out[key] = value
-    return out
+    return _renamed(state, rules)
 
 
 def from_speechbrain(state: dict[str, Tensor]) -> dict[str, Tensor]:
