@@ -45,7 +45,7 @@ def main() -> None:
         vocoder = Vocoder(generator, config, backend=args.backend)
         mel = bench_mel(config, seconds=args.seconds)[0]
         offline = vocoder(mel)
-        hop, rate = vocoder.hop_length, vocoder.sample_rate
+        hop_length, rate = vocoder.hop_length, vocoder.sample_rate
         for chunk in args.chunks:
             stream = vocoder.streamer()
             pieces, seconds = [], []
@@ -66,10 +66,10 @@ def main() -> None:
                 "max_abs_diff": diff,
                 "latency_frames": vocoder.latency_frames,
                 "latency_ms": 1000 * vocoder.latency_seconds,
-                "chunk_audio_ms": 1000 * chunk * hop / rate,
+                "chunk_audio_ms": 1000 * chunk * hop_length / rate,
                 "compute_ms_median": float(np.median(ms)),
                 "compute_ms_p95": float(np.percentile(ms, 95)),
-                "x_realtime": (mel.shape[1] * hop / rate) / (sum(seconds) + finish),
+                "x_realtime": (mel.shape[1] * hop_length / rate) / (sum(seconds) + finish),
             }
             rows.append(row)
             print(

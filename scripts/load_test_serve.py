@@ -212,8 +212,8 @@ def ws_phase(args: argparse.Namespace, server: Server, clip: bytes) -> dict:
     ) as r:
         mel = np.load(io.BytesIO(r.read()))
     info = json.load(urllib.request.urlopen(server.url + "/v1/models", timeout=30))["models"][0]
-    frames = min(mel.shape[1], int(args.ws_seconds * info["sample_rate"] / info["hop"]))
-    pace = CHUNK_FRAMES * info["hop"] / info["sample_rate"]
+    frames = min(mel.shape[1], int(args.ws_seconds * info["sample_rate"] / info["hop_length"]))
+    pace = CHUNK_FRAMES * info["hop_length"] / info["sample_rate"]
     compute, first_audio = [], None
     with connect(f"ws://{HOST}:{server.port}/v1/stream") as ws:
         start = time.perf_counter()

@@ -93,7 +93,7 @@ SHAPES = {
         resblock=2, rates=[8, 8], kernels=[16, 16], channels=16, rk=[3, 5], rd=[[1, 2], [2, 6]]
     ),
 }
-MEL = dict(sample_rate=16000, n_fft=256, hop=64, win=256, n_mels=80, fmin=0.0, fmax=8000.0)
+MEL = dict(sample_rate=16000, n_fft=256, hop_length=64, win=256, n_mels=80, fmin=0.0, fmax=8000.0)
 
 
 # ---------------------------------------------------------------------- outside: the env
@@ -284,7 +284,7 @@ def write_coqui(out: Path, shape: str) -> None:
     config.audio.sample_rate = MEL["sample_rate"]
     config.audio.fft_size = MEL["n_fft"]
     config.audio.win_length = MEL["win"]
-    config.audio.hop_length = MEL["hop"]
+    config.audio.hop_length = MEL["hop_length"]
     config.audio.num_mels = MEL["n_mels"]
     g = HifiganGenerator(in_channels=MEL["n_mels"], out_channels=1, **params)
     randomize(g, SEED)
@@ -330,7 +330,7 @@ def write_speechbrain(out: Path, shape: str) -> None:
     torch.save(g.state_dict(), ckpt / "generator.ckpt")
     hp = f"""# SpeechBrain HiFi-GAN hyperparameters (fixture)
 sample_rate: {MEL["sample_rate"]}
-hop_length: {MEL["hop"]}
+hop_length: {MEL["hop_length"]}
 win_length: {MEL["win"]}
 n_fft: {MEL["n_fft"]}
 n_mel_channels: {MEL["n_mels"]}
@@ -390,7 +390,7 @@ def nemo_config(s: dict) -> dict:
             "highfreq": 8000,
             "n_fft": MEL["n_fft"],
             "n_window_size": MEL["win"],
-            "n_window_stride": MEL["hop"],
+            "n_window_stride": MEL["hop_length"],
             "pad_to": 0,
             "pad_value": -11.52,
             "sample_rate": "${sample_rate}",
@@ -500,7 +500,7 @@ def write_dle(out: Path, shape: str) -> None:
         segment_size=8192,
         filter_length=MEL["n_fft"],
         num_mels=80,
-        hop_length=MEL["hop"],
+        hop_length=MEL["hop_length"],
         win_length=MEL["win"],
         sampling_rate=MEL["sample_rate"],
         mel_fmin=0.0,

@@ -169,7 +169,7 @@ def test_upsample_plan_gives_the_papers_stages_and_splits_other_hops():
     assert upsample_plan(480, 4) == ((8, 6, 5, 2), (16, 12, 11, 4))
     rates, kernels = upsample_plan(300, 4)
     assert math.prod(rates) == 300 and all((k - r) % 2 == 0 for r, k in zip(rates, kernels))
-    with pytest.raises(ConfigError, match="hop 7 cannot be split into 2 upsampling stages"):
+    with pytest.raises(ConfigError, match="hop_length 7 cannot be split into 2 upsampling stages"):
         upsample_plan(7, 2)
 
 

@@ -437,7 +437,7 @@ def check_mel_front_end(source: str = "mel front end", **values: Any) -> None:
 _STAGE_CAPS = (8, 10, 12, 16)
 
 
-def upsample_plan(hop: int, stages: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def upsample_plan(hop_length: int, stages: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Upsampling rates and kernel sizes for ``hop`` samples per frame in ``stages`` stages.
 
     The rule that gives the paper's (8, 8, 2, 2) for hop 256 in four stages and (8, 8, 4) in
@@ -446,20 +446,22 @@ def upsample_plan(hop: int, stages: int) -> tuple[tuple[int, ...], tuple[int, ..
     minus rate stays even (the transposed convolution then has symmetric padding).
     """
     for cap in _STAGE_CAPS:
-        rates = _split(hop, stages, cap)
+        rates = _split(hop_length, stages, cap)
         if rates is not None:
             kernels = tuple(2 * r + (r % 2) for r in rates)
             return rates, kernels
-    raise ConfigError(f"hop {hop} cannot be split into {stages} upsampling stages of 2 to 16")
+    raise ConfigError(
+        f"hop_length {hop_length} cannot be split into {stages} upsampling stages of 2 to 16"
+    )
 
 
-def _split(hop: int, stages: int, cap: int) -> tuple[int, ...] | None:
+def _split(hop_length: int, stages: int, cap: int) -> tuple[int, ...] | None:
     """The greedy split of ``hop`` into ``stages`` factors in [2, cap], largest first."""
     if stages == 1:
-        return (hop,) if 2 <= hop <= cap else None
-    for factor in range(min(cap, hop), 1, -1):
-        if hop % factor == 0:
-            rest = _split(hop // factor, stages - 1, min(cap, factor))
+        return (hop_length,) if 2 <= hop_length <= cap else None
+    for factor in range(min(cap, hop_length), 1, -1):
+        if hop_length % factor == 0:
+            rest = _split(hop_length // factor, stages - 1, min(cap, factor))
             if rest is not None:
                 return (factor, *rest)
     return None
@@ -634,7 +636,7 @@ def _carried_convention_problems(data: Any) -> Iterator[str]:
         yield f"mel.convention.{key} {problem}"
 
 
-def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
+def _generator_problems(g: GeneratorConfig, hop_length: int) -> Iterator[str]:
     if g.resblock not in (1, 2):
         yield f"generator.resblock must be 1 or 2, got {g.resblock}"
     lists = ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes")
@@ -645,10 +647,10 @@ def _generator_problems(g: GeneratorConfig, hop: int) -> Iterator[str]:
             return
     if len(g.upsample_rates) != len(g.upsample_kernel_sizes):
         yield "upsample_rates and upsample_kernel_sizes must have the same length"
-    if math.prod(g.upsample_rates) != hop:
+    if math.prod(g.upsample_rates) != hop_length:
         yield (
             f"the product of upsample_rates {list(g.upsample_rates)} is "
-            f"{math.prod(g.upsample_rates)}, but hop_length is {hop}"
+            f"{math.prod(g.upsample_rates)}, but hop_length is {hop_length}"
         )
     if g.upsample_paddings or g.upsample_output_paddings:
         yield from _explicit_padding_problems(g)
@@ -728,7 +730,7 @@ _TRAIN_RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 
 
-def _train_problems(t: TrainConfig, hop: int) -> Iterator[str]:
+def _train_problems(t: TrainConfig, hop_length: int) -> Iterator[str]:
     for key, (low, high, low_in, high_in) in _TRAIN_RANGES.items():
         value = getattr(t, key)
         inside = (value >= low if low_in else value > low) and (
@@ -744,8 +746,8 @@ def _train_problems(t: TrainConfig, hop: int) -> Iterator[str]:
         yield f"train.checkpoint_interval must be positive, got {t.checkpoint_interval}"
     if t.num_workers < 0:
         yield f"train.num_workers must be 0 or more, got {t.num_workers}"
-    if t.segment_size >= 1 and t.segment_size % hop:
-        yield f"segment_size ({t.segment_size}) must be a multiple of hop_length ({hop})"
+    if t.segment_size >= 1 and t.segment_size % hop_length:
+        yield f"segment_size ({t.segment_size}) must be a multiple of hop_length ({hop_length})"
 
 
 # the largest value (of each element, for lists) that a field may take: far beyond any
@@ -817,11 +819,11 @@ def _problems(config: HiFiGANConfig) -> Iterator[str]:
     yield from mel
     if mel:
         return
-    hop = config.mel.hop_length
+    hop_length = config.mel.hop_length
     found = [
-        *_generator_problems(config.generator, hop),
+        *_generator_problems(config.generator, hop_length),
         *_discriminator_problems(config.discriminator),
-        *_train_problems(config.train, hop),
+        *_train_problems(config.train, hop_length),
     ]
     yield from found
     if not found:  # the sizes are all positive integers

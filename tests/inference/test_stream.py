@@ -99,7 +99,7 @@ def test_long_inputs_are_synthesized_in_blocks_exactly(preset):
         return blocked.backend(x)
 
     field = receptive_field(config.generator)
-    out = synthesize_blocks(spy, mel.unsqueeze(0), field=field, hop=256, block_frames=16)
+    out = synthesize_blocks(spy, mel.unsqueeze(0), field=field, hop_length=256, block_frames=16)
     assert max_diff(out[0], reference) < 1e-4
     assert max(calls) <= 16 + field.left + field.right  # bounded windows
 
@@ -121,7 +121,7 @@ def test_padding_changes_only_the_documented_edge_region():
     right = vocoder.latency_frames
     mels = [log_mel(60, seed=1), log_mel(35, seed=2)]
     raw = synthesize_batch(
-        vocoder.backend, mels, field=vocoder.receptive_field, hop=256, exact_tails=False
+        vocoder.backend, mels, field=vocoder.receptive_field, hop_length=256, exact_tails=False
     )
     alone = vocoder(mels[1])
     diff = (raw[1] - alone).abs().reshape(35, 256).amax(dim=1)
@@ -151,7 +151,7 @@ def test_mel_stream_takes_batches():
         def synth(x):
             return generator(x).squeeze(1)
 
-        stream = MelStream(synth, field=field, hop=256, n_mels=80)
+        stream = MelStream(synth, field=field, hop_length=256, n_mels=80)
         pieces = [stream.push(mel[:, :, i : i + 4]) for i in range(0, 30, 4)]
         pieces.append(stream.finish())
     assert max_diff(torch.cat(pieces, dim=1), reference) < 1e-4

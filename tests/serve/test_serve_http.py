@@ -111,6 +111,7 @@ def test_health_models_mel_and_demo_clip(server, vocoder):
             "name": MODEL,
             "sample_rate": 22050,
             "n_mels": 80,
+            "hop_length": 256,
             "hop": 256,
             "mel": "hifigan",
             "latency_frames": 13,

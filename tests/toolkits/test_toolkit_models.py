@@ -74,15 +74,17 @@ def test_authors_edges_are_the_toolkits_forward(name):
     forward = np.load(FIXTURES / name / "toolkit_forward.npy")
     v = vocoder(path)
     audio = v(mel, check=False).numpy()
-    hop = v.hop_length
-    assert audio.shape == (mel.shape[1] * hop,)
+    hop_length = v.hop_length
+    assert audio.shape == (mel.shape[1] * hop_length,)
     assert np.abs(audio - forward).max() < TOL
-    inner = inference[5 * hop : -5 * hop]  # the toolkit's padding adds 5 frames each end
+    inner = inference[
+        5 * hop_length : -5 * hop_length
+    ]  # the toolkit's padding adds 5 frames each end
     field = v.receptive_field  # frames whose receptive field stays inside the mel
-    middle = slice(field.left * hop, (mel.shape[1] - field.right) * hop)
-    assert audio[middle].size >= 4 * hop
+    middle = slice(field.left * hop_length, (mel.shape[1] - field.right) * hop_length)
+    assert audio[middle].size >= 4 * hop_length
     assert np.abs(audio[middle] - inner[middle]).max() < TOL
-    assert np.abs(audio[:hop] - inner[:hop]).max() > 1e-3  # the edges do differ
+    assert np.abs(audio[:hop_length] - inner[:hop_length]).max() > 1e-3  # the edges do differ
 
 
 def test_speechbrain_reflection_padding_is_part_of_the_model():
@@ -97,12 +99,12 @@ def test_speechbrain_reflection_padding_is_part_of_the_model():
     zero.load_state_dict(generator.state_dict())
     with torch.inference_mode():
         audio = zero(torch.from_numpy(mel)[None]).reshape(-1).numpy()
-    hop = config.mel.hop_length
+    hop_length = config.mel.hop_length
     field = vocoder(path).receptive_field
-    middle = slice(field.left * hop, (mel.shape[1] - field.right) * hop)
-    assert audio[middle].size >= 4 * hop
+    middle = slice(field.left * hop_length, (mel.shape[1] - field.right) * hop_length)
+    assert audio[middle].size >= 4 * hop_length
     assert np.abs(audio[middle] - forward[middle]).max() < TOL
-    assert np.abs(audio[:hop] - forward[:hop]).max() > 1e-3
+    assert np.abs(audio[:hop_length] - forward[:hop_length]).max() > 1e-3
 
 
 BACKEND_CASES = [

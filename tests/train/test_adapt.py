@@ -49,10 +49,12 @@ def open_run(tmp_path, config, clips=()):
 def batches(config, n, seed=0):
     """``n`` random (mel, audio, unreadable clips) batches of the recipe's shape."""
     g = torch.Generator().manual_seed(seed)
-    t, hop = config.train, config.mel.hop_length
+    t, hop_length = config.train, config.mel.hop_length
     for _ in range(n):
         audio = torch.randn(t.batch_size, t.segment_size, generator=g) * 0.1
-        mel = torch.randn(t.batch_size, config.mel.n_mels, t.segment_size // hop, generator=g)
+        mel = torch.randn(
+            t.batch_size, config.mel.n_mels, t.segment_size // hop_length, generator=g
+        )
         yield mel, audio, []
 
 

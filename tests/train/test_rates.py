@@ -24,9 +24,9 @@ def debug_at(rate_preset: str):
         HiFiGANConfig.preset(rate_preset).mel,
         f"debug-{rate_preset[3:]}",
     )
-    hop = config.mel.hop_length
+    hop_length = config.mel.hop_length
     t = config.train
-    t.segment_size, t.batch_size, t.num_workers = 8 * hop, 2, 0
+    t.segment_size, t.batch_size, t.num_workers = 8 * hop_length, 2, 0
     t.max_steps, t.val_interval, t.checkpoint_interval = 2, 2, 2
     return config
 

@@ -278,8 +278,8 @@ class MetricSuite:
 
     def _track(self, audio: np.ndarray) -> PitchTrack:
         """CREPE's track, one frame per 256 samples at 22.05 kHz (11.6 ms) at any rate."""
-        hop = round(256 * self.sample_rate / SAMPLE_RATE)
-        return self.pitch.track(audio, self.sample_rate, hop=hop)
+        hop_length = round(256 * self.sample_rate / SAMPLE_RATE)
+        return self.pitch.track(audio, self.sample_rate, hop_length=hop_length)
 
     def _reference_track(self, reference: np.ndarray, key: str | None) -> PitchTrack:
         if key is None:

@@ -175,11 +175,13 @@ class PitchTracker:
         return self._model
 
     @torch.inference_mode()
-    def track(self, audio: np.ndarray, sample_rate: int = 22050, hop: int = 256) -> PitchTrack:
+    def track(
+        self, audio: np.ndarray, sample_rate: int = 22050, hop_length: int = 256
+    ) -> PitchTrack:
         """Pitch and periodicity of ``(samples,)`` float audio, ``samples // hop`` frames."""
-        target_frames = audio.shape[0] // hop
+        target_frames = audio.shape[0] // hop_length
         x = sinc_resample(audio, sample_rate, CREPE_RATE)
-        crepe_hop = int(hop * CREPE_RATE / sample_rate)
+        crepe_hop = int(hop_length * CREPE_RATE / sample_rate)
         pad = (CREPE_WINDOW - crepe_hop) // 2
         x = F.pad(torch.from_numpy(x)[None, None], (pad, pad), mode="reflect")[0, 0]
         n_frames = 1 + (x.shape[0] - CREPE_WINDOW) // crepe_hop

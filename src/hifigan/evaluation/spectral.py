@@ -43,14 +43,14 @@ def _tensor(audio: np.ndarray) -> torch.Tensor:
 
 
 def _stft_magnitude(
-    audio: torch.Tensor, n_fft: int, hop: int, win: int, eps: float = 1e-8
+    audio: torch.Tensor, n_fft: int, hop_length: int, win: int, eps: float = 1e-8
 ) -> torch.Tensor:
     """``(freq, frames)`` magnitude of a centred (reflect-padded) Hann STFT,
     ``sqrt(max(re^2 + im^2, eps))``."""
     spec = torch.stft(
         audio,
         n_fft,
-        hop_length=hop,
+        hop_length=hop_length,
         win_length=win,
         window=torch.hann_window(win),
         center=True,
@@ -73,9 +73,9 @@ def stft_distance(
     """
     ref, gen = _tensor(reference), _tensor(generated)
     total = 0.0
-    for n_fft, hop, win in resolutions:
-        r = _stft_magnitude(ref, n_fft, hop, win)
-        g = _stft_magnitude(gen, n_fft, hop, win)
+    for n_fft, hop_length, win in resolutions:
+        r = _stft_magnitude(ref, n_fft, hop_length, win)
+        g = _stft_magnitude(gen, n_fft, hop_length, win)
         convergence = torch.linalg.norm(r - g) / torch.linalg.norm(r)
         log_l1 = torch.mean(torch.abs(torch.log(r) - torch.log(g)))
         total += float(convergence + log_l1)
@@ -97,15 +97,15 @@ def mel_l1(reference: np.ndarray, generated: np.ndarray, mel: MelSpectrogram) ->
 
 @torch.inference_mode()
 def log_spectral_distance(
-    reference: np.ndarray, generated: np.ndarray, n_fft: int = 2048, hop: int = 512
+    reference: np.ndarray, generated: np.ndarray, n_fft: int = 2048, hop_length: int = 512
 ) -> float:
     """Log-spectral distance: per frame, the RMS over frequency of
     ``log10(|R|^2) - log10(|G|^2)`` (power floored at 1e-8), averaged over frames.
 
     The convention of NU-Wave and AudioSR (``log10`` units, Hann window 2048, hop 512).
     """
-    r = _stft_magnitude(_tensor(reference), n_fft, hop, n_fft) ** 2
-    g = _stft_magnitude(_tensor(generated), n_fft, hop, n_fft) ** 2
+    r = _stft_magnitude(_tensor(reference), n_fft, hop_length, n_fft) ** 2
+    g = _stft_magnitude(_tensor(generated), n_fft, hop_length, n_fft) ** 2
     diff = torch.log10(r.clamp(min=1e-8)) - torch.log10(g.clamp(min=1e-8))
     return float(torch.sqrt(torch.mean(diff**2, dim=0)).mean())
 
@@ -122,7 +122,7 @@ def mel_cepstrum(
     order: int = 24,
     alpha: float = 0.455,
     n_fft: int = 1024,
-    hop: int = 256,
+    hop_length: int = 256,
 ) -> np.ndarray:
     """Mel-cepstra ``(frames, order + 1)`` (``c0`` first) of ``(samples,)`` float audio.
 
@@ -133,8 +133,8 @@ def mel_cepstrum(
     x = np.asarray(audio, dtype=np.float64)
     if x.shape[0] < n_fft:
         x = np.pad(x, (0, n_fft - x.shape[0]))
-    n_frames = 1 + (x.shape[0] - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    n_frames = 1 + (x.shape[0] - n_fft) // hop_length
+    idx = np.arange(n_fft)[None, :] + hop_length * np.arange(n_frames)[:, None]
     frames = x[idx] * np.blackman(n_fft)[None, :]
     log_amp = np.log(np.maximum(np.abs(np.fft.rfft(frames, axis=1)), 1e-8))
     # sample the log spectrum at the linear frequencies that map to a uniform mel grid
@@ -161,7 +161,7 @@ def mel_cepstral_distortion(
     At other rates than 22.05 kHz the all-pass constant follows the rate and the frames keep
     about 46 ms (FFT 1024 up to 32 kHz, 2048 above)."""
     n_fft = 1024 if sample_rate <= 32000 else 2048
-    kwargs = {"alpha": mcep_alpha(sample_rate), "n_fft": n_fft, "hop": n_fft // 4}
+    kwargs = {"alpha": mcep_alpha(sample_rate), "n_fft": n_fft, "hop_length": n_fft // 4}
     r = mel_cepstrum(reference, **kwargs)[:, 1:]
     g = mel_cepstrum(generated, **kwargs)[:, 1:]
     per_frame = np.sqrt(2.0 * np.sum((r - g) ** 2, axis=1))

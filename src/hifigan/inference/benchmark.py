@@ -213,9 +213,9 @@ class _Prepared:
 
     def result(self, times: list[float], params: int) -> BenchResult:
         """The :class:`BenchResult` of this case for its timed calls."""
-        hop, rate = self.vocoder.hop_length, self.vocoder.sample_rate
+        hop_length, rate = self.vocoder.hop_length, self.vocoder.sample_rate
         median = statistics.median(times)
-        samples = self.mel.shape[0] * self.mel.shape[2] * hop
+        samples = self.mel.shape[0] * self.mel.shape[2] * hop_length
         return BenchResult(
             model=self.case.model,
             params_m=params / 1e6,
@@ -224,7 +224,7 @@ class _Prepared:
             device=self.case.device,
             threads=self.case.threads,
             batch=self.mel.shape[0],
-            audio_seconds=self.mel.shape[2] * hop / rate,
+            audio_seconds=self.mel.shape[2] * hop_length / rate,
             median_s=median,
             khz=samples / median / 1000.0,
             x_realtime=samples / median / rate,

@@ -60,10 +60,10 @@ def receptive_field(config: GeneratorConfig) -> ReceptiveField:
     convolution, to ``conv_pre`` (kernel 7), tracking the interval of positions that can
     influence them.
     """
-    hop = 1
+    hop_length = 1
     for u in config.upsample_rates:
-        hop *= u
-    lo, hi = 0, hop - 1  # the samples of output frame 0
+        hop_length *= u
+    lo, hi = 0, hop_length - 1  # the samples of output frame 0
     past, future = _conv_span(7, 1, 3)  # conv_post
     lo, hi = lo - past, hi + future
     stages = list(zip(config.upsample_rates, config.upsample_kernel_sizes))
@@ -111,14 +111,14 @@ class MelStream:
         synthesize: MelToAudio,
         *,
         field: ReceptiveField,
-        hop: int,
+        hop_length: int,
         n_mels: int,
         edge_frames: int = 0,
     ) -> None:
         self.synthesize = synthesize
         self.edge_frames = edge_frames
         self.field = field
-        self.hop = hop
+        self.hop_length = hop_length
         self.n_mels = n_mels
         self.received = 0  # frames pushed so far
         self.emitted = 0  # frames whose audio has been returned
@@ -146,7 +146,11 @@ class MelStream:
         window_start = max(0, self.emitted - self.field.left)
         window = self._buffer[:, :, window_start - self._start : self.received - self._start]
         audio = self.synthesize(window)
-        audio = audio[:, (self.emitted - window_start) * self.hop : (end - window_start) * self.hop]
+        audio = audio[
+            :,
+            (self.emitted - window_start) * self.hop_length : (end - window_start)
+            * self.hop_length,
+        ]
         self.emitted = end
         keep_from = max(0, end - self.field.left)
         self._buffer = self._buffer[:, :, keep_from - self._start :]
@@ -192,7 +196,12 @@ class MelStream:
 
 
 def synthesize_blocks(
-    synthesize: MelToAudio, mel: Tensor, *, field: ReceptiveField, hop: int, block_frames: int
+    synthesize: MelToAudio,
+    mel: Tensor,
+    *,
+    field: ReceptiveField,
+    hop_length: int,
+    block_frames: int,
 ) -> Tensor:
     """Offline synthesis of a long mel, ``block_frames`` output frames at a time.
 
@@ -205,8 +214,8 @@ def synthesize_blocks(
         ``(B, T * hop)``, equal to ``synthesize(mel)`` to float rounding.
     """
     batch, _, frames = mel.shape
-    out = mel.new_empty(batch, frames * hop)
-    stream = MelStream(synthesize, field=field, hop=hop, n_mels=mel.shape[1])
+    out = mel.new_empty(batch, frames * hop_length)
+    stream = MelStream(synthesize, field=field, hop_length=hop_length, n_mels=mel.shape[1])
     written = 0
     for start in range(0, frames, block_frames):
         audio = stream.push(mel[:, :, start : start + block_frames])
@@ -222,7 +231,7 @@ def synthesize_batch(
     mels: Sequence[Tensor],
     *,
     field: ReceptiveField,
-    hop: int,
+    hop_length: int,
     exact_tails: bool = True,
 ) -> list[Tensor]:
     """Synthesize ``(n_mels, T_i)`` mels of different lengths as one zero-padded batch.
@@ -242,7 +251,7 @@ def synthesize_batch(
     for i, m in enumerate(mels):
         batch[i, :, : lengths[i]] = m
     audio = synthesize(batch)
-    outputs = [audio[i, : n * hop] for i, n in enumerate(lengths)]
+    outputs = [audio[i, : n * hop_length] for i, n in enumerate(lengths)]
     if not exact_tails:
         return outputs
     # tail windows [start, n): the last `right` frames plus their left context, grouped by size
@@ -258,7 +267,7 @@ def synthesize_batch(
         for row, i in enumerate(items):
             if fixed:
                 outputs[i] = outputs[i].clone()
-                outputs[i][-fixed * hop :] = tails[row, -fixed * hop :]
+                outputs[i][-fixed * hop_length :] = tails[row, -fixed * hop_length :]
     return outputs
 
 

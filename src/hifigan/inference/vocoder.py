@@ -213,7 +213,7 @@ class Vocoder:
             self.backend,
             mel,
             field=self.receptive_field,
-            hop=self.hop_length,
+            hop_length=self.hop_length,
             block_frames=self.block_frames,
         )
 
@@ -357,7 +357,7 @@ class Vocoder:
         if not xs:
             return []
         audio = synthesize_batch(
-            self._synthesize, xs, field=self.receptive_field, hop=self.hop_length
+            self._synthesize, xs, field=self.receptive_field, hop_length=self.hop_length
         )
         for a, x, label in zip(audio, xs, labels):
             self._check(a, x, label)
@@ -370,7 +370,7 @@ class Vocoder:
         return MelStream(
             self._synthesize_stream_window,
             field=self.receptive_field,
-            hop=self.hop_length,
+            hop_length=self.hop_length,
             n_mels=self.n_mels,
             edge_frames=self.edge_frames,
         )

@@ -412,7 +412,8 @@ async def mel(request: Request) -> Response:
             "model": slot.name,
             "n_mels": int(spectrogram.shape[0]),
             "frames": int(spectrogram.shape[1]),
-            "hop": slot.vocoder.hop_length,
+            "hop_length": slot.vocoder.hop_length,
+            "hop": slot.vocoder.hop_length,  # the old name, kept for existing clients
             "sample_rate": slot.vocoder.sample_rate,
             # float64 before rounding: a rounded float32 prints as -5.099999904632568
             "mel": np.round(spectrogram.astype(np.float64), 2).tolist(),

@@ -98,7 +98,7 @@ def read_npy_header(body: bytes) -> NpyHeader:
     return NpyHeader(dtype, shape, fortran, data_offset)
 
 
-def parse_mel(body: bytes, n_mels: int, hop: int, sample_rate: int, max_seconds: float):
+def parse_mel(body: bytes, n_mels: int, hop_length: int, sample_rate: int, max_seconds: float):
     """An ``.npy`` body -> a checked float32 ``(n_mels, frames)`` array.
 
     Raises:
@@ -107,7 +107,7 @@ def parse_mel(body: bytes, n_mels: int, hop: int, sample_rate: int, max_seconds:
     """
     header = read_npy_header(body)
     shape = header.shape[1:] if len(header.shape) == 3 else header.shape
-    seconds = shape[1] * hop / sample_rate
+    seconds = shape[1] * hop_length / sample_rate
     if shape[0] == n_mels and seconds > max_seconds:
         raise RequestError(
             413,

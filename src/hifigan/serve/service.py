@@ -180,7 +180,8 @@ class ModelSlot:
             "name": self.name,
             "sample_rate": v.sample_rate,
             "n_mels": v.n_mels,
-            "hop": v.hop_length,
+            "hop_length": v.hop_length,
+            "hop": v.hop_length,  # the old name, kept for existing clients
             "mel": convention_from_mel_config(v.config.mel).name,
             "latency_frames": v.latency_frames,
             "backend": v.backend_name,

@@ -66,12 +66,12 @@ def _build_config(
     generator: dict[str, Any],
     convention: dict[str, Any] | None,
 ) -> HiFiGANConfig:
-    hop = int(mel["hop_length"])
+    hop_length = int(mel["hop_length"])
     data = {
         "name": f"{toolkit}:{path.stem}",
         "mel": {**mel, "convention": convention},
         "generator": generator,
-        "train": {"segment_size": 32 * hop},
+        "train": {"segment_size": 32 * hop_length},
     }
     try:
         return HiFiGANConfig.from_dict(data, source=source)
@@ -118,13 +118,13 @@ def _convention(
     }
 
 
-def _mel(sr: Any, n_fft: Any, hop: Any, win: Any, n_mels: Any, fmin: Any, fmax: Any) -> dict:
+def _mel(sr: Any, n_fft: Any, hop_length: Any, win: Any, n_mels: Any, fmin: Any, fmax: Any) -> dict:
     sr = int(sr)
     n_fft = int(n_fft)
     return {
         "sample_rate": sr,
         "n_fft": n_fft,
-        "hop_length": int(hop),
+        "hop_length": int(hop_length),
         "win_length": int(win) if win else n_fft,
         "n_mels": int(n_mels),
         "fmin": float(fmin or 0.0),
@@ -365,10 +365,10 @@ def nemo_convention(pre: dict[str, Any], source: str) -> tuple[dict[str, Any], d
     """The mel parameters and convention of NeMo's ``FilterbankFeatures`` preprocessor."""
     sr = int(pre.get("sample_rate", 22050))
     win = pre.get("n_window_size") or int(float(pre.get("window_size", 0.02)) * sr)
-    hop = pre.get("n_window_stride") or int(float(pre.get("window_stride", 0.01)) * sr)
+    hop_length = pre.get("n_window_stride") or int(float(pre.get("window_stride", 0.01)) * sr)
     n_fft = pre.get("n_fft") or 2 ** math.ceil(math.log2(int(win)))
     mel = _mel(
-        sr, n_fft, hop, win, pre.get("nfilt", 64), pre.get("lowfreq", 0), pre.get("highfreq")
+        sr, n_fft, hop_length, win, pre.get("nfilt", 64), pre.get("lowfreq", 0), pre.get("highfreq")
     )
     problems = []
     if pre.get("window", "hann") != "hann":

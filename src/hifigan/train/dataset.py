@@ -226,7 +226,7 @@ class SegmentDataset(torch.utils.data.Dataset):
     ) -> None:
         self.clips = clips
         self.segment_size = segment_size
-        self.hop = mel.hop_length
+        self.hop_length = mel.hop_length
         self.fine_tune = fine_tune
         self.mel = MelSpectrogram.from_config(mel)
         self.unreadable: set[int] = set()
@@ -257,12 +257,12 @@ class SegmentDataset(torch.utils.data.Dataset):
         seg = self.segment_size
         with ClipFile(clip) as f:
             if self.fine_tune is not None:
-                frames = seg // self.hop
+                frames = seg // self.hop_length
                 _, mel_frames = self.fine_tune.frames(clip, 0, 0)
-                usable = min(mel_frames, f.frames // self.hop)
+                usable = min(mel_frames, f.frames // self.hop_length)
                 start = int(rng.integers(0, usable - frames + 1)) if usable > frames else 0
                 mel, _ = self.fine_tune.frames(clip, start, frames)
-                audio = f.read(start * self.hop, seg)
+                audio = f.read(start * self.hop_length, seg)
                 mel = np.pad(
                     mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=LOG_MEL_FLOOR
                 )

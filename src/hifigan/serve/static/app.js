@@ -90,7 +90,7 @@ function currentModel() {
 function showModelInfo() {
   const m = currentModel();
   $("model-info").textContent = m
-    ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop ${m.hop}`
+    ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop ${m.hop_length}`
     : "";
   // the server vocodes a mel as the model's own convention: it is the only choice offered
   const select = $("convention");
