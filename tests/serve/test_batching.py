@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from hifigan.serve.batching import Batcher
+from hifigan.serve.batching import Batcher, batch_settings
 
 HOP = 4
 
@@ -107,14 +107,83 @@ def test_stop_fails_the_request_held_back_and_the_queued_one():
     assert all(isinstance(o, RuntimeError) and "shutting down" in str(o) for o in outcomes)
 
 
-@pytest.mark.parametrize(("seconds", "device", "frames"), [(None, "cpu", 689), (0.0, "cpu", None)])
-def test_max_batch_seconds_becomes_frames_of_the_model(seconds, device, frames):
-    from types import SimpleNamespace
+@pytest.mark.parametrize(
+    ("device", "max_batch", "seconds", "expected"),
+    [
+        # no batching on the CPU unless asked for; the 8 s bound applies once it is
+        ("cpu", None, None, (1, 8.0)),
+        ("cpu", 8, None, (8, 8.0)),
+        ("cpu", 8, 40.0, (8, 40.0)),
+        ("cpu", 4, 0.0, (4, None)),
+        # CUDA keeps batching, without a bound
+        ("cuda", None, None, (8, None)),
+        ("cuda:1", None, 0.0, (8, None)),
+        ("cuda", 1, None, (1, None)),
+        ("cuda", None, 12.0, (8, 12.0)),
+    ],
+)
+def test_the_device_decides_the_default_batching(device, max_batch, seconds, expected):
+    settings = batch_settings(device, max_batch, seconds)
+    assert (settings.max_batch, settings.max_seconds) == expected
+    assert settings.max_batch_given == (max_batch is not None)
 
+
+def test_a_torch_device_and_auto_resolve_like_their_names():
     import torch
 
-    from hifigan.serve.service import batch_frames
+    assert batch_settings(torch.device("cpu")) == batch_settings("cpu")
+    assert batch_settings(torch.device("cuda", 0)) == batch_settings("cuda")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert batch_settings("auto") == batch_settings(expected)
 
-    vocoder = SimpleNamespace(device=torch.device(device), sample_rate=22050, hop_length=256)
-    assert batch_frames(seconds, vocoder) == frames
-    assert batch_frames(1.0, vocoder) == 86
+
+def test_an_unknown_device_is_a_one_line_error():
+    from hifigan import HiFiGANError
+
+    with pytest.raises(HiFiGANError, match=r"^unknown device 'tpu9' \(use auto, cpu or cuda\)$"):
+        batch_settings("tpu9")
+
+
+def test_the_start_line_says_what_batching_a_model_gets():
+    assert batch_settings("cpu").describe() == (
+        "batching off (the default on cpu: one request already keeps the CPU busy; "
+        "--max-batch N turns it on)"
+    )
+    assert (
+        batch_settings("cpu", 1).describe()
+        == "batching off (--max-batch; --max-batch N turns it on)"
+    )
+    assert batch_settings("cpu", 8, 40).describe() == (
+        "batching up to 8 requests, at most 40 s of padded audio (--max-batch)"
+    )
+    assert batch_settings("cuda").describe() == (
+        "batching up to 8 requests, no bound of padded audio (the default on cuda)"
+    )
+
+
+@pytest.mark.parametrize(("seconds", "frames"), [(8.0, 689), (1.0, 86), (0.001, 1), (0.0, None)])
+def test_max_batch_seconds_becomes_frames_of_the_model(seconds, frames):
+    assert batch_settings("cpu", 8, seconds).max_frames(22050, 256) == frames
+
+
+def test_the_service_batches_by_the_device_default(tmp_path):
+    """A model served on the CPU without --max-batch gets a batcher of one request."""
+    import torch
+
+    from hifigan import Generator, HiFiGANConfig, Vocoder
+    from hifigan.serve.counters import Metrics
+    from hifigan.serve.config import ServeConfig
+    from hifigan.serve.slots import ModelSlot
+
+    config = HiFiGANConfig.preset("v3")
+    torch.manual_seed(0)
+    vocoder = Vocoder(Generator.from_config(config).eval(), config)
+    slots = []
+    for options in ({}, {"max_batch": 8}, {"max_batch": 8, "max_batch_seconds": 0.0}):
+        slots.append(ModelSlot("m", vocoder, ServeConfig(**options), Metrics()))
+    try:
+        batchers = [(s.batcher.max_batch, s.batcher.max_frames) for s in slots]
+    finally:
+        for slot in slots:
+            slot.executor.shutdown()
+    assert batchers == [(1, 689), (8, 689), (8, None)]

@@ -53,7 +53,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server():
     models = [lj_v2_spec(), f"{TWIN}={need(LJ_V2)}"]
-    with running_server(models=models, max_wait_ms=WAIT_MS) as s:
+    with running_server(models=models, max_batch=2, max_wait_ms=WAIT_MS) as s:
         yield s
 
 

@@ -265,7 +265,7 @@ def test_limits_and_queue(tmp_path):
 
 
 def test_a_client_that_disconnects_is_dropped(tmp_path):
-    with running_server(max_wait_ms=3000.0) as server:
+    with running_server(max_batch=2, max_wait_ms=3000.0) as server:
         body = npy_bytes(log_mel(8).numpy())
         host, port = server.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:

@@ -32,7 +32,9 @@ def test_option_errors(run_cli, options, message):
 
 def test_sigterm_lets_pending_requests_finish(tmp_path):
     mel = npy_bytes(log_mel(12).numpy())
-    with server_process(tmp_path, "--model", lj_v2_spec(), "--max-wait-ms", "3000") as running:
+    with server_process(
+        tmp_path, "--model", lj_v2_spec(), "--max-batch", "2", "--max-wait-ms", "3000"
+    ) as running:
         replies: list = []
         pending = threading.Thread(
             target=lambda: replies.append(running.server.post("/v1/vocode", mel))

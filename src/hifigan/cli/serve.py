@@ -20,27 +20,31 @@ pip install 'hifigan[serve]'.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import dataclasses
 import ipaddress
 import os
 import sys
 
 from ..errors import HiFiGANError
-from ..serve.service import CPU_MAX_BATCH_SECONDS
+from ..extras import require
+from ..pretrained import DEFAULT_MODEL
+from ..serve import SERVE_EXTRA, SERVE_MODULES
+from ..serve.batching import CPU_MAX_BATCH_SECONDS, CUDA_MAX_BATCH
+from ..serve.config import API_KEY_ENV, CONFIG_ENV, ServeConfig, defaults
 from ..threads import auto_threads
-from .common import add_threads_argument, apply_threads
-from .options import env_value, integer, number, port, token
+from .common import add_threads_argument, apply_threads, note_default_model
+from .options import (
+    add_device_backend_arguments,
+    env_value,
+    integer,
+    number,
+    port,
+    report_backend,
+    token,
+)
 
 HELP = "serve vocoding over HTTP and WebSocket, with a web page"
-DEFAULTS = {
-    "max_batch": 8,
-    "max_wait_ms": 5.0,
-    "max_queue": 64,
-    "max_body_mb": 64.0,
-    "max_seconds": 300.0,
-    "max_streams": 16,
-    "stream_idle_seconds": 60.0,
-}
+DEFAULTS = defaults()  # the service's own: one source for the options and the library
 
 
 def add_web_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,22 +79,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="extend",
         default=None,
         help="models to serve: built-in names (see `hifigan models`), checkpoint paths (served "
-        "under their file name) or NAME=PATH; the first is the default (default: lj-v1)",
+        f"under their file name) or NAME=PATH; the first is the default (default: {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--config",
         default=None,
         help="preset name or JSON config for checkpoints that carry none",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=port(), default=8000, help="port (default 8000)")
     p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
+        "--host", default=DEFAULTS.host, help="address to listen on (default %(default)s)"
     )
-    p.add_argument("--backend", default="eager", help="eager (default), fast, compiled or onnx")
-    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16")
+    p.add_argument("--port", type=port(), default=8000, help="port (default 8000)")
+    add_device_backend_arguments(p)
     add_threads_argument(p)
     _add_limit_arguments(p.add_argument_group("batching and limits"))
     add_web_arguments(p)
@@ -113,13 +113,14 @@ def _add_limit_arguments(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-batch",
         type=integer(1, 1024),
-        default=DEFAULTS["max_batch"],
-        help="most requests synthesized together (1: no batching; default %(default)s)",
+        default=DEFAULTS.max_batch,
+        help="most requests synthesized together (1: no batching; default: 1 on the CPU, "
+        f"where batching was slower, {CUDA_MAX_BATCH} on CUDA)",
     )
     limits.add_argument(
         "--max-wait-ms",
         type=number(0, 60_000),
-        default=DEFAULTS["max_wait_ms"],
+        default=DEFAULTS.max_wait_ms,
         help="how long a batch waits to fill after its first request (0: no wait; default "
         "%(default)s)",
     )
@@ -133,43 +134,35 @@ def _add_limit_arguments(limits: argparse._ArgumentGroup) -> None:
     limits.add_argument(
         "--max-queue",
         type=integer(1, 1_000_000),
-        default=DEFAULTS["max_queue"],
+        default=DEFAULTS.max_queue,
         help="requests per model in progress before 503 (default %(default)s)",
     )
     limits.add_argument(
         "--max-body-mb",
         type=number(0.001, 4096),
-        default=DEFAULTS["max_body_mb"],
+        default=DEFAULTS.max_body_mb,
         help="largest request body or stream message, MB (default %(default)s)",
     )
     limits.add_argument(
         "--max-seconds",
         type=number(0, 86_400, above=True),
-        default=DEFAULTS["max_seconds"],
+        default=DEFAULTS.max_seconds,
         help="longest audio per request or stream, seconds (default %(default)s)",
     )
     limits.add_argument(
         "--max-streams",
         type=integer(1, 100_000),
-        default=DEFAULTS["max_streams"],
+        default=DEFAULTS.max_streams,
         help="open WebSocket streams per process; one more is closed with 1013 (default "
         "%(default)s)",
     )
     limits.add_argument(
         "--stream-idle-seconds",
         type=number(0, 86_400, above=True),
-        default=DEFAULTS["stream_idle_seconds"],
+        default=DEFAULTS.stream_idle_seconds,
         help="close a stream (1001) after this long without a message either way (default "
         "%(default)s)",
     )
-
-
-def _require_serve_dependencies() -> None:
-    from ..serve import INSTALL_HINT
-
-    missing = [m for m in ("starlette", "uvicorn", "websockets") if not importlib.util.find_spec(m)]
-    if missing:
-        raise HiFiGANError(f"hifigan serve needs {', '.join(missing)}: {INSTALL_HINT}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -181,36 +174,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The :class:`ServeConfig` of the parsed options: each field from the option of its name
+    (``--api-key`` falls back to the environment variable :data:`API_KEY_ENV`)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)}
+    given["models"] = args.models or []
+    if given["api_key"] is None:
+        given["api_key"] = env_value(API_KEY_ENV, token)
+    return ServeConfig(**given)
+
+
 def run(args: argparse.Namespace) -> int:
-    _require_serve_dependencies()
+    require(SERVE_EXTRA, *SERVE_MODULES, purpose="hifigan serve")
     import uvicorn
 
     from ..serve.app import server_options
+    from ..serve.batching import batch_settings
+    from ..serve.counters import Metrics
     from ..serve.guard import WebPolicy
-    from ..serve.service import API_KEY_ENV, CONFIG_ENV, ServeConfig, resolve_sources
+    from ..serve.slots import load_slots, resolve_sources
 
     if args.workers < 1:
         raise HiFiGANError(f"--workers must be at least 1, got {args.workers}")
-    config = ServeConfig(
-        models=args.models or [],
-        config=args.config,
-        device=args.device,
-        backend=args.backend,
-        precision=args.precision,
-        threads=args.threads,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_batch_seconds=args.max_batch_seconds,
-        max_queue=args.max_queue,
-        max_body_mb=args.max_body_mb,
-        max_seconds=args.max_seconds,
-        api_key=args.api_key if args.api_key is not None else env_value(API_KEY_ENV, token),
-        host=args.host,
-        allow_hosts=args.allow_hosts,
-        allow_origins=args.allow_origins,
-        max_streams=args.max_streams,
-        stream_idle_seconds=args.stream_idle_seconds,
-    )
+    config = config_from_args(args)
     config.check()
     if config.threads is None and args.workers > 1:  # the workers share the idle cores
         config.threads = max(1, auto_threads() // args.workers)
@@ -219,13 +205,16 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is None and args.workers > 1:
         source += f", shared by {args.workers} workers"
     plural = "s" if threads != 1 else ""
+    batching = batch_settings(config.device, config.max_batch, config.max_batch_seconds)
     print(f"note: torch uses {threads} CPU thread{plural} per process ({source})", file=sys.stderr)
+    print(f"note: {batching.describe()}", file=sys.stderr)
     if not _is_loopback(args.host) and config.api_key is None:
         print(
             f"warning: listening on {args.host} without an API key: anyone who can reach this "
             "port can use the service (set --api-key or HIFIGAN_API_KEY)",
             file=sys.stderr,
         )
+    report_backend(args)
     policy = WebPolicy(config.host, config.allow_hosts, config.allow_origins)
     if policy.describe():
         print(f"note: {policy.describe()}", file=sys.stderr)
@@ -235,13 +224,15 @@ def run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         **server_options(config),
     }
+    sources = resolve_sources(config.models, config.config)  # fail here, not in a worker
+    note_default_model(sources[0])
     if args.workers == 1:
         from ..serve.app import create_app
 
-        app = create_app(config)  # load the models before listening: errors exit here
+        # load the models before listening: errors exit here
+        app = create_app(config, load_slots(config, Metrics(), sources))
         uvicorn.run(app, **options)
         return 0
-    resolve_sources(config.models, config.config)  # fail here, not in every worker
     os.environ[CONFIG_ENV] = config.to_env()
     uvicorn.run("hifigan.serve.app:app_from_env", factory=True, workers=args.workers, **options)
     return 0

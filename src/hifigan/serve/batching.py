@@ -6,6 +6,11 @@ runs ``vocoder([mel, ...])`` on the model's own thread. :meth:`hifigan.Vocoder._
 list synthesizes mels of different lengths as one padded batch and recomputes each padded
 tail, so every result equals its one-by-one synthesis: batching changes throughput, never the
 audio.
+
+Whether batching is on by default depends on the device (:func:`batch_settings`, the one place
+that decides): on a CUDA device one call is far from filling it, so requests are batched; on a
+CPU one request already keeps every core busy, and measured batches were slower and used more
+memory than the same requests one by one (docs/serving.md), so batching is off unless asked.
 """
 
 from __future__ import annotations
@@ -18,8 +23,77 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+from hifigan.errors import HiFiGANError
 
 Synthesize = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+
+
+CPU_MAX_BATCH = 1
+"""``--max-batch`` by default on the CPU: no batching."""
+CUDA_MAX_BATCH = 8
+"""``--max-batch`` by default on a CUDA device."""
+CPU_MAX_BATCH_SECONDS = 8.0
+"""``--max-batch-seconds`` by default on the CPU (where batching is asked for): the bound that
+was never slower than no batching in the load test; none on CUDA."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The batching a model gets on its device, defaults filled in."""
+
+    device: str
+    """The device type the defaults were chosen for: ``cpu``, ``cuda``."""
+    max_batch: int
+    max_seconds: float | None
+    """Most padded audio per batch, seconds; None: no bound."""
+    max_batch_given: bool
+    """Whether ``max_batch`` was asked for rather than the device's default."""
+
+    def max_frames(self, sample_rate: int, hop_length: int) -> int | None:
+        """:attr:`max_seconds` as mel frames of a model (None: no bound)."""
+        if self.max_seconds is None:
+            return None
+        return max(1, int(self.max_seconds * sample_rate / hop_length))
+
+    def describe(self) -> str:
+        """One line for the start of ``hifigan serve``."""
+        source = "--max-batch" if self.max_batch_given else f"the default on {self.device}"
+        if self.max_batch == 1:
+            why = "" if self.max_batch_given else ": one request already keeps the CPU busy"
+            return f"batching off ({source}{why}; --max-batch N turns it on)"
+        bound = "no bound" if self.max_seconds is None else f"at most {self.max_seconds:g} s"
+        return f"batching up to {self.max_batch} requests, {bound} of padded audio ({source})"
+
+
+def batch_settings(
+    device: str | torch.device, max_batch: int | None = None, max_seconds: float | None = None
+) -> BatchSettings:
+    """``--max-batch`` and ``--max-batch-seconds`` for a model on ``device`` (``auto``, ``cpu``,
+    ``cuda:N`` or a ``torch.device``), None taking the device's default.
+
+    Defaults: on the CPU :data:`CPU_MAX_BATCH` requests (no batching) and
+    :data:`CPU_MAX_BATCH_SECONDS` when batching is asked for; on CUDA :data:`CUDA_MAX_BATCH`
+    requests and no bound. ``max_seconds`` 0 means no bound.
+    """
+    if isinstance(device, str) and device == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise HiFiGANError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
+    on_cpu = kind == "cpu"
+    if max_seconds is None:
+        max_seconds = CPU_MAX_BATCH_SECONDS if on_cpu else 0.0
+    default_batch = CPU_MAX_BATCH if on_cpu else CUDA_MAX_BATCH
+    return BatchSettings(
+        device=kind,
+        max_batch=default_batch if max_batch is None else max_batch,
+        max_seconds=max_seconds or None,
+        max_batch_given=max_batch is not None,
+    )
 
 
 @dataclass
@@ -27,7 +101,7 @@ class BatchResult:
     """One request's audio and how it was made."""
 
     audio: np.ndarray
-    """``(frames * hop,)`` float32."""
+    """``(frames * hop_length,)`` float32."""
     batch_size: int
     seconds: float
     """Wall time of the synthesis call that produced it (shared by its whole batch)."""
@@ -43,7 +117,7 @@ class Batcher:
     """Collects mels for one model and synthesizes them in batches on ``executor``.
 
     Args:
-        synthesize: ``[(n_mels, T_i), ...] -> [(T_i * hop,), ...]`` float32 arrays.
+        synthesize: ``[(n_mels, T_i), ...] -> [(T_i * hop_length,), ...]`` float32 arrays.
         executor: where ``synthesize`` runs (one thread per model keeps torch off the event
             loop and the model's calls in order).
         max_batch: most requests per call (1 disables batching).
