@@ -98,17 +98,21 @@ def read_npy_header(body: bytes) -> NpyHeader:
     return NpyHeader(dtype, shape, fortran, data_offset)
 
 
-def parse_mel(body: bytes, n_mels: int, hop_length: int, sample_rate: int, max_seconds: float):
-    """An ``.npy`` body -> a checked float32 ``(n_mels, frames)`` array.
+def parse_mel(
+    body: bytes, n_mels: int | None, hop_length: int, sample_rate: int, max_seconds: float
+) -> np.ndarray:
+    """An ``.npy`` body -> a checked float32 ``(n_mels, frames)`` array (``n_mels`` None: any
+    band count, for a mel of another convention, whose converter checks it).
 
     Raises:
         RequestError: 400 for anything ``hifigan vocode`` would refuse, 413 when the mel
-            stands for more than ``max_seconds`` of audio (checked before allocating).
+            stands for more than ``max_seconds`` of audio at ``hop_length`` and
+            ``sample_rate`` (checked before allocating).
     """
     header = read_npy_header(body)
     shape = header.shape[1:] if len(header.shape) == 3 else header.shape
     seconds = shape[1] * hop_length / sample_rate
-    if shape[0] == n_mels and seconds > max_seconds:
+    if (n_mels is None or shape[0] == n_mels) and seconds > max_seconds:
         raise RequestError(
             413,
             f"mel of {shape[1]} frames is {seconds:.1f} s of audio, over this server's limit "
@@ -127,7 +131,7 @@ def parse_mel(body: bytes, n_mels: int, hop_length: int, sample_rate: int, max_s
     # a writable copy: the body buffer is read-only, and torch wants writable arrays
     mel = data.reshape(shape, order=order).astype(np.float32, order="C")
     try:
-        check_mel(mel, n_mels)
+        check_mel(mel, mel.shape[0] if n_mels is None else n_mels)
     except InputError as e:
         raise RequestError(400, str(e)) from None
     return mel

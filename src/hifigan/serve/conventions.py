@@ -1,0 +1,300 @@
+"""Mels of other conventions over HTTP: ``?mel_convention=NAME|auto``, the per-model default
+of ``serve --mel-convention``, and the statistics of ``serve --mel-stats``.
+
+The conversion itself is the library's (:meth:`hifigan.Vocoder.prepare_mel`,
+:meth:`hifigan.Vocoder.detect_convention`): a mel sent with ``?mel_convention=X`` gives the
+audio of ``hifigan vocode --mel-convention X``. A client names conventions only: files are
+read when the service starts, from its options, never from a request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hifigan import HiFiGANError, Vocoder
+from hifigan.conventions import (
+    Convention,
+    MelStats,
+    check_convention,
+    convention_names,
+    load_convention,
+    load_stats,
+    looks_normalized,
+    same_values,
+)
+from hifigan.conventions.report import format_report, mel_report
+from hifigan.inference.vocoder import AUTO
+
+from .payload import RequestError, parse_mel
+
+QUERY = "mel_convention"
+
+
+@dataclass
+class ReadMel:
+    """A request's mel in the model's convention, and how it was read."""
+
+    mel: np.ndarray
+    """``(n_mels, frames)`` float32, the model's convention."""
+    convention: str
+    """The convention the body was read as (the model's own when nothing was converted)."""
+    how: str
+    """``request`` (``?mel_convention``), ``default`` (``serve --mel-convention``),
+    ``detected`` (``auto``), ``model`` (the model's own) or ``audio`` (copy synthesis)."""
+    warnings: list[str] = field(default_factory=list)
+
+
+class MelConventions:
+    """The conventions one service accepts: the named ones, those of its options' files, each
+    served model's own, and ``auto``; a default per model, and statistics per convention."""
+
+    def __init__(
+        self,
+        defaults: dict[str, Convention | str] | None = None,
+        stats: dict[str, MelStats] | None = None,
+        files: dict[str, Convention] | None = None,
+    ) -> None:
+        self.defaults = defaults or {}
+        """Model name -> its default convention (a :class:`Convention` or ``auto``)."""
+        self.stats = stats or {}
+        """Convention name -> the statistics that undo its normalisation."""
+        self.files = files or {}
+        """Conventions read from the options' JSON files, by name."""
+
+    @classmethod
+    def from_options(
+        cls, conventions: list[str], stats: list[str], models: list[str]
+    ) -> MelConventions:
+        """``--mel-convention [MODEL=]NAME|FILE|auto`` and ``--mel-stats [CONVENTION=]FILE``
+        values for the served ``models`` (names, the default model first).
+
+        Raises:
+            HiFiGANError: one line naming the option value and the problem.
+        """
+        defaults: dict[str, Convention | str] = {}
+        files: dict[str, Convention] = {}
+        for_all: Convention | str | None = None
+        for spec in conventions:
+            model, value = _split(spec)
+            if model is not None and model not in models:
+                raise HiFiGANError(
+                    f"--mel-convention {spec}: no model {model!r} is served "
+                    f"(served: {', '.join(models)})"
+                )
+            chosen: Convention | str = AUTO if value == AUTO else load_convention(value)
+            if isinstance(chosen, Convention) and chosen.name not in convention_names():
+                files[chosen.name] = chosen
+            if model is None:
+                if for_all is not None:
+                    raise HiFiGANError(
+                        f"--mel-convention {spec}: a default for every model is given twice "
+                        "(MODEL=NAME sets one model's)"
+                    )
+                for_all = chosen
+            elif model in defaults:
+                raise HiFiGANError(f"--mel-convention {spec}: model {model!r} is given twice")
+            else:
+                defaults[model] = chosen
+        if for_all is not None:
+            for model in models:
+                defaults.setdefault(model, for_all)
+        service = cls(defaults, {}, files)
+        for spec in stats:
+            service._add_stats(spec)
+        return service
+
+    def _add_stats(self, spec: str) -> None:
+        name, value = _split(spec)
+        if name is None:
+            normalised = {
+                c.name
+                for c in self.defaults.values()
+                if isinstance(c, Convention) and c.normalization.kind != "none"
+            }
+            if len(normalised) != 1:
+                why = "none" if not normalised else f"{', '.join(sorted(normalised))}"
+                raise HiFiGANError(
+                    f"--mel-stats {spec}: say which convention these statistics normalise, "
+                    f"--mel-stats CONVENTION=FILE (normalised defaults of --mel-convention: {why})"
+                )
+            name = normalised.pop()
+        convention = self.lookup(name)
+        if convention is None:
+            raise HiFiGANError(f"--mel-stats {spec}: {self.unknown(name)}")
+        if convention.normalization.kind == "none":
+            raise HiFiGANError(
+                f"--mel-stats {spec}: convention {name} has no normalisation: statistics do not "
+                "apply"
+            )
+        if name in self.stats:
+            raise HiFiGANError(f"--mel-stats {spec}: convention {name} has statistics already")
+        loaded = load_stats(Path(value))
+        if loaded.mean.shape[0] != convention.n_mels:
+            raise HiFiGANError(
+                f"--mel-stats {spec}: the stats hold {loaded.mean.shape[0]} bands, convention "
+                f"{name} has {convention.n_mels}"
+            )
+        self.stats[name] = loaded
+
+    # ------------------------------------------------------------------ names
+    def lookup(self, name: str) -> Convention | None:
+        """The convention a request's name stands for (None: no such name)."""
+        if name in self.files:
+            return self.files[name]
+        if name in convention_names():
+            return load_convention(name)
+        return None
+
+    def names(self, vocoders: dict[str, Vocoder] | None = None) -> list[str]:
+        """Every name ``?mel_convention`` accepts, ``auto`` first."""
+        own = {v.convention.name for v in (vocoders or {}).values()}
+        return [AUTO, *sorted({*convention_names(), *self.files, *own})]
+
+    def unknown(self, name: str, vocoders: dict[str, Vocoder] | None = None) -> str:
+        return f"unknown mel convention {name!r} (known: {', '.join(self.names(vocoders))})"
+
+    def choose(
+        self, requested: str | None, model: str, vocoder: Vocoder, vocoders: dict[str, Vocoder]
+    ) -> tuple[Convention | str | None, str]:
+        """What ``?mel_convention=requested`` means for ``model``: a convention, ``auto`` or
+        None (the model's own, unconverted), and where the choice came from.
+
+        Raises:
+            RequestError: 400 for a name the service does not know, with the known names.
+        """
+        if requested is None or requested == "":
+            default = self.defaults.get(model)
+            return (default, "default") if default is not None else (None, "model")
+        if requested == AUTO:
+            return AUTO, "request"
+        if requested == vocoder.convention.name:
+            return vocoder.convention, "request"
+        convention = self.lookup(requested)
+        if convention is None:
+            if any(v.convention.name == requested for v in vocoders.values()):
+                # another served model's own convention
+                convention = next(
+                    v.convention for v in vocoders.values() if v.convention.name == requested
+                )
+            else:
+                raise RequestError(400, self.unknown(requested, vocoders))
+        return convention, "request"
+
+    # ------------------------------------------------------------------ reading
+    def read(
+        self,
+        body: bytes,
+        vocoder: Vocoder,
+        choice: Convention | str | None,
+        how: str,
+        max_seconds: float,
+    ) -> ReadMel:
+        """An ``.npy`` body -> the model's mel, converted from ``choice`` (see :meth:`choose`),
+        with the warnings of ``hifigan mel-check`` for the convention it was read as.
+
+        Raises:
+            RequestError: 400 for a mel that does not fit the convention (bands, values, a
+                normalised mel without statistics), 413 for one over ``max_seconds``.
+        """
+        own = vocoder.convention
+        if choice is None:  # unchecked, as before conventions: no added latency
+            mel = parse_mel(
+                body, vocoder.n_mels, vocoder.hop_length, vocoder.sample_rate, max_seconds
+            )
+            return ReadMel(mel, own.name, how)
+        rate, hop_length = vocoder.sample_rate, vocoder.hop_length
+        if isinstance(choice, Convention):
+            rate, hop_length = choice.sample_rate, choice.hop_length
+        mel = parse_mel(body, None, hop_length, rate, max_seconds)
+        try:
+            if choice == AUTO:
+                choice, how = vocoder.detect_convention(mel), "detected"
+            assert isinstance(choice, Convention)
+            stats = self.stats.get(choice.name)
+            warnings = check_convention(mel, choice) if stats is None else []
+            if stats is None and same_values(choice, own):
+                return ReadMel(mel, choice.name, how, warnings)
+            self._check_stats(mel, choice, stats)
+            out = vocoder.prepare_mel(mel, choice, stats).numpy()
+        except HiFiGANError as e:
+            raise RequestError(400, str(e)) from None
+        seconds = out.shape[1] * vocoder.hop_length / vocoder.sample_rate
+        if seconds > max_seconds:
+            raise RequestError(
+                413,
+                f"mel of {mel.shape[1]} frames is {seconds:.1f} s of audio, over this server's "
+                f"limit of {max_seconds:g} s",
+            )
+        return ReadMel(out, choice.name, how, warnings)
+
+    def _check_stats(self, mel: np.ndarray, c: Convention, stats: MelStats | None) -> None:
+        """Refuse a normalised mel that the service cannot denormalise, in the service's
+        words (the library's name ``vocode``'s option)."""
+        if stats is not None or c.normalization.kind == "none" or c.normalization.stats:
+            return
+        if mel.shape[0] == c.n_mels and looks_normalized(mel):
+            raise RequestError(
+                400,
+                f"the mel looks normalised (per-band mean near 0, deviation near 1): convention "
+                f"{c.name} needs its statistics, and this server has none for it (start it with "
+                f"--mel-stats {c.name}=FILE)",
+            )
+
+    # ------------------------------------------------------------------ describing
+    def describe(self, vocoders: dict[str, Vocoder]) -> dict:
+        """``GET /v1/conventions``: the names a request may give, and each model's default."""
+        listed = []
+        for name in self.names(vocoders)[1:]:
+            c = self.lookup(name) or next(
+                v.convention for v in vocoders.values() if v.convention.name == name
+            )
+            listed.append(
+                {
+                    "name": name,
+                    "sample_rate": c.sample_rate,
+                    "n_mels": c.n_mels,
+                    "hop_length": c.hop_length,
+                    "normalised": c.normalization.kind != "none",
+                    "stats": name in self.stats or bool(c.normalization.stats),
+                    "description": c.description,
+                }
+            )
+        models = {}
+        for model, v in vocoders.items():
+            default = self.defaults.get(model)
+            models[model] = {
+                "own": v.convention.name,
+                "default": None if default is None else _name(default),
+            }
+        return {"auto": AUTO, "conventions": listed, "models": models}
+
+    def check(self, body: bytes, vocoder: Vocoder, model: str, max_seconds: float) -> dict:
+        """``POST /v1/mel-check``: ``hifigan mel-check``'s report on an ``.npy`` body for
+        ``model``, with its text (``text``) and the ``mel_convention`` to vocode it with."""
+        mel = parse_mel(body, None, vocoder.hop_length, vocoder.sample_rate, max_seconds)
+        own = vocoder.convention
+        try:
+            report = mel_report(mel, own)
+        except HiFiGANError as e:
+            raise RequestError(400, str(e)) from None
+        report["model"] = model
+        chosen = report["convention"]
+        report["mel_convention"] = None if chosen is None or report["fits_model"] else chosen
+        report["text"] = format_report(report, f"{own.name} (model {model})")
+        return report
+
+
+def _name(choice: Convention | str) -> str:
+    return choice.name if isinstance(choice, Convention) else choice
+
+
+def _split(spec: str) -> tuple[str | None, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``; a value alone (or an existing file whose name holds
+    ``=``) -> ``(None, spec)``."""
+    if "=" in spec and not Path(spec).exists():
+        key, value = spec.split("=", 1)
+        return key, value
+    return None, spec
