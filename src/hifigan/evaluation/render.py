@@ -107,7 +107,7 @@ class Report:
         )
         figures: list[Path] = []
         if plots:
-            from .plots import save_mel_figures, save_summary_chart
+            from .figures import save_mel_figures, save_summary_chart
 
             figures.append(
                 save_summary_chart(summary, self.metrics, out_dir / "summary.png", dpi=dpi)
@@ -161,9 +161,9 @@ class Report:
 
 def figure_path(out_dir: Path, dataset: str, name: str, system: str) -> Path:
     """Where :meth:`Report.write` puts the mel figure of one clip of one system."""
-    from .plots import _slug
+    from .figures import mel_figure_name
 
-    return Path(out_dir) / "mels" / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
+    return Path(out_dir) / "mels" / mel_figure_name(dataset, name, system)
 
 
 def blind_metrics(systems: dict) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import HiFiGANError
 from ..io import load_audio, peak_normalize, save_wav, to_int16, warn
-from .inputs import load_pair, pair_by_stem
+from .clips import load_pair, pair_by_stem
 from .metrics import MetricSuite
 from .render import GROUND_TRUTH, Report
 

@@ -198,9 +198,9 @@ def _plots_available() -> bool:
 
 def plot_mos(rows: list[MosRow], path: Path) -> None:
     """A bar per system with its 95% interval, on the 1-5 scale."""
-    from ..plots import _pyplot, save_figure
+    from ..plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(rows), 3.2))
     ax.bar(
         range(len(rows)),
@@ -219,9 +219,9 @@ def plot_mos(rows: list[MosRow], path: Path) -> None:
 
 def plot_ab(rows: list[AbRow], path: Path) -> None:
     """One stacked bar per pair: prefer A, no preference, prefer B."""
-    from ..plots import _pyplot, save_figure
+    from ..plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.5 * len(rows)))
     labels = [f"{r.system_a} vs {r.system_b}" for r in rows]
     left = [0.0] * len(rows)

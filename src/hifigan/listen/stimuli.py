@@ -20,7 +20,7 @@ from threading import Lock
 import numpy as np
 
 from ..errors import HiFiGANError, InputError
-from ..evaluation.inputs import pair_by_stem
+from ..evaluation.clips import pair_by_stem
 from ..evaluation.render import GROUND_TRUTH
 from ..io import load_audio, to_int16, warn
 from .store import RequestFailure

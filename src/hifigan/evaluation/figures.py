@@ -1,5 +1,5 @@
-"""Evaluation figures: a summary chart across systems and metrics, and per-clip mel comparisons
-(the shared :func:`hifigan.plots.mel_comparison_figure`). Needs matplotlib."""
+"""The evaluation report's figures: a summary chart across systems and metrics, and per-clip mel
+comparisons (drawn by :func:`hifigan.plots.mel_comparison_figure`). Needs matplotlib."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_path
-from ..plots import _pyplot, mel_comparison_figure, save_figure
+from ..plots import mel_comparison_figure, pyplot, save_figure
 from .metrics import METRICS, SAMPLE_RATE
 from .spectral import loss_mel
 
@@ -20,7 +20,7 @@ from .spectral import loss_mel
 def summary_figure(summary: dict, metrics: Sequence[str]):
     """One panel per metric; in each, a group of bars per dataset, one bar per system, with
     the 95% confidence interval as error bars. ``summary`` is :meth:`Report.summary`'s dict."""
-    plt = _pyplot()
+    plt = pyplot()
     metrics = [m for m in metrics if any(m in s for d in summary.values() for s in d.values())]
     datasets = list(summary)
     systems = list(dict.fromkeys(s for d in summary.values() for s in d))
@@ -60,6 +60,7 @@ def summary_figure(summary: dict, metrics: Sequence[str]):
 def save_summary_chart(
     summary: dict, metrics: Sequence[str], path: Path, *, dpi: int = 100
 ) -> Path:
+    """Save :func:`summary_figure` as a PNG at ``path``, atomically; returns ``path``."""
     save_figure(summary_figure(summary, metrics), path, dpi=dpi)
     return Path(path)
 
@@ -69,7 +70,7 @@ def save_palette_png(fig, path: Path, *, dpi: int = 100, colors: int = 96) -> No
     spectrograms), atomically, and close it."""
     from PIL import Image
 
-    plt = _pyplot()
+    plt = pyplot()
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=dpi)
@@ -85,6 +86,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
+def mel_figure_name(dataset: str, name: str, system: str) -> str:
+    """The file name of one clip's mel figure for one system: ``<dataset>_<file>_<system>.png``
+    with anything but letters, digits, ``_``, ``.`` and ``-`` replaced by ``_``."""
+    return f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
+
+
 def save_mel_figures(
     clips: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]],
     folder: Path,
@@ -93,10 +100,9 @@ def save_mel_figures(
     max_seconds: float = 4.0,
     sample_rate: int = SAMPLE_RATE,
 ) -> list[Path]:
-    """For each ``(dataset, file, system) -> (reference, generated)`` pair at ``sample_rate``,
-    a PNG
-    ``<dataset>_<file>_<system>.png`` with both log-mels (80 bands to Nyquist) of the first
-    ``max_seconds`` and their difference."""
+    """For each ``(dataset, file, system) -> (reference, generated)`` pair of ``(samples,)``
+    audio at ``sample_rate``, a PNG in ``folder`` (named by :func:`mel_figure_name`) with both
+    loss log-mels (80 bands to Nyquist) of the first ``max_seconds`` and their difference."""
     limit = int(max_seconds * sample_rate)
     mel = loss_mel(sample_rate)
     paths = []
@@ -105,9 +111,12 @@ def save_mel_figures(
             real = mel(torch.from_numpy(np.ascontiguousarray(ref[:limit]))).numpy()
             fake = mel(torch.from_numpy(np.ascontiguousarray(gen[:limit]))).numpy()
         fig = mel_comparison_figure(
-            real, fake, title=f"{dataset} / {name}: {system}", hop_seconds=256 / sample_rate
+            real,
+            fake,
+            title=f"{dataset} / {name}: {system}",
+            hop_seconds=mel.hop_length / sample_rate,
         )
-        path = Path(folder) / f"{_slug(dataset)}_{_slug(name)}_{_slug(system)}.png"
+        path = Path(folder) / mel_figure_name(dataset, name, system)
         save_palette_png(fig, path, dpi=dpi)
         paths.append(path)
     return paths
