@@ -1,8 +1,10 @@
-"""Structure rules a reader can rely on: no import cycles, short functions, plain --help."""
+"""Structure rules a reader can rely on: no import cycles, the command line on top of the
+library (never under it), short functions, plain --help."""
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +39,14 @@ def _runtime_nodes(tree: ast.AST):
             stack.append(child)
 
 
-def _imports(path: Path, name: str) -> set[str]:
+def _imports(path: Path, name: str, *, runtime_only: bool = True) -> set[str]:
     """The package modules that ``path`` (module ``name``) imports when it runs, at any depth
-    of its code (functions included)."""
+    of its code (functions included); with ``runtime_only=False`` also those imported for
+    annotations only."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
-    for node in _runtime_nodes(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in _runtime_nodes(tree) if runtime_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("hifigan"))
         elif isinstance(node, ast.ImportFrom):
@@ -103,6 +107,58 @@ def test_no_import_cycles_among_package_modules():
     for name in graph:
         graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+CLI = "hifigan.cli"
+#: the only modules that may import the command line: itself and ``python -m hifigan``
+CLI_USERS = (CLI, "hifigan.__main__")
+_CLI_NAME = re.compile(r"^hifigan\.cli(?:$|[.:])")
+
+
+def cli_imports(path: Path, name: str) -> list[str]:
+    """What module ``name`` (file ``path``) takes from the command line: imports of
+    ``hifigan.cli`` or its modules, absolute or relative, at any depth (annotation-only ones
+    too), and module names in strings (``importlib.import_module``, a server's app path)."""
+    found = {m for m in _imports(path, name, runtime_only=False) if _CLI_NAME.match(m)}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.update(m for m in [node.value] if _CLI_NAME.match(m))
+    return sorted(found)
+
+
+def _is_cli(name: str) -> bool:
+    return any(name == user or name.startswith(user + ".") for user in CLI_USERS)
+
+
+def test_the_cli_rule_sees_every_kind_of_import(tmp_path):
+    module = tmp_path / "hifigan" / "serve" / "fake.py"
+    module.parent.mkdir(parents=True)
+    cases = {
+        "from ..cli.options import env_value": ["hifigan.cli.options"],
+        "from .. import cli": ["hifigan.cli"],
+        "import hifigan.cli.common": ["hifigan.cli.common"],
+        "def f():\n    from hifigan.cli.demo import X": ["hifigan.cli.demo"],
+        "import importlib\nimportlib.import_module('hifigan.cli.serve')": ["hifigan.cli.serve"],
+        "from ..threads import apply_threads\nNAME = 'hifigan.client'": [],
+    }
+    for source, expected in cases.items():
+        module.write_text(source + "\n")
+        found = cli_imports(module, "hifigan.serve.fake")
+        assert set(expected) <= set(found), source
+        assert bool(found) == bool(expected), source
+    assert _is_cli("hifigan.cli.serve") and _is_cli("hifigan.__main__")
+    assert not _is_cli("hifigan.client") and not _is_cli("hifigan.serve.app")
+
+
+def test_only_the_command_line_imports_the_command_line():
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    assert CLI in files and "hifigan.serve.app" in files
+    wrong = {
+        name: found
+        for name, path in sorted(files.items())
+        if not _is_cli(name) and (found := cli_imports(path, name))
+    }
+    assert not wrong, f"library modules that import the command line: {wrong}"
 
 
 def test_no_function_is_longer_than_80_lines():

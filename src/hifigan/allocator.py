@@ -35,7 +35,7 @@ def keep_freed_memory() -> bool:
     effect (False off glibc, or when ``HIFIGAN_MALLOC=system`` or a ``MALLOC_*_`` variable is
     set).
     """
-    from .cli.options import env_value, one_of  # a switch, checked as an option is
+    from .settings import env_value, one_of  # a switch, checked as an option is
 
     mode = env_value(ENV, one_of("system", "default", fold_case=True))
     if sys.platform != "linux" or mode == "system":

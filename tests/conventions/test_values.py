@@ -85,7 +85,7 @@ def test_stats_errors(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("h5py") is not None, reason="h5py is installed")
 def test_stats_h5_without_h5py_says_what_to_install(tmp_path):
     (tmp_path / "stats.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
-    with pytest.raises(InputError, match=r"needs h5py: pip install .hifigan\[toolkits\]."):
+    with pytest.raises(InputError, match=r"needs the toolkits extra: pip install .hifigan\[toolk"):
         load_stats(tmp_path / "stats.h5")
 
 

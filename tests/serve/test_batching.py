@@ -171,8 +171,8 @@ def test_the_service_batches_by_the_device_default(tmp_path):
     import torch
 
     from hifigan import Generator, HiFiGANConfig, Vocoder
-    from hifigan.serve.counters import Metrics
     from hifigan.serve.config import ServeConfig
+    from hifigan.serve.counters import Metrics
     from hifigan.serve.slots import ModelSlot
 
     config = HiFiGANConfig.preset("v3")

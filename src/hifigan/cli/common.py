@@ -7,13 +7,11 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
-
 from ..errors import HiFiGANError
 from ..io import why_absent
 from ..outputs import OVERWRITE_FLAG, OutputPlan
-from ..pretrained import INSTALL_HINT, get_model, is_installed, resolve_model
-from ..threads import auto_threads
+from ..pretrained import ModelChoice, choose_model
+from ..threads import apply_threads as apply_threads  # the subcommands import it from here
 from .options import threads as threads_type
 
 
@@ -46,31 +44,19 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
 
 
 def model_source(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The checkpoint path and config chosen by :func:`add_model_arguments`' options.
+    """The checkpoint path and config chosen by :func:`add_model_arguments`' options (see
+    :func:`hifigan.pretrained.choose_model`); says so on stderr when the default is used."""
+    choice = choose_model(
+        args.model, args.checkpoint, args.config, getattr(args, "default_model", None)
+    )
+    note_default_model(choice)
+    return choice.checkpoint, choice.config
 
-    A registered model name is resolved to its installed weight file (sha256 verified) and
-    its config preset; ``--config`` overrides the config in every case.
-    """
 
-    if args.checkpoint is not None:
-        return args.checkpoint, args.config
-    name = args.model
-    if name is None:
-        default = getattr(args, "default_model", None)
-        if default is None:
-            raise HiFiGANError(
-                "no model given: pass --model NAME (see `hifigan models`) or --checkpoint PATH"
-            )
-        model = get_model(default)
-        if model is not None and not is_installed(model):
-            raise HiFiGANError(
-                f"no model given, and the default model {default} is not installed: "
-                f"{INSTALL_HINT} (or pass --model NAME|PATH)"
-            )
-        print(f"model: {default} (the default; choose another with --model)", file=sys.stderr)
-        name = default
-    path, config = resolve_model(name)
-    return path, args.config or config
+def note_default_model(choice: ModelChoice) -> None:
+    """Say on stderr which model is used when the command line named none."""
+    if choice.is_default:
+        print(f"model: {choice.name} (the default; choose another with --model)", file=sys.stderr)
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -80,17 +66,6 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="CPU threads for torch (default: the cores idle when the command starts)",
     )
-
-
-def apply_threads(threads: int | None) -> int:
-    """Set torch's CPU threads to ``threads``, or to :func:`hifigan.threads.auto_threads` when
-    None; returns the count."""
-    if threads is None:
-        threads = auto_threads()
-    elif threads < 1:
-        raise HiFiGANError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
-    return threads
 
 
 def progress(items: list, desc: str) -> Iterable:

@@ -16,14 +16,14 @@ Sonnet 1; provenance in hifigan/data/SOURCE.md).
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..bundled import DEMO_CLIP, DEMO_CLIP_LABEL, demo_clip_file
 from ..errors import HiFiGANError, InputError
-from ..evaluation import EVAL_HINT
+from ..extras import unavailable
 from ..inference import Vocoder
 from ..inference.benchmark import timed_call
 from ..io import atomic_write_text, load_audio, save_wav, warn
@@ -36,14 +36,10 @@ from .common import (
     model_source,
     output_plan,
 )
+from .options import add_device_backend_arguments, report_backend
 
 HELP = "vocode real speech with a pretrained model: audio, mel plots and a report"
 
-DEMO_CLIP = "sonnet1_librivox.flac"
-DEMO_CLIP_LABEL = (
-    "a LibriVox reading of Shakespeare's Sonnet 1, public domain "
-    "(bundled; provenance in hifigan/data/SOURCE.md)"
-)
 WARMUP_FRAMES = 32
 #: what the demo writes into its folder
 DEMO_FILES = ("input.wav", "output.wav", "mel.png", "report.txt")
@@ -66,11 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder for the audio, plot and report (default: hifigan-demo)",
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
-    )
+    add_device_backend_arguments(p)
     add_overwrite_argument(p)
     add_threads_argument(p)
 
@@ -118,10 +110,12 @@ def objective_metrics(
     """The evaluation extra's quick metrics of ``generated`` against ``reference``, or, for
     the report, why there are none: the extra is not installed, or a metric failed on this
     audio (the demo's files are written all the same)."""
-    try:
-        from ..evaluation import quick_metrics
-    except ImportError:
-        return f"not installed ({EVAL_HINT})"
+    from ..evaluation import METRICS, QUICK, quick_metrics
+
+    packages = dict.fromkeys(p for name in QUICK for p in METRICS[name].packages)
+    missing = unavailable("eval", *packages, purpose="scoring")
+    if missing is not None:
+        return f"not installed: {missing}"
     try:
         return quick_metrics(reference, generated, sample_rate)
     except HiFiGANError as e:
@@ -186,15 +180,21 @@ def run(args: argparse.Namespace) -> int:
     plan = output_plan(args, [args.input, checkpoint])
     plan.claim_folder(outdir)
     plan.claim_all([outdir / name for name in DEMO_FILES], holds="an earlier demo")
-    vocoder = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
+    vocoder = Vocoder.from_checkpoint(
+        checkpoint,
+        config=config,
+        device=args.device,
+        backend=args.backend,
+        precision=args.precision,
+    )
+    report_backend(args)
     rate = vocoder.sample_rate
     if args.input is not None:
         with np.errstate(invalid="ignore", over="ignore"):  # as in vocode: refused just after
             audio, _ = load_audio(args.input, rate)
         source = str(args.input)
     else:
-        clip = importlib.resources.files("hifigan") / "data" / DEMO_CLIP
-        with importlib.resources.as_file(clip) as path:
+        with demo_clip_file() as path:
             audio, _ = load_audio(path, rate)
         source = f"{DEMO_CLIP}: {DEMO_CLIP_LABEL}"
     try:

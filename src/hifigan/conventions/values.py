@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..extras import require
 from ..io import FILE_KINDS, check_input_budget, read_npy, sniff_file
 
 if TYPE_CHECKING:  # annotations only: spec imports this module
@@ -156,14 +157,15 @@ def load_stats(path: str | Path) -> MelStats:
 
 
 def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        import h5py
-    except ImportError:
-        raise InputError(
-            "reading a stats.h5 file needs h5py: pip install 'hifigan[toolkits]' (or pass a "
-            ".npy of shape (2, n_mels) holding mean and scale)",
-            path,
-        ) from None
+    require(
+        "toolkits",
+        "h5py",
+        purpose="reading a stats.h5 file (or a .npy of shape (2, n_mels): mean and scale)",
+        error=InputError,
+        path=path,
+    )
+    import h5py
+
     with h5py.File(path, "r") as f:
         if "mean" not in f or "scale" not in f:
             raise InputError(f"expected datasets 'mean' and 'scale', found {list(f)}", path)

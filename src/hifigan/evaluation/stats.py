@@ -8,18 +8,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..extras import available
+
 
 def t_quantile_975(dof: int) -> float:
     """The 97.5% quantile of Student's t with ``dof`` degrees of freedom."""
-    try:
+    if available("scipy"):
         from scipy.stats import t
 
         return float(t.ppf(0.975, dof))
-    except ImportError:  # Cornish-Fisher expansion: within 0.2% for dof >= 10, 4% at dof 3
-        z = 1.959963984540054
-        g1 = (z**3 + z) / 4
-        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-        return z + g1 / dof + g2 / dof**2
+    # Cornish-Fisher expansion: within 0.2% for dof >= 10, 4% at dof 3
+    z = 1.959963984540054
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    return z + g1 / dof + g2 / dof**2
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float | None]:

@@ -145,7 +145,7 @@ class NarrowKernel:
 
 
 def _switched_off() -> bool:
-    from ..cli.options import env_value, one_of  # a switch, checked as an option is
+    from ..settings import env_value, one_of  # a switch, checked as an option is
 
     return env_value("HIFIGAN_NATIVE", one_of("0", "1")) == "0"
 

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..config import HiFiGANConfig
 from ..errors import HiFiGANError
+from ..extras import require
 from ..generator import Generator
 from ..io import atomic_path
 from ..outputs import OutputPlan
@@ -32,7 +33,6 @@ from .streaming import receptive_field
 # the opset torch's exporter writes natively; others are converted from it afterwards
 OPSET = 18
 CHECK_FRAMES = (1, 37, 200)
-INSTALL_HINT = "ONNX support needs onnx, onnxscript and onnxruntime: pip install 'hifigan[onnx]'"
 
 
 class ExportError(HiFiGANError):
@@ -41,10 +41,9 @@ class ExportError(HiFiGANError):
 
 def import_onnxruntime():
     """``onnxruntime``, or a one-line error saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise HiFiGANError(INSTALL_HINT) from None
+    require("onnx", "onnxruntime", purpose="the onnx backend")
+    import onnxruntime
+
     return onnxruntime
 
 
@@ -158,11 +157,7 @@ def onnx_bytes(generator: Generator, *, opset: int = OPSET) -> bytes:
         ExportError: the exporter failed, or cannot produce ``opset`` (it writes
             :data:`OPSET` and converts to others; not every conversion succeeds).
     """
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ExportError(INSTALL_HINT) from None
+    require("onnx", "onnx", "onnxscript", purpose="ONNX export", error=ExportError)
     if not 1 <= opset <= max_opset():
         raise ExportError(f"cannot export opset {opset}: {_supported()}")
     g = _inference_copy(generator)

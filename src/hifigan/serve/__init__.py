@@ -1,14 +1,17 @@
 """``hifigan serve``: vocoding over HTTP and WebSocket, with a web page.
 
 Needs the optional dependencies of ``pip install 'hifigan[serve]'`` (Starlette, uvicorn,
-websockets). The pieces:
+websockets: :data:`SERVE_MODULES`). The pieces:
 
-* :mod:`.app`: the Starlette application (routes, API key, metrics, lifespan);
-* :mod:`.service`: configuration and the loaded models, each with its own thread;
+* :mod:`.app`: the Starlette application (routes, API key, request counters, lifespan);
+* :mod:`.service`: :class:`~.service.Service`, the state one process shares between requests;
+* :mod:`.config`: :class:`ServeConfig`, what the service was asked for, and its defaults;
+* :mod:`.slots`: the loaded models, each with its own thread and batcher;
 * :mod:`.batching`: dynamic batching of concurrent requests into one exact batched call;
 * :mod:`.stream`: the WebSocket streaming endpoint;
 * :mod:`.payload`: safe ``.npy`` parsing, audio decoding, wav encoding;
-* :mod:`.metrics`: the Prometheus text format.
+* :mod:`.guard`: the Host, Origin and body-size checks;
+* :mod:`.counters`: request counters and histograms in the Prometheus text format.
 
 >>> from hifigan.serve import ServeConfig, create_app
 >>> app = create_app(ServeConfig(models=["lj-v1"]))     # any ASGI server can run it
@@ -18,10 +21,12 @@ Endpoints and examples: ``docs/serving.md``.
 
 from __future__ import annotations
 
-from .service import ServeConfig
+from ..extras import install_command
+from .config import ServeConfig
 
 SERVE_EXTRA = "serve"
-INSTALL_HINT = f"pip install 'hifigan[{SERVE_EXTRA}]'"
+SERVE_MODULES = ("starlette", "uvicorn", "websockets")
+INSTALL_HINT = install_command(SERVE_EXTRA)
 
 
 def create_app(*args, **kwargs):
@@ -31,4 +36,4 @@ def create_app(*args, **kwargs):
     return _create_app(*args, **kwargs)
 
 
-__all__ = ["INSTALL_HINT", "ServeConfig", "create_app"]
+__all__ = ["INSTALL_HINT", "SERVE_EXTRA", "SERVE_MODULES", "ServeConfig", "create_app"]

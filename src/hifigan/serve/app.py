@@ -1,15 +1,19 @@
-"""The Starlette application: routes, API-key check, metrics, and the batchers' lifetime.
+"""The Starlette application: routes, API-key check, request counters, and the batchers'
+lifetime (the shared state is :class:`~hifigan.serve.service.Service`).
 
 Endpoints (details in ``docs/serving.md``):
 
 ====================  =====================================================================
 ``GET /``             the web page (``static/``)
 ``GET /health``       200 ``{"status": "ok", ...}`` once every model is loaded and running
-``GET /v1/models``    the served models: rate, bands, hop, mel convention, stream latency
+``GET /v1/models``    the served models: rate, bands, hop_length, mel convention, latency
 ``GET /metrics``      Prometheus text format
 ``POST /v1/vocode``   ``.npy`` mel or audio file -> 16-bit wav (``?format=f32``: raw float32)
 ``POST /v1/mel``      audio file -> the model's mel (``.npy``; ``?format=json`` for drawing)
 ``GET /v1/demo-clip`` the bundled demo recording (FLAC)
+``GET /v1/conventions`` the mel conventions ``?mel_convention`` accepts, each model's default
+``POST /v1/mel-check`` ``.npy`` mel -> ``hifigan mel-check``'s verdict on it (JSON)
+``GET /favicon.ico``  the page's icon (SVG)
 ``WS /v1/stream``     float32 mel frames in, float32 samples out as soon as they are final
 ====================  =====================================================================
 """
@@ -24,7 +28,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +39,30 @@ from starlette.routing import Mount, Route, WebSocketRoute, websocket_session
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hifigan import HiFiGANError
-from hifigan.cli.demo import DEMO_CLIP
-
-from .guard import CLIENT_GONE, WebGuard, WebPolicy, deny
-from .metrics import CONTENT_TYPE, Metrics
+from .. import bundled
+from ..errors import HiFiGANError
+from ..threads import apply_threads
+from .config import ServeConfig
+from .conventions import QUERY, MelConventions
+from .counters import CONTENT_TYPE, Metrics
+from .guard import CLIENT_GONE, WebGuard, deny
 from .payload import (
     RequestError,
     decode_audio,
     f32_bytes,
+    header_text,
     is_npy,
     parse_mel,
     wav_bytes,
     without_path,
 )
-from .service import ModelSlot, ServeConfig, load_slots
+from .service import Service
+from .slots import ModelSlot, load_slots
 
 log = logging.getLogger("hifigan.serve")
 
 STATIC = Path(__file__).resolve().parent / "static"
-OPEN_PATHS = ("/health", "/")  # and /static/: the page itself holds no secret
+OPEN_PATHS = ("/health", "/", "/favicon.ico")  # and /static/: the page itself holds no secret
 ENDPOINTS = frozenset(
     (
         "/",
@@ -65,6 +72,9 @@ ENDPOINTS = frozenset(
         "/v1/vocode",
         "/v1/mel",
         "/v1/demo-clip",
+        "/v1/conventions",
+        "/v1/mel-check",
+        "/favicon.ico",
         "/v1/stream",
     )
 )
@@ -74,31 +84,6 @@ WS_MESSAGE_FACTOR = 4
 one within that reaches the stream and gets its JSON error; a larger one is cut by the
 protocol layer (close 1009 without the JSON), before it is read into memory."""
 STREAM_CLOSE = {"busy": 1013, "idle": 1001}  # try again later; going away
-
-
-class Service:
-    """Shared state of one process: configuration, metrics and the loaded models."""
-
-    def __init__(self, config: ServeConfig, slots: list[ModelSlot], metrics: Metrics) -> None:
-        self.config = config
-        self.metrics = metrics
-        self.slots = {slot.name: slot for slot in slots}
-        self.default = slots[0].name
-        self.running = False
-        self.open_streams = 0
-        self.policy = WebPolicy(
-            config.host, config.allow_hosts, config.allow_origins, config.max_body_bytes
-        )
-
-    def slot(self, name: str | None) -> ModelSlot:
-        if name is None or name == "":
-            return self.slots[self.default]
-        slot = self.slots.get(name)
-        if slot is None:
-            raise RequestError(
-                404, f"unknown model {name!r} (served here: {', '.join(self.slots)})"
-            )
-        return slot
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -373,8 +358,17 @@ async def vocode(request: Request) -> Response:
             {"Retry-After": str(RETRY_AFTER_S)},
         )
     notes: list[str] = []
+    conventions: MelConventions = request.app.state.conventions
     try:
-        spectrogram = await body_to_mel(service, slot, body, notes)
+        if is_npy(body):
+            requested = request.query_params.get(QUERY)
+            limit = service.config.max_seconds
+            read = await run_in_threadpool(conventions.read_body, body, requested, slot.name, limit)
+            spectrogram, applied, how = read.mel, read.convention, read.how
+            notes.extend(read.warnings)
+        else:  # a recording is always read through the model's own mel
+            spectrogram = await body_to_mel(service, slot, body, notes)
+            applied, how = slot.vocoder.convention.name, "audio"
         result = await unless_disconnected(request, slot.batcher.submit(spectrogram))
     finally:
         slot.release()
@@ -391,9 +385,11 @@ async def vocode(request: Request) -> Response:
         "X-Audio-Seconds": f"{seconds:.6f}",
         "X-Synthesis-Seconds": f"{result.seconds:.6f}",
         "X-Batch-Size": str(result.batch_size),
+        "X-Mel-Convention": header_text([applied]),
+        "X-Mel-Convention-From": how,
     }
     if notes:
-        headers["X-Warnings"] = "; ".join(notes)
+        headers["X-Warnings"] = header_text(notes)
     return Response(content, media_type=media, headers=headers)
 
 
@@ -425,9 +421,30 @@ async def mel(request: Request) -> Response:
     return Response(buffer.getvalue(), media_type="application/octet-stream")
 
 
+@handles_errors
+async def mel_check(request: Request) -> Response:
+    service: Service = request.app.state.service
+    slot = service.slot(request.query_params.get("model"))
+    body = await read_body(request)
+    if not is_npy(body):
+        raise RequestError(400, "send a mel (.npy) to /v1/mel-check (this body is audio)")
+    conventions: MelConventions = request.app.state.conventions
+    limit = service.config.max_seconds
+    report = await run_in_threadpool(conventions.check, body, slot.name, limit)
+    return JSONResponse(report)
+
+
+async def conventions_list(request: Request) -> Response:
+    return JSONResponse(request.app.state.conventions.describe())
+
+
+async def favicon(request: Request) -> Response:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 async def demo_clip(request: Request) -> Response:
-    path = resources.files("hifigan") / "data" / DEMO_CLIP
-    return FileResponse(str(path), media_type="audio/flac", filename=DEMO_CLIP)
+    clip = bundled.demo_clip()
+    return FileResponse(str(clip), media_type="audio/flac", filename=bundled.DEMO_CLIP)
 
 
 async def index(request: Request) -> Response:
@@ -444,6 +461,8 @@ def create_app(config: ServeConfig, slots: list[ModelSlot] | None = None) -> Sta
     if slots is None:
         slots = load_slots(config, metrics)
     service = Service(config, slots, metrics)
+    vocoders = {slot.name: slot.vocoder for slot in slots}
+    conventions = MelConventions.from_options(config.mel_conventions, config.mel_stats, vocoders)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -466,6 +485,9 @@ def create_app(config: ServeConfig, slots: list[ModelSlot] | None = None) -> Sta
         Route("/v1/vocode", vocode, methods=["POST"]),
         Route("/v1/mel", mel, methods=["POST"]),
         Route("/v1/demo-clip", demo_clip),
+        Route("/v1/conventions", conventions_list),
+        Route("/v1/mel-check", mel_check, methods=["POST"]),
+        Route("/favicon.ico", favicon),
         WebSocketRoute("/v1/stream", StreamLimits(websocket_session(stream), service)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
@@ -475,6 +497,7 @@ def create_app(config: ServeConfig, slots: list[ModelSlot] | None = None) -> Sta
         exception_handlers={404: http_error, 405: http_error},
     )
     app.state.service = service
+    app.state.conventions = conventions
     app.add_middleware(ServiceMiddleware, service=service)
     return app
 
@@ -487,8 +510,6 @@ def server_options(config: ServeConfig) -> dict:
 def app_from_env() -> Starlette:
     """The application factory of worker processes (``uvicorn --factory``): the configuration
     comes from the environment, written by ``hifigan serve``."""
-    from hifigan.cli.common import apply_threads
-
     config = ServeConfig.from_env()
     apply_threads(config.threads)
     return create_app(config)

@@ -55,7 +55,7 @@ class Processes:
 def start_processes(device: str) -> tuple[Processes, torch.device]:
     """Join the process group when started by ``torchrun`` (NCCL on GPU, gloo on CPU) and pick
     the device: ``auto`` is CUDA when available; each process uses GPU ``LOCAL_RANK``."""
-    from ..cli.options import launcher_ranks  # the launcher's variables, checked as options
+    from ..settings import launcher_ranks  # the launcher's variables, checked as options
 
     dev = resolve_device(device)
     rank, world_size, local_rank = launcher_ranks()

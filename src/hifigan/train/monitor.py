@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..extras import unavailable
 from ..io import atomic_write_text, warn
 from .manifest import shown
 
@@ -62,14 +63,12 @@ class Monitor:
         kept = [r for r in old if r.get("step", 0) <= start_step]
         atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                warn(
-                    "tensorboard is not installed (pip install 'hifigan[train]'): "
-                    "no TensorBoard logs"
-                )
+            missing = unavailable("train", "tensorboard", purpose="TensorBoard logging")
+            if missing is not None:
+                warn(f"no TensorBoard logs: {missing}")
             else:
+                from torch.utils.tensorboard import SummaryWriter
+
                 logs = Path(out) / "tensorboard"
                 if shown(logs) == str(logs):
                     self.writer = SummaryWriter(str(logs), purge_step=start_step)
