@@ -163,15 +163,16 @@ def take_trials(client: Client, rater: str, answer: dict, choose, limit: int | N
 
 
 class CliServer:
-    """``hifigan listen`` in a subprocess on a free port; reads the printed addresses."""
+    """``hifigan listen`` in a subprocess on a free port (or ``port``); reads the printed
+    addresses."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], port: int = 0) -> None:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hifigan", "listen", *args, "--port", "0"],
+            [sys.executable, "-m", "hifigan", "listen", *args, "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -159,7 +159,7 @@ def test_ab_test_in_the_browser(browser, tmp_path):
             if position < len(choices):
                 expect(page.locator("#count")).to_have_text(f"{position + 1} of 3")
         expect(page.locator("#finished")).to_be_visible()
-        rater = page.evaluate("localStorage.getItem('hifigan-listen-rater')")
+        rater = page.text_content("#rater-name")
     finally:
         code, _, err = server.stop()
     assert code == 0, err

@@ -109,7 +109,9 @@ def test_ratings_and_positions_survive_a_restart(serve):
     server = serve()
     again = server.client.get("/api/next?rater=Bo").json()
     assert again == answer  # same trial, same audio ids, same progress
-    assert server.client.post("/api/start", {"rater": "Bo"}).json() == answer
+    asked = server.client.post("/api/start", {"rater": "Bo"})  # a name with ratings: asked
+    assert asked.status == 409 and asked.json()["existing"]["done"] == 4
+    assert server.client.post("/api/start", {"rater": "Bo", "resume": True}).json() == answer
     _, last = take_trials(server.client, "Bo", again, _score)
     assert last["finished"] and last["done"] == 9
     assert len(server.store.ratings("mos")) == 9
@@ -243,7 +245,7 @@ def test_cli_serves_prints_token_and_stops_cleanly(folders, tmp_path):
     finally:
         code, out, err = server.stop()
     assert code == 0, err
-    assert f"stopped; 2 MOS ratings in {db}" in out
+    assert f"stopped; 2 MOS ratings of this test in {db}" in out
     assert "1 files have no reference (extra, ...)" in err
 
 

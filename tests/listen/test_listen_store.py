@@ -109,7 +109,7 @@ def test_our_databases_carry_the_mark_and_the_schema_version(tmp_path):
     newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     newer.commit()
     newer.close()
-    with pytest.raises(HiFiGANError, match=r"of a newer hifigan \(schema 2;"):
+    with pytest.raises(HiFiGANError, match=rf"of a newer hifigan \(schema {SCHEMA_VERSION + 1};"):
         Store(empty)
 
 
@@ -126,7 +126,10 @@ def test_a_database_from_before_the_mark_is_adopted(tmp_path):
         " trial INTEGER NOT NULL, utterance TEXT NOT NULL, system TEXT NOT NULL, system_b TEXT,"
         " score INTEGER, choice TEXT, time TEXT NOT NULL, UNIQUE (rater, mode, trial));"
         "INSERT INTO meta VALUES ('schema', '1');"
-        "INSERT INTO ratings VALUES (1, 'ann', 'mos', 0, 'u', 's', NULL, 4, NULL, 't');"
+        "INSERT INTO meta VALUES ('systems', '[\"ground truth\", \"s\"]');"
+        "INSERT INTO raters VALUES ('Ann', 'mos', 0, '[[\"u\", \"s\"]]', 't');"
+        "INSERT INTO raters VALUES ('Ann', 'ab', 0, '[]', 't');"
+        "INSERT INTO ratings VALUES (1, 'Ann', 'mos', 0, 'u', 's', NULL, 4, NULL, 't');"
     )
     db.commit()
     db.close()
@@ -134,8 +137,17 @@ def test_a_database_from_before_the_mark_is_adopted(tmp_path):
     assert [r["score"] for r in store.ratings("mos")] == [4]
     store.close()
     assert pragma(path, "application_id") == 0
-    store = Store(path)
+    store = Store(path)  # upgraded to schema 2: rows wait for their test
     assert [r["score"] for r in store.ratings("mos")] == [4]
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+    assert store.find_rater("ann", "t1") is None
+    # a test with other systems does not take them; one with these systems does
+    assert not store.claim_untagged("mos", "t0", ["ground truth", "other"])
+    assert store.claim_untagged("mos", "t1", ["s", "ground truth"])
+    assert not store.claim_untagged("mos", "t2", ["s", "ground truth"])  # claimed once
+    assert store.find_rater(" ANN", "t1") == "Ann" and store.plan("Ann", "t1") == [("u", "s")]
+    assert [r["score"] for r in store.ratings("mos", "t1")] == [4]
+    assert store.tests() == {"t1": ("mos", 1), "schema-1 ab": ("ab", 0)}
     store.close()
     assert pragma(path, "application_id") == APPLICATION_ID
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import sys
 from pathlib import Path
 
 from ..errors import HiFiGANError
+from ..extras import require
 from ..io import warn
 from .common import add_overwrite_argument, output_plan
 from .options import integer, port
 from .serve import add_web_arguments
 
 HELP = "a browser listening test (MOS or A/B) with ratings in SQLite, and its results"
-SERVE_HINT = "pip install 'hifigan[serve]'"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,9 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.results:
         return _results(args)
-    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise HiFiGANError(f"the listening test needs {' and '.join(missing)}: {SERVE_HINT}")
+    require("serve", "starlette", "uvicorn", purpose="the listening test")
     return _serve(args)
 
 
@@ -152,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         # uvicorn re-raises the Ctrl-C it shut down on: the normal way to stop
         with contextlib.suppress(KeyboardInterrupt):
             make_server(test, policy).run(sockets=[sock])
-        print(f"stopped; {len(store.ratings(mode))} {mode.upper()} ratings in {args.db}")
+        print(f"stopped; {len(test.ratings())} {test.kind} ratings of this test in {args.db}")
     finally:
         store.close()
     return 0
@@ -165,12 +162,13 @@ def _announce(test, args: argparse.Namespace, port: int, per_rater: int, policy)
     host = socket.gethostname() if args.host in ("0.0.0.0", "::") else args.host
     host = f"[{host}]" if ":" in host else host
     s = test.stimuli
-    kind = "MOS" if test.mode == "mos" else "A/B"
     print(
-        f"{kind} test: {len(s.systems)} systems ({', '.join(s.systems)}) x "
+        f"{test.kind} test: {len(s.systems)} systems ({', '.join(s.systems)}) x "
         f"{len(s.utterances)} utterances, {per_rater} trials per rater"
     )
-    print(f"ratings: {args.db} ({len(test.store.ratings(test.mode))} so far)")
+    others = test.others()
+    held = f"; the database also holds {others}" if others else ""
+    print(f"ratings: {args.db} ({len(test.ratings())} so far in this test{held})")
     print(f"raters:  http://{host}:{port}/")
     print(f"results: http://{host}:{port}/results?token={test.token}")
     print("stop with Ctrl-C; every rating is saved as it arrives", flush=True)

@@ -3,13 +3,21 @@
 Routes:
 
 * ``/``: the single-page test (``static/index.html``); ``/static/...``: its script and style;
-* ``POST /api/start`` ``{"rater": name}``: register (or resume) a rater; an empty name gets a
-  generated id;
+* ``POST /api/start`` ``{"rater": name, "resume": bool}``: register a rater; an empty name
+  gets a generated id. Names are compared without case and surrounding spaces; a name that
+  already has ratings in this test answers 409 with ``existing`` (the stored name and its
+  progress) unless ``resume`` is true (the page's "continue as ..." and its remembered rater);
 * ``GET /api/next?rater=...``: the rater's next trial: its plan index, progress and audio URLs;
 * ``POST /api/rate`` ``{"rater", "trial", "score" | "choice"}``: store a rating, answer the
   next trial;
 * ``/audio/{id}``: a stimulus by opaque id (404 for anything else);
-* ``/results?token=...``: the results so far (403 without the token printed at start-up).
+* ``/results?token=...``: the results so far (403 without the token printed at start-up);
+* ``/favicon.ico``: the pages' icon.
+
+A database may hold several tests (a MOS test, later an A/B test on the same files, ...): each
+has its identity (:func:`identity_of`), and raters, their plans and progress belong to one
+test. The page keeps its rater per test identity, so a new test starts with its own
+instructions.
 
 Responses never name systems or files; the page loads nothing from other origins. Every
 request passes :class:`hifigan.serve.guard.WebGuard` first: its ``Host`` must name the address
@@ -19,7 +27,7 @@ served, a ``POST`` from a page of another site is refused, and a body over
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import html
 import json
 import logging
@@ -61,11 +69,53 @@ class ListeningTest:
     title: str = "Listening test"
     token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
+    identity: str = field(init=False)
+
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise HiFiGANError(f"unknown mode {self.mode!r} (choose mos or ab)")
+        self.identity = identity_of(self.mode, self.stimuli)
         self.stimuli.use_secret(self.store.secret())
+        self.store.claim_untagged(self.mode, self.identity, self.stimuli.systems)
         self.store.set_meta("systems", json.dumps(self.stimuli.systems))
+
+    @property
+    def kind(self) -> str:
+        return "MOS" if self.mode == "mos" else "A/B"
+
+    def ratings(self) -> list[dict]:
+        """This test's ratings, oldest first."""
+        return self.store.ratings(self.mode, self.identity)
+
+    def others(self) -> str:
+        """The other tests the database holds, in words (empty if none)."""
+        tests = self.store.tests()
+        tests.pop(self.identity, None)
+        if not tests:
+            return ""
+        ratings = sum(n for _, n in tests.values())
+        kinds = sorted({"MOS" if mode == "mos" else "A/B" for mode, _ in tests.values()})
+        plural = "s" if len(tests) != 1 else ""
+        return (
+            f"{len(tests)} other test{plural} ({' and '.join(kinds)}) with {ratings} "
+            f"rating{'s' if ratings != 1 else ''}"
+        )
+
+    def start(self, name: str, resume: bool) -> tuple[int, dict]:
+        """Register or find the rater called ``name``; ``(HTTP status, answer)``: the next trial,
+        or 409 when the name already has ratings here and ``resume`` is false."""
+        known = self.store.find_rater(name, self.identity)
+        if known is not None and not resume and self.store.rated_trials(known, self.identity):
+            progress = self.next_trial(known)
+            existing = {k: progress[k] for k in ("rater", "done", "total", "finished")}
+            error = f"the name {known!r} already has ratings in this test"
+            return 409, {"error": error, "existing": existing}
+        rater = self.store.register(name, self.mode, self.identity, self.make_plan)
+        return 200, self.next_trial(rater)
+
+    def resolve(self, name: str) -> str | None:
+        """The registered rater called ``name`` (any case), or None."""
+        return self.store.find_rater(name, self.identity)
 
     def make_plan(self, rater: str, number: int) -> list[Trial]:
         make = mos_plan if self.mode == "mos" else ab_plan
@@ -81,10 +131,10 @@ class ListeningTest:
 
     def next_trial(self, rater: str) -> dict | None:
         """The next unrated trial of a registered rater, as sent to the page (None: unknown)."""
-        plan = self.store.plan(rater, self.mode)
+        plan = self.store.plan(rater, self.identity)
         if plan is None:
             return None
-        rated = self.store.rated_trials(rater, self.mode)
+        rated = self.store.rated_trials(rater, self.identity)
         open_trials = [i for i, t in enumerate(plan) if i not in rated and self.playable(t)]
         total = len([t for t in plan if self.playable(t)])
         answer = {"rater": rater, "mode": self.mode, "done": total - len(open_trials)}
@@ -98,7 +148,7 @@ class ListeningTest:
 
     def rate(self, rater: str, body: dict) -> tuple[int, dict]:
         """Store one rating from the page; ``(HTTP status, answer)``."""
-        plan = self.store.plan(rater, self.mode)
+        plan = self.store.plan(rater, self.identity)
         if plan is None:
             return 404, {"error": "unknown rater"}
         trial = body.get("trial")
@@ -112,34 +162,52 @@ class ListeningTest:
             score = body.get("score")
             if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
                 return 400, {"error": "score must be an integer from 1 to 5"}
-            stored = self.store.add_rating(rater, self.mode, trial, plan[trial], score=score)
+            stored = self.store.add_rating(
+                rater, self.mode, trial, plan[trial], score=score, test=self.identity
+            )
         else:
             choice = body.get("choice")
             if choice not in CHOICES:
                 return 400, {"error": "choice must be A, B or none"}
-            stored = self.store.add_rating(rater, self.mode, trial, plan[trial], choice=choice)
+            stored = self.store.add_rating(
+                rater, self.mode, trial, plan[trial], choice=choice, test=self.identity
+            )
         answer = self.next_trial(rater)
         return (200 if stored else 409), answer
 
     def results_page(self) -> str:
+        """This test's results (the page behind the token)."""
         order = self.store.systems()
-        body = results_html(
-            mos_results(self.store.ratings("mos"), order),
-            ab_results(self.store.ratings("ab"), order),
-        )
-        progress = self.store.progress(self.mode)
+        ratings = self.ratings()
+        mos = mos_results(ratings, order) if self.mode == "mos" else []
+        body = results_html(mos, ab_results(ratings, order) if self.mode == "ab" else [])
+        progress = self.store.progress(self.identity)
         finished = sum(rated >= planned for planned, rated in progress)
         status = (
-            f"This {'MOS' if self.mode == 'mos' else 'A/B'} test: raters {len(progress)} started, "
+            f"This {self.kind} test: raters {len(progress)} started, "
             f"{finished} finished; ratings {sum(r for _, r in progress)}."
         )
-        body = f'<p class="status">{status}</p>\n{body}'
+        others = self.others()
+        if others:
+            status += f" The database also holds {others} (hifigan listen --results)."
+        body = f'<p class="status">{html.escape(status)}</p>\n{body}'
         template = (STATIC / "results.html").read_text(encoding="utf-8")
         return template.replace("__TITLE__", html.escape(self.title)).replace("__BODY__", body)
 
     def index_page(self) -> str:
         template = (STATIC / "index.html").read_text(encoding="utf-8")
-        return template.replace("__TITLE__", html.escape(self.title)).replace("__MODE__", self.mode)
+        page = template.replace("__TITLE__", html.escape(self.title))
+        return page.replace("__MODE__", self.mode).replace("__TEST__", self.identity)
+
+
+def identity_of(mode: str, stimuli: StimulusSet) -> str:
+    """A short id of a test: its mode, its systems and the folders they are read from (not
+    which files the folders hold, so a restart after a file went keeps the test)."""
+    folders: dict[str, set[str]] = {}
+    for (_, system), path in stimuli.files.items():
+        folders.setdefault(system, set()).add(str(Path(path).absolute().parent))
+    described = [mode, sorted((system, sorted(f)) for system, f in folders.items())]
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()[:16]
 
 
 def valid_rater(value: object) -> str | None:
@@ -179,22 +247,30 @@ def create_app(test: ListeningTest, policy: WebPolicy | None = None):
         rater = valid_rater(name)
         if rater is None:
             return reply({"error": "a name is 1 to 64 printable characters"}, 400)
-        make_plan = functools.partial(test.make_plan, rater)
-        await run_in_threadpool(test.store.register, rater, test.mode, make_plan)
-        return reply(await run_in_threadpool(test.next_trial, rater))
+        status, answer = await run_in_threadpool(test.start, rater, body.get("resume") is True)
+        return reply(answer, status)
+
+    async def known(name: object) -> str | None:
+        rater = valid_rater(name)
+        return None if rater is None else await run_in_threadpool(test.resolve, rater)
 
     async def next_trial(request: Request) -> Response:
-        rater = valid_rater(request.query_params.get("rater"))
+        rater = await known(request.query_params.get("rater"))
         answer = None if rater is None else await run_in_threadpool(test.next_trial, rater)
         return reply({"error": "unknown rater"}, 404) if answer is None else reply(answer)
 
     async def rate(request: Request) -> Response:
         body = await _json_body(request)
-        rater = valid_rater(body.get("rater"))
+        rater = await known(body.get("rater"))
         if rater is None:
             return reply({"error": "unknown rater"}, 404)
         status, answer = await run_in_threadpool(test.rate, rater, body)  # may wait on a lock
         return reply(answer, status)
+
+    async def favicon(request: Request) -> Response:
+        data = (STATIC / "favicon.ico").read_bytes()
+        headers = {**_HEADERS, "Cache-Control": "public, max-age=86400"}
+        return Response(data, media_type="image/x-icon", headers=headers)
 
     def audio(request: Request) -> Response:  # sync: decoding runs in the thread pool
         data = test.stimuli.wav_bytes(request.path_params["stimulus"])
@@ -216,6 +292,7 @@ def create_app(test: ListeningTest, policy: WebPolicy | None = None):
         Route("/api/rate", rate, methods=["POST"]),
         Route("/audio/{stimulus}", audio),
         Route("/results", results),
+        Route("/favicon.ico", favicon),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     policy = policy or WebPolicy(max_body_bytes=MAX_BODY_BYTES)

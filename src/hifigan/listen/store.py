@@ -7,11 +7,19 @@ Tables:
 
 * ``meta(key, value)``: the schema version, the secret behind the stimulus ids, the systems
   in the order they were given;
-* ``raters(rater, mode, number, plan, created)``: ``number`` counts raters in order of arrival
-  per mode, ``plan`` is the JSON list of planned trials (see :mod:`hifigan.listen.design`);
-* ``ratings(rater, mode, trial, utterance, system, system_b, score, choice, time)``: ``trial``
-  indexes the rater's plan; MOS rows hold ``score`` (1-5), A/B rows hold the left system in
-  ``system``, the right one in ``system_b`` and ``choice`` (``A``, ``B`` or ``none``).
+* ``raters(rater, mode, test, name_key, number, plan, created)``: ``test`` is the identity of
+  the test the rater took (see :func:`hifigan.listen.server.identity_of`: one database may
+  hold several tests), ``name_key`` the name as compared (:func:`name_key`: case and
+  surrounding spaces ignored), ``number`` counts raters in order of arrival per test, ``plan``
+  is the JSON list of planned trials (see :mod:`hifigan.listen.design`);
+* ``ratings(rater, mode, test, trial, utterance, system, system_b, score, choice, time)``:
+  ``trial`` indexes the rater's plan; MOS rows hold ``score`` (1-5), A/B rows hold the system
+  heard as A (left) in ``system``, the one heard as B (right) in ``system_b`` and ``choice``
+  (``A``, ``B`` or ``none``, as heard).
+
+Schema 1 (before tests had an identity) is upgraded in place: its rows get the test
+:func:`untagged`, which :meth:`Store.claim_untagged` hands to the first test started with the
+same mode and systems.
 
 Whose file it is: our databases carry ``PRAGMA application_id`` :data:`APPLICATION_ID` and
 their schema version in ``PRAGMA user_version``. A new or empty file becomes ours; a database
@@ -38,7 +46,7 @@ from pathlib import Path
 from ..errors import HiFiGANError, InputError
 
 APPLICATION_ID = 0x48464C54  # "HFLT": a hifigan listening test
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT = 5.0  # seconds a read or write waits for another program's lock
 RETRY_AFTER = 5  # seconds the page is asked to wait before sending a refused request again
 _TABLES = ("meta", "raters", "ratings")
@@ -47,15 +55,29 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS raters (
-    rater TEXT NOT NULL, mode TEXT NOT NULL, number INTEGER NOT NULL, plan TEXT NOT NULL,
-    created TEXT NOT NULL, PRIMARY KEY (rater, mode)
+    rater TEXT NOT NULL, mode TEXT NOT NULL, test TEXT NOT NULL, name_key TEXT NOT NULL,
+    number INTEGER NOT NULL, plan TEXT NOT NULL, created TEXT NOT NULL,
+    PRIMARY KEY (rater, test)
 );
+CREATE INDEX IF NOT EXISTS raters_by_name ON raters (test, name_key);
 CREATE TABLE IF NOT EXISTS ratings (
-    id INTEGER PRIMARY KEY, rater TEXT NOT NULL, mode TEXT NOT NULL, trial INTEGER NOT NULL,
-    utterance TEXT NOT NULL, system TEXT NOT NULL, system_b TEXT, score INTEGER, choice TEXT,
-    time TEXT NOT NULL, UNIQUE (rater, mode, trial)
+    id INTEGER PRIMARY KEY, rater TEXT NOT NULL, mode TEXT NOT NULL, test TEXT NOT NULL,
+    trial INTEGER NOT NULL, utterance TEXT NOT NULL, system TEXT NOT NULL, system_b TEXT,
+    score INTEGER, choice TEXT, time TEXT NOT NULL, UNIQUE (rater, test, trial)
 );
 """
+_RATER_COLUMNS = "rater, mode, test, name_key, number, plan, created"
+_RATING_COLUMNS = "id, rater, mode, test, trial, utterance, system, system_b, score, choice, time"
+
+
+def untagged(mode: str) -> str:
+    """The test of rows written before tests had an identity (schema 1)."""
+    return f"schema-1 {mode}"
+
+
+def name_key(name: str) -> str:
+    """A rater's name as compared: ``" Ann "``, ``"ann"`` and ``"ANN"`` are one rater."""
+    return " ".join(name.split()).casefold()
 
 
 def now() -> str:
@@ -141,6 +163,8 @@ class Store:
         self._db = self._connect(read_only=False)
         try:
             with self._write("prepare the ratings database") as db:
+                if kind != "new" and self._schema(db) < 2:
+                    _upgrade_from_1(db)
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -187,7 +211,7 @@ class Store:
                 )
             ]
             schema = None
-            if app == 0 and sorted(tables) == sorted(_TABLES):
+            if app == 0 and sorted(tables) == sorted(_TABLES):  # schema 1, unmarked
                 row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 schema = None if row is None else row[0]
         except sqlite3.Error as e:
@@ -213,6 +237,11 @@ class Store:
             f"tables: {listed or 'none'}); nothing was written to it (choose another --db)",
             path,
         )
+
+    @staticmethod
+    def _schema(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return 1 if row is None else int(row[0])
 
     def _check_writable(self) -> None:
         """A one-line error now, rather than a failed write once raters are rating."""
@@ -306,32 +335,72 @@ class Store:
         return bytes.fromhex(value)
 
     # ------------------------------------------------------------------ raters
-    def plan(self, rater: str, mode: str) -> list[tuple[str, ...]] | None:
+    def find_rater(self, name: str, test: str) -> str | None:
+        """The registered rater of ``test`` whose name matches ``name`` as :func:`name_key`
+        compares them (an exact match first), or None."""
+        rows = self._read(
+            "SELECT rater FROM raters WHERE test = ? AND name_key = ? ORDER BY rater = ? DESC, "
+            "number",
+            (test, name_key(name), name),
+        )
+        return rows[0]["rater"] if rows else None
+
+    def plan(self, rater: str, test: str) -> list[tuple[str, ...]] | None:
         """A registered rater's planned trials, or None for an unknown rater."""
-        rows = self._read("SELECT plan FROM raters WHERE rater = ? AND mode = ?", (rater, mode))
+        rows = self._read("SELECT plan FROM raters WHERE rater = ? AND test = ?", (rater, test))
         return [tuple(t) for t in json.loads(rows[0]["plan"])] if rows else None
 
     def register(
-        self, rater: str, mode: str, make_plan: Callable[[int], list[tuple[str, ...]]]
-    ) -> list[tuple[str, ...]]:
-        """The rater's plan, made by ``make_plan(number)`` and stored on their first visit."""
+        self,
+        name: str,
+        mode: str,
+        test: str,
+        make_plan: Callable[[str, int], list[tuple[str, ...]]],
+    ) -> str:
+        """The rater of ``test`` called ``name`` (compared as :func:`name_key`): found, or
+        registered with the plan ``make_plan(name, number)``. Returns the rater as stored."""
         with self._write("register the rater") as db:
             row = db.execute(
-                "SELECT plan FROM raters WHERE rater = ? AND mode = ?", (rater, mode)
+                "SELECT rater FROM raters WHERE test = ? AND name_key = ? "
+                "ORDER BY rater = ? DESC, number",
+                (test, name_key(name), name),
             ).fetchone()
             if row is not None:
-                return [tuple(t) for t in json.loads(row["plan"])]
-            (number,) = db.execute("SELECT COUNT(*) FROM raters WHERE mode = ?", (mode,)).fetchone()
-            plan = make_plan(number)
+                return row["rater"]
+            (number,) = db.execute("SELECT COUNT(*) FROM raters WHERE test = ?", (test,)).fetchone()
             db.execute(
-                "INSERT INTO raters VALUES (?, ?, ?, ?, ?)",
-                (rater, mode, number, json.dumps(plan), now()),
+                f"INSERT INTO raters ({_RATER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    mode,
+                    test,
+                    name_key(name),
+                    number,
+                    json.dumps(make_plan(name, number)),
+                    now(),
+                ),
             )
-        return plan
+        return name
+
+    def claim_untagged(self, mode: str, test: str, systems: list[str]) -> bool:
+        """Hand the raters and ratings of ``mode`` written before tests had an identity to
+        ``test`` when the database's systems were these (same names, any order) and ``test``
+        has no raters yet. Whether anything was handed over."""
+        known = self.systems()
+        with self._write("upgrade the ratings database") as db:
+            if sorted(known) != sorted(systems):
+                return False
+            if db.execute("SELECT 1 FROM raters WHERE test = ?", (test,)).fetchone():
+                return False
+            moved = db.execute(
+                "UPDATE raters SET test = ? WHERE test = ?", (test, untagged(mode))
+            ).rowcount
+            db.execute("UPDATE ratings SET test = ? WHERE test = ?", (test, untagged(mode)))
+        return moved > 0
 
     # ------------------------------------------------------------------ ratings
-    def rated_trials(self, rater: str, mode: str) -> set[int]:
-        rows = self._read("SELECT trial FROM ratings WHERE rater = ? AND mode = ?", (rater, mode))
+    def rated_trials(self, rater: str, test: str) -> set[int]:
+        rows = self._read("SELECT trial FROM ratings WHERE rater = ? AND test = ?", (rater, test))
         return {row["trial"] for row in rows}
 
     def add_rating(
@@ -343,36 +412,73 @@ class Store:
         *,
         score: int | None = None,
         choice: str | None = None,
+        test: str = "",
     ) -> bool:
-        """Store one rating; False if this trial of this rater is already rated."""
+        """Store one rating of ``test``; False if this trial of this rater is already rated."""
         utterance, system, *rest = stimulus
-        row = (rater, mode, trial, utterance, system, *(rest or [None]), score, choice, now())
+        row = (rater, mode, test, trial, utterance, system, *(rest or [None]), score, choice)
         try:
             with self._write("save the rating") as db:
                 db.execute(
-                    "INSERT INTO ratings (rater, mode, trial, utterance, system, system_b, "
-                    "score, choice, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
+                    "INSERT INTO ratings (rater, mode, test, trial, utterance, system, system_b, "
+                    "score, choice, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, now()),
                 )
         except sqlite3.IntegrityError:
             return False
         return True
 
-    def ratings(self, mode: str) -> list[dict]:
-        """Every rating of ``mode`` as a dict of the ``ratings`` columns, oldest first."""
-        rows = self._read("SELECT * FROM ratings WHERE mode = ? ORDER BY id", (mode,))
+    def ratings(self, mode: str, test: str | None = None) -> list[dict]:
+        """Every rating of ``mode`` (of one ``test``, or of all) as a dict of the ``ratings``
+        columns, oldest first."""
+        if test is None:
+            rows = self._read("SELECT * FROM ratings WHERE mode = ? ORDER BY id", (mode,))
+        else:
+            rows = self._read(
+                "SELECT * FROM ratings WHERE mode = ? AND test = ? ORDER BY id", (mode, test)
+            )
         return [dict(row) for row in rows]
 
-    def progress(self, mode: str) -> list[tuple[int, int]]:
-        """``(planned, rated)`` trials of each rater of ``mode``."""
+    def progress(self, test: str) -> list[tuple[int, int]]:
+        """``(planned, rated)`` trials of each rater of ``test``."""
         rows = self._read(
             "SELECT r.plan AS plan, COUNT(g.id) AS rated FROM raters r LEFT JOIN ratings g "
-            "ON g.rater = r.rater AND g.mode = r.mode WHERE r.mode = ? GROUP BY r.rater",
-            (mode,),
+            "ON g.rater = r.rater AND g.test = r.test WHERE r.test = ? GROUP BY r.rater",
+            (test,),
         )
         return [(len(json.loads(row["plan"])), row["rated"]) for row in rows]
+
+    def tests(self) -> dict[str, tuple[str, int]]:
+        """``{test: (mode, ratings)}`` of every test with a rater or a rating."""
+        rows = self._read(
+            "SELECT test, mode, SUM(n) AS n FROM (SELECT test, mode, 0 AS n FROM raters "
+            "UNION ALL SELECT test, mode, 1 AS n FROM ratings) GROUP BY test, mode"
+        )
+        return {row["test"]: (row["mode"], row["n"]) for row in rows}
 
     def systems(self) -> list[str]:
         """The systems in the order the test was last started with (empty if unknown)."""
         value = self.meta("systems")
         return [] if value is None else json.loads(value)
+
+
+def _upgrade_from_1(db: sqlite3.Connection) -> None:
+    """Schema 1 to 2, inside the caller's transaction: raters and ratings gain ``test``
+    (:func:`untagged`: not known yet) and raters ``name_key``; a rater is unique per test, no
+    longer per mode."""
+    db.execute("ALTER TABLE raters RENAME TO raters_1")
+    db.execute("ALTER TABLE ratings RENAME TO ratings_1")
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    old = db.execute("SELECT rater, mode, number, plan, created FROM raters_1").fetchall()
+    db.executemany(
+        f"INSERT INTO raters ({_RATER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(r[0], r[1], untagged(r[1]), name_key(r[0]), r[2], r[3], r[4]) for r in old],
+    )
+    db.execute(
+        f"INSERT INTO ratings ({_RATING_COLUMNS}) SELECT id, rater, mode, 'schema-1 ' || mode, "
+        "trial, utterance, system, system_b, score, choice, time FROM ratings_1"
+    )
+    db.execute("DROP TABLE raters_1")
+    db.execute("DROP TABLE ratings_1")

@@ -3,7 +3,9 @@
 "use strict";
 
 (() => {
-  const KEY = "hifigan-listen-rater";
+  // one remembered rater per test: a later test served on the same address (another mode,
+  // other systems) must not inherit the previous test's rater and skip its own instructions
+  const KEY = `hifigan-listen-rater:${document.body.dataset.test}`;
   const mode = document.body.dataset.mode === "ab" ? "ab" : "mos";
   const $ = (id) => document.getElementById(id);
   const block = $(mode === "ab" ? "ab-trial" : "mos-trial");
@@ -109,6 +111,8 @@
     $("progress").setAttribute("aria-valuenow", String(percent));
     if (answer.finished) {
       stopAll();
+      // nothing left to resume: a reload now opens the start page for whoever comes next
+      localStorage.removeItem(KEY);
       $("finished-count").textContent = String(answer.done);
       show("finished");
       return;
@@ -136,8 +140,38 @@
     }
   }
 
-  async function begin(name) {
-    const { status, data } = await call("POST", "/api/start", { rater: name });
+  function askExisting(existing) {
+    const { rater, done, total, finished } = existing;
+    const progress = finished ? `has finished this test (${done} ratings)`
+      : `has rated ${done} of ${total} recordings in this test`;
+    $("existing-text").textContent = `Someone called “${rater}” ${progress}. ` +
+      "Is that you?";
+    $("continue").textContent = `Continue as ${rater}`;
+    $("continue").dataset.rater = rater;
+    $("existing").hidden = false;
+    show("start");
+    $("continue").focus();
+  }
+
+  function startScreen() {
+    stopAll();
+    localStorage.removeItem(KEY);
+    current = null;
+    $("name").value = "";
+    $("existing").hidden = true;
+    fail("");
+    show("start");
+    $("name").focus();
+  }
+
+  async function begin(name, resume) {
+    $("existing").hidden = true;
+    const { status, data } = await call("POST", "/api/start", { rater: name, resume });
+    if (status === 409 && data.existing) {
+      fail("");
+      askExisting(data.existing);
+      return;
+    }
     if (status !== 200) {
       show("start");
       fail(data.error || "The server did not accept this name.");
@@ -173,15 +207,19 @@
   $("next").addEventListener("click", submit);
   $("start-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    begin($("name").value.trim());
+    begin($("name").value.trim(), false);
+  });
+  $("continue").addEventListener("click", () => begin($("continue").dataset.rater, true));
+  $("other-name").addEventListener("click", () => {
+    $("existing").hidden = true;
+    $("name").value = "";
+    $("name").focus();
   });
   $("switch").addEventListener("click", (event) => {
     event.preventDefault();
-    stopAll();
-    localStorage.removeItem(KEY);
-    $("name").value = "";
-    show("start");
+    startScreen();
   });
+  $("next-rater").addEventListener("click", startScreen);
   document.addEventListener("keydown", (event) => {
     if ($("test").hidden || event.target.tagName === "INPUT" && event.target.type === "text") return;
     const keys = mode === "ab" ? { a: "A", b: "B", n: "none" } : { 1: "1", 2: "2", 3: "3", 4: "4", 5: "5" };
@@ -195,6 +233,6 @@
   });
 
   const saved = localStorage.getItem(KEY);
-  if (saved) begin(saved);
+  if (saved) begin(saved, true);
   else show("start");
 })();
