@@ -94,30 +94,45 @@ def test_ab_shares_intervals_and_sign_test(run_cli, tmp_path):
     # 12 trials of v1 against the ground truth, heard on both sides: the ground truth wins 7,
     # v1 wins 2, 3 ties
     outcomes = ["gt"] * 7 + ["v1"] * 2 + ["none"] * 3
+    choices = []
     for trial, outcome in enumerate(outcomes):
         left, right = ("v1", "ground truth") if trial % 2 else ("ground truth", "v1")
         choice = (
             "none" if outcome == "none" else "A" if (left == "v1") == (outcome == "v1") else "B"
         )
         store.add_rating(f"r{trial % 4}", "ab", trial, ("utt", left, right), choice=choice)
+        choices.append(choice)
     store.close()
     code, out, err = run_cli("listen", "--results", "--db", db, "--mode", "ab", "--no-plot")
     assert code == 0, err
     with open(tmp_path / "results-ab.csv") as f:
         (row,) = list(csv.DictReader(f))
-    assert (row["system_a"], row["system_b"], row["trials"], row["raters"]) == (
+    assert (row["system_1"], row["system_2"], row["trials"], row["raters"]) == (
         "ground truth",
         "v1",
         "12",
         "4",
     )
-    for column, k in (("prefer_a", 7), ("no_preference", 3), ("prefer_b", 2)):
+    for column, k in (("prefer_system_1", 7), ("no_preference", 3), ("prefer_system_2", 2)):
         low, high = _wilson(k, 12)
         assert round(float(row[column]), 3) == round(k / 12, 3)
         assert round(float(row[f"{column}_low"]), 3) == round(low, 3)
         assert round(float(row[f"{column}_high"]), 3) == round(high, 3)
     assert round(float(row["sign_test_p"]), 4) == round(stats.binomtest(7, 9).pvalue, 4)
-    assert "| ground truth | v1 | 58% (32-81) | 25% (9-53) | 17% (5-45) | 12 | 4 | 0.18 |" in out
+    # the preference cells name their system; the sides as heard are reported apart
+    header, _, line = out.splitlines()
+    assert header == (
+        "| system 1 | system 2 | prefer system 1 | no preference | prefer system 2 | trials "
+        "| raters | sign test p | chose A / B (as heard) |"
+    )
+    heard_a, heard_b = choices.count("A"), choices.count("B")
+    assert (heard_a, heard_b) == (5, 4)  # not the systems' 7 and 2
+    assert line == (
+        "| ground truth | v1 | ground truth: 58% (32-81) | 25% (9-53) | v1: 17% (5-45) | 12 | 4 "
+        f"| 0.18 | {100 * heard_a / 12:.0f}% / {100 * heard_b / 12:.0f}% |"
+    )
+    assert float(row["chose_a_as_heard"]) == pytest.approx(heard_a / 12)
+    assert float(row["chose_b_as_heard"]) == pytest.approx(heard_b / 12)
     assert not (tmp_path / "results.csv").exists()  # --mode ab: no MOS table
 
 

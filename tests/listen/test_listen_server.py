@@ -222,13 +222,13 @@ def test_ab_mode(serve, tmp_path):
     rows = ab_results(server.store.ratings("ab"), server.store.systems())
     assert sum(r.trials for r in rows) == 6
     for r in rows:
-        if SYSTEMS[0] in (r.system_a, r.system_b):
-            wins = r.prefer_a if r.system_a == SYSTEMS[0] else r.prefer_b
+        if SYSTEMS[0] in (r.system_1, r.system_2):
+            wins = r.prefer_1 if r.system_1 == SYSTEMS[0] else r.prefer_2
             assert wins == r.trials and r.no_preference == 0
         else:
             assert r.no_preference == r.trials
     # pairs are oriented ground truth first, whatever side they were heard on
-    assert all(r.system_a == GROUND_TRUTH for r in rows if GROUND_TRUTH in (r.system_a, r.system_b))
+    assert all(r.system_1 == GROUND_TRUTH for r in rows if GROUND_TRUTH in (r.system_1, r.system_2))
 
 
 def test_cli_serves_prints_token_and_stops_cleanly(folders, tmp_path):

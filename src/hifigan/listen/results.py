@@ -4,9 +4,11 @@
   interval from Student's t with ``n - 1`` degrees of freedom,
   ``t(0.975, n - 1) * s / sqrt(n)`` (``s`` the sample standard deviation), pooled over raters
   and utterances as in the paper's Table 1.
-* A/B: per pair of systems, the share of trials preferring each side and of "no preference",
-  each with a 95% Wilson score interval, and a two-sided sign test of the two systems' wins
-  (ties left out).
+* A/B: per pair of systems (system 1 and system 2, in :func:`system_order`), the share of
+  trials preferring each system and of "no preference", each with a 95% Wilson score
+  interval, and a two-sided sign test of the two systems' wins (ties left out). Which system
+  played as A or B is drawn per trial, so the tables name the systems, never the sides; how
+  often raters chose the clip heard as A or as B is reported apart, as a check of side bias.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from ..evaluation.render import GROUND_TRUTH
 from ..evaluation.stats import mean_ci95
+from ..extras import unavailable
 from ..io import warn
 from ..outputs import OutputPlan
 
@@ -37,13 +40,18 @@ class MosRow:
 
 @dataclass
 class AbRow:
-    system_a: str
-    system_b: str
+    """One pair of systems: wins of each system wherever it was heard, and the answers by the
+    side heard (``chose_a``: the first clip played, ``chose_b``: the second)."""
+
+    system_1: str
+    system_2: str
     trials: int
     raters: int
-    prefer_a: int
-    prefer_b: int
+    prefer_1: int
+    prefer_2: int
     no_preference: int
+    chose_a: int = 0
+    chose_b: int = 0
 
     def share(self, count: int) -> tuple[float, float, float]:
         """``(share, low, high)``: a count's share of the trials and its Wilson interval."""
@@ -51,7 +59,7 @@ class AbRow:
 
     @property
     def p_value(self) -> float | None:
-        return sign_test(self.prefer_a, self.prefer_b)
+        return sign_test(self.prefer_1, self.prefer_2)
 
 
 def system_order(names: set[str], given: list[str]) -> list[str]:
@@ -93,6 +101,8 @@ def ab_results(ratings: list[dict], given_order: list[str] = ()) -> list[AbRow]:
                 winners.count(a),
                 winners.count(b),
                 winners.count(None),
+                sum(r["choice"] == "A" for r in mine),
+                sum(r["choice"] == "B" for r in mine),
             )
         )
     return rows
@@ -134,13 +144,19 @@ def _pct(row: AbRow, count: int) -> str:
 
 
 def ab_cells(rows: list[AbRow]) -> list[list[str]]:
-    """The A/B table as text cells, its header first."""
-    header = ["A", "B", "prefer A", "no preference", "prefer B", "trials", "raters"]
-    table = [[*header, "sign test p"]]
+    """The A/B table as text cells, its header first: each preference cell names its system
+    (``v1: 58% (32-81)``), and the last column gives the answers by the side heard."""
+    header = ["system 1", "system 2", "prefer system 1", "no preference", "prefer system 2"]
+    table = [[*header, "trials", "raters", "sign test p", "chose A / B (as heard)"]]
     for r in rows:
         p = "–" if r.p_value is None else f"{r.p_value:.3g}"
-        shares = [_pct(r, n) for n in (r.prefer_a, r.no_preference, r.prefer_b)]
-        table.append([r.system_a, r.system_b, *shares, str(r.trials), str(r.raters), p])
+        shares = [
+            f"{r.system_1}: {_pct(r, r.prefer_1)}",
+            _pct(r, r.no_preference),
+            f"{r.system_2}: {_pct(r, r.prefer_2)}",
+        ]
+        sides = f"{100 * r.chose_a / r.trials:.0f}% / {100 * r.chose_b / r.trials:.0f}%"
+        table.append([r.system_1, r.system_2, *shares, str(r.trials), str(r.raters), p, sides])
     return table
 
 
@@ -175,23 +191,24 @@ def mos_csv(rows: list[MosRow]) -> str:
 def ab_csv(rows: list[AbRow]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["system_a", "system_b", "trials", "raters"]
-    for side in ("prefer_a", "no_preference", "prefer_b"):
-        header += [side, f"{side}_low", f"{side}_high"]
-    writer.writerow([*header, "sign_test_p"])
+    header = ["system_1", "system_2", "trials", "raters"]
+    for answer in ("prefer_system_1", "no_preference", "prefer_system_2"):
+        header += [answer, f"{answer}_low", f"{answer}_high"]
+    writer.writerow([*header, "sign_test_p", "chose_a_as_heard", "chose_b_as_heard"])
     for r in rows:
-        cells: list = [r.system_a, r.system_b, r.trials, r.raters]
-        for count in (r.prefer_a, r.no_preference, r.prefer_b):
+        cells: list = [r.system_1, r.system_2, r.trials, r.raters]
+        for count in (r.prefer_1, r.no_preference, r.prefer_2):
             cells += [f"{x:.6f}" for x in r.share(count)]
-        writer.writerow([*cells, "" if r.p_value is None else f"{r.p_value:.6g}"])
+        p = "" if r.p_value is None else f"{r.p_value:.6g}"
+        sides = [f"{r.chose_a / r.trials:.6f}", f"{r.chose_b / r.trials:.6f}"]
+        writer.writerow([*cells, p, *sides])
     return buffer.getvalue()
 
 
 def _plots_available() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("matplotlib") is None:
-        warn("matplotlib is not installed: no plot written (pip install matplotlib)")
+    missing = unavailable("eval", "matplotlib", purpose="a results plot")
+    if missing is not None:
+        warn(f"no plot written: {missing}")
         return False
     return True
 
@@ -218,15 +235,19 @@ def plot_mos(rows: list[MosRow], path: Path) -> None:
 
 
 def plot_ab(rows: list[AbRow], path: Path) -> None:
-    """One stacked bar per pair: prefer A, no preference, prefer B."""
+    """One stacked bar per pair ``system 1 vs system 2``: prefer system 1, no preference,
+    prefer system 2."""
     from ..plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.5 * len(rows)))
-    labels = [f"{r.system_a} vs {r.system_b}" for r in rows]
+    labels = [f"{r.system_1} vs {r.system_2}" for r in rows]
     left = [0.0] * len(rows)
-    parts = [("prefer A", "#3b6ea8", "prefer_a"), ("no preference", "#bbbbbb", "no_preference")]
-    for label, colour, attr in [*parts, ("prefer B", "#c8733b", "prefer_b")]:
+    parts = [
+        ("prefer system 1", "#3b6ea8", "prefer_1"),
+        ("no preference", "#bbbbbb", "no_preference"),
+    ]
+    for label, colour, attr in [*parts, ("prefer system 2", "#c8733b", "prefer_2")]:
         shares = [getattr(r, attr) / r.trials for r in rows]
         ax.barh(labels, shares, left=left, color=colour, label=label)
         left = [x + s for x, s in zip(left, shares)]
