@@ -8,6 +8,7 @@ from listen_helpers import SYSTEMS, ThreadServer, make_stimuli, needs_serve, tak
 
 from hifigan.listen.server import identity_of
 from hifigan.listen.stimuli import collect_stimuli, parse_systems
+from hifigan.listen.store import Store, name_key
 
 pytestmark = needs_serve
 
@@ -121,3 +122,27 @@ def test_the_pages_have_an_icon(folders, tmp_path):
     assert icon.body[:4] == b"\x00\x00\x01\x00" and len(icon.body) < 8000  # an ICO file
     for page in (index, results):
         assert '<link rel="icon" href="/favicon.ico"' in page
+
+
+def test_name_keys_ignore_case_spaces_and_letter_forms():
+    assert name_key("  Ann  Lee ") == name_key("ann lee") == name_key("ＡＮＮ\tLEE")
+    assert name_key("Straße") == name_key("STRASSE")
+    assert name_key("Ann") != name_key("Anna")
+
+
+def test_results_say_when_they_pool_several_tests(run_cli, tmp_path):
+    db = tmp_path / "ratings.sqlite"
+    store = Store(db)
+    store.set_meta("systems", '["ground truth", "v1"]')
+    for test, score in (("first", 4), ("second", 2)):
+        store.add_rating("ann", "mos", 0, ("utt", "v1"), score=score, test=test)
+    store.add_rating("ann", "ab", 0, ("utt", "v1", "ground truth"), choice="A", test="third")
+    store.close()
+    with pytest.warns(UserWarning) as record:
+        code, out, err = run_cli("listen", "--results", "--db", db, "--no-plot")
+    assert code == 0, err
+    # one A/B test: nothing to say about it
+    assert [str(w.message) for w in record] == [
+        f"{db}: 2 MOS tests; their ratings are pooled per system"
+    ]
+    assert "| v1 | 3.00 (±12.71) | 2 | 1 |" in out

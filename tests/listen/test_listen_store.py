@@ -135,6 +135,7 @@ def test_a_database_from_before_the_mark_is_adopted(tmp_path):
     db.close()
     store = Store(path, read_only=True)  # --results reads it as it is
     assert [r["score"] for r in store.ratings("mos")] == [4]
+    assert store.tests() == {"schema-1 mos": ("mos", 1), "schema-1 ab": ("ab", 0)}
     store.close()
     assert pragma(path, "application_id") == 0
     store = Store(path)  # upgraded to schema 2: rows wait for their test

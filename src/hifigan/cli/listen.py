@@ -104,8 +104,15 @@ def _results(args: argparse.Namespace) -> int:
         modes = [args.mode] if args.mode else ["mos", "ab"]
         mos = mos_results(store.ratings("mos"), order) if "mos" in modes else []
         ab = ab_results(store.ratings("ab"), order) if "ab" in modes else []
+        tests = [mode for mode, ratings in store.tests().values() if ratings]
     finally:
         store.close()
+    for mode in modes:
+        if tests.count(mode) > 1:
+            kind = "MOS" if mode == "mos" else "A/B"
+            warn(
+                f"{args.db}: {tests.count(mode)} {kind} tests; their ratings are pooled per system"
+            )
     if not mos and not ab:
         which = f"{args.mode.upper()} " if args.mode else ""
         raise HiFiGANError(f"no {which}ratings yet", args.db)

@@ -39,6 +39,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,8 +77,9 @@ def untagged(mode: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """A rater's name as compared: ``" Ann "``, ``"ann"`` and ``"ANN"`` are one rater."""
-    return " ".join(name.split()).casefold()
+    """A rater's name as compared: ``" Ann "``, ``"ann"``, ``"ANN"`` (and full-width or
+    composed forms of the same letters) are one rater."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
 
 
 def now() -> str:
@@ -450,9 +452,12 @@ class Store:
 
     def tests(self) -> dict[str, tuple[str, int]]:
         """``{test: (mode, ratings)}`` of every test with a rater or a rating."""
+        # a schema 1 file opened read-only (``--results``) has no test column: one per mode
+        columns = {row["name"] for row in self._read("PRAGMA table_info(ratings)")}
+        test = "test" if "test" in columns else "'schema-1 ' || mode"
         rows = self._read(
-            "SELECT test, mode, SUM(n) AS n FROM (SELECT test, mode, 0 AS n FROM raters "
-            "UNION ALL SELECT test, mode, 1 AS n FROM ratings) GROUP BY test, mode"
+            f"SELECT test, mode, SUM(n) AS n FROM (SELECT {test} AS test, mode, 0 AS n FROM raters "
+            f"UNION ALL SELECT {test} AS test, mode, 1 AS n FROM ratings) GROUP BY test, mode"
         )
         return {row["test"]: (row["mode"], row["n"]) for row in rows}
 
