@@ -92,6 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=port(), default=8000, help="port (default 8000)")
     add_device_backend_arguments(p)
     add_threads_argument(p)
+    _add_convention_arguments(p.add_argument_group("mel conventions"))
     _add_limit_arguments(p.add_argument_group("batching and limits"))
     add_web_arguments(p)
     p.add_argument(
@@ -162,6 +163,36 @@ def _add_limit_arguments(limits: argparse._ArgumentGroup) -> None:
         default=DEFAULTS.stream_idle_seconds,
         help="close a stream (1001) after this long without a message either way (default "
         "%(default)s)",
+    )
+
+
+def _add_convention_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--mel-convention",
+        dest="mel_conventions",
+        action="append",
+        default=[],
+        metavar="[MODEL=]NAME|FILE|auto",
+        help="the convention of the mels clients send when a request names none "
+        "(?mel_convention=NAME): a named one (hifigan mel-check lists them), a JSON file, or "
+        "auto to detect it; MODEL=... sets one model's (repeatable). Default: the model's own",
+    )
+    group.add_argument(
+        "--mel-stats",
+        dest="mel_stats",
+        action="append",
+        default=[],
+        metavar="[CONVENTION=]FILE",
+        help="the statistics that normalised mels of CONVENTION (stats.h5, feats_stats.npz, "
+        ".npy/.npz mean and scale), undone before vocoding; FILE alone: for the normalised "
+        "convention of --mel-convention (repeatable)",
+    )
+    group.add_argument(
+        "--edge-padding",
+        choices=["authors", "toolkit"],
+        default=DEFAULTS.edge_padding,
+        help="toolkit: repeat the first and last mel frames as the model's toolkit does "
+        "(Coqui, SpeechBrain), as hifigan vocode --edge-padding does (default %(default)s)",
     )
 
 

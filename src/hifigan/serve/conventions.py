@@ -9,6 +9,7 @@ read when the service starts, from its options, never from a request.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from hifigan.inference.vocoder import AUTO
 from .payload import RequestError, parse_mel
 
 QUERY = "mel_convention"
+_FLAG = re.compile(r"--mel-convention (\S+)")
 
 
 @dataclass
@@ -53,10 +55,13 @@ class MelConventions:
 
     def __init__(
         self,
+        vocoders: dict[str, Vocoder],
         defaults: dict[str, Convention | str] | None = None,
         stats: dict[str, MelStats] | None = None,
         files: dict[str, Convention] | None = None,
     ) -> None:
+        self.vocoders = vocoders
+        """The served models by name."""
         self.defaults = defaults or {}
         """Model name -> its default convention (a :class:`Convention` or ``auto``)."""
         self.stats = stats or {}
@@ -66,14 +71,15 @@ class MelConventions:
 
     @classmethod
     def from_options(
-        cls, conventions: list[str], stats: list[str], models: list[str]
+        cls, conventions: list[str], stats: list[str], vocoders: dict[str, Vocoder]
     ) -> MelConventions:
         """``--mel-convention [MODEL=]NAME|FILE|auto`` and ``--mel-stats [CONVENTION=]FILE``
-        values for the served ``models`` (names, the default model first).
+        values for the served models (``vocoders``, by name).
 
         Raises:
             HiFiGANError: one line naming the option value and the problem.
         """
+        models = list(vocoders)
         defaults: dict[str, Convention | str] = {}
         files: dict[str, Convention] = {}
         for_all: Convention | str | None = None
@@ -101,7 +107,7 @@ class MelConventions:
         if for_all is not None:
             for model in models:
                 defaults.setdefault(model, for_all)
-        service = cls(defaults, {}, files)
+        service = cls(vocoders, defaults, {}, files)
         for spec in stats:
             service._add_stats(spec)
         return service
@@ -141,24 +147,25 @@ class MelConventions:
 
     # ------------------------------------------------------------------ names
     def lookup(self, name: str) -> Convention | None:
-        """The convention a request's name stands for (None: no such name)."""
+        """The convention a name stands for (None: no such name): one of the options' files,
+        a named one, or a served model's own."""
         if name in self.files:
             return self.files[name]
         if name in convention_names():
             return load_convention(name)
-        return None
+        return next(
+            (v.convention for v in self.vocoders.values() if v.convention.name == name), None
+        )
 
-    def names(self, vocoders: dict[str, Vocoder] | None = None) -> list[str]:
+    def names(self) -> list[str]:
         """Every name ``?mel_convention`` accepts, ``auto`` first."""
-        own = {v.convention.name for v in (vocoders or {}).values()}
+        own = {v.convention.name for v in self.vocoders.values()}
         return [AUTO, *sorted({*convention_names(), *self.files, *own})]
 
-    def unknown(self, name: str, vocoders: dict[str, Vocoder] | None = None) -> str:
-        return f"unknown mel convention {name!r} (known: {', '.join(self.names(vocoders))})"
+    def unknown(self, name: str) -> str:
+        return f"unknown mel convention {name!r} (known: {', '.join(self.names())})"
 
-    def choose(
-        self, requested: str | None, model: str, vocoder: Vocoder, vocoders: dict[str, Vocoder]
-    ) -> tuple[Convention | str | None, str]:
+    def choose(self, requested: str | None, model: str) -> tuple[Convention | str | None, str]:
         """What ``?mel_convention=requested`` means for ``model``: a convention, ``auto`` or
         None (the model's own, unconverted), and where the choice came from.
 
@@ -170,18 +177,19 @@ class MelConventions:
             return (default, "default") if default is not None else (None, "model")
         if requested == AUTO:
             return AUTO, "request"
-        if requested == vocoder.convention.name:
-            return vocoder.convention, "request"
-        convention = self.lookup(requested)
+        own = self.vocoders[model].convention
+        convention = own if requested == own.name else self.lookup(requested)
         if convention is None:
-            if any(v.convention.name == requested for v in vocoders.values()):
-                # another served model's own convention
-                convention = next(
-                    v.convention for v in vocoders.values() if v.convention.name == requested
-                )
-            else:
-                raise RequestError(400, self.unknown(requested, vocoders))
+            raise RequestError(400, self.unknown(requested))
         return convention, "request"
+
+    def read_body(
+        self, body: bytes, requested: str | None, model: str, max_seconds: float
+    ) -> ReadMel:
+        """An ``.npy`` body sent to ``model`` with ``?mel_convention=requested`` -> its mel in
+        the model's convention (see :meth:`choose` and :meth:`read`)."""
+        choice, how = self.choose(requested, model)
+        return self.read(body, self.vocoders[model], choice, how, max_seconds)
 
     # ------------------------------------------------------------------ reading
     def read(
@@ -214,13 +222,15 @@ class MelConventions:
                 choice, how = vocoder.detect_convention(mel), "detected"
             assert isinstance(choice, Convention)
             stats = self.stats.get(choice.name)
-            warnings = check_convention(mel, choice) if stats is None else []
+            warnings = (
+                [for_requests(w) for w in check_convention(mel, choice)] if stats is None else []
+            )
             if stats is None and same_values(choice, own):
                 return ReadMel(mel, choice.name, how, warnings)
             self._check_stats(mel, choice, stats)
             out = vocoder.prepare_mel(mel, choice, stats).numpy()
         except HiFiGANError as e:
-            raise RequestError(400, str(e)) from None
+            raise RequestError(400, for_requests(str(e))) from None
         seconds = out.shape[1] * vocoder.hop_length / vocoder.sample_rate
         if seconds > max_seconds:
             raise RequestError(
@@ -244,13 +254,12 @@ class MelConventions:
             )
 
     # ------------------------------------------------------------------ describing
-    def describe(self, vocoders: dict[str, Vocoder]) -> dict:
+    def describe(self) -> dict:
         """``GET /v1/conventions``: the names a request may give, and each model's default."""
         listed = []
-        for name in self.names(vocoders)[1:]:
-            c = self.lookup(name) or next(
-                v.convention for v in vocoders.values() if v.convention.name == name
-            )
+        for name in self.names()[1:]:
+            c = self.lookup(name)
+            assert c is not None
             listed.append(
                 {
                     "name": name,
@@ -263,7 +272,7 @@ class MelConventions:
                 }
             )
         models = {}
-        for model, v in vocoders.items():
+        for model, v in self.vocoders.items():
             default = self.defaults.get(model)
             models[model] = {
                 "own": v.convention.name,
@@ -271,9 +280,10 @@ class MelConventions:
             }
         return {"auto": AUTO, "conventions": listed, "models": models}
 
-    def check(self, body: bytes, vocoder: Vocoder, model: str, max_seconds: float) -> dict:
+    def check(self, body: bytes, model: str, max_seconds: float) -> dict:
         """``POST /v1/mel-check``: ``hifigan mel-check``'s report on an ``.npy`` body for
         ``model``, with its text (``text``) and the ``mel_convention`` to vocode it with."""
+        vocoder = self.vocoders[model]
         mel = parse_mel(body, None, vocoder.hop_length, vocoder.sample_rate, max_seconds)
         own = vocoder.convention
         try:
@@ -285,6 +295,12 @@ class MelConventions:
         report["mel_convention"] = None if chosen is None or report["fits_model"] else chosen
         report["text"] = format_report(report, f"{own.name} (model {model})")
         return report
+
+
+def for_requests(message: str) -> str:
+    """A library message in a client's words: the query parameter instead of ``vocode``'s
+    option (``vocode it with ?mel_convention=coqui``)."""
+    return _FLAG.sub(rf"?{QUERY}=\1", message)
 
 
 def _name(choice: Convention | str) -> str:

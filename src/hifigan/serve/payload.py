@@ -206,3 +206,9 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 def f32_bytes(audio: np.ndarray) -> bytes:
     """Raw little-endian float32 samples."""
     return np.ascontiguousarray(audio.reshape(-1), dtype="<f4").tobytes()
+
+
+def header_text(lines: list[str]) -> str:
+    """Lines joined by ``; `` for one response header; anything outside ASCII escaped (a
+    header travels as Latin-1, and a name in a message may hold any character)."""
+    return "; ".join(lines).encode("ascii", "backslashreplace").decode("ascii")
