@@ -7,8 +7,8 @@
   discriminators. With ``disc_warmup`` N > 0 the new ones first train alone against the
   frozen generator's output for N steps (:meth:`Adaptation.warm_up`); the generator and its
   optimizer do not change. A start with discriminator weights skips it. The default is 0:
-  measured on a new voice, warmed-up discriminators pushed the generator further from it in
-  the first steps than fresh ones (docs/adaptation.md).
+  warmed-up discriminators push the generator further from a new voice in the first steps
+  than fresh ones do, and gain nothing over an hour (docs/adaptation.md has the figures).
 * **Defaults.** :data:`FINE_TUNE_DEFAULTS` (per device type) fill every recipe option the
   user did not give when training starts from a pretrained generator
   (:func:`with_recipe`); ``RUN_DIR/recipe.json`` records the options that are not in the
@@ -128,11 +128,11 @@ FINE_TUNE_DEFAULTS: dict[str, FineTuneDefaults] = {
         val_clips=10,
         checkpoint_interval=200,
         max_steps=2000,
-        disc_warmup=0,  # measured: warmed-up discriminators hurt the first steps
+        disc_warmup=0,  # warmed-up discriminators hurt the first steps (docs/adaptation.md)
     ),
     # a GPU: the paper's batch, validation on every clip
     "cuda": FineTuneDefaults(
-        learning_rate=1e-4,  # not measured: 8 times the CPU batch, so less gradient noise
+        learning_rate=1e-4,  # an estimate: 8 times the CPU batch, so less gradient noise
         lr_decay=0.999,
         segment_size=8192,
         batch_size=16,
@@ -144,7 +144,7 @@ FINE_TUNE_DEFAULTS: dict[str, FineTuneDefaults] = {
         val_clips=None,
         checkpoint_interval=1000,
         max_steps=10000,
-        disc_warmup=0,  # measured: warmed-up discriminators hurt the first steps
+        disc_warmup=0,  # the CPU's default; the warm-up was measured on CPUs only
     ),
 }
 
