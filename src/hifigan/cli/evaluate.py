@@ -52,7 +52,7 @@ from .common import (
     output_plan,
     progress,
 )
-from .options import integer
+from .options import add_device_backend_arguments, integer, report_backend
 
 HELP = "objective metrics (PESQ, M-STFT, mel L1, MCD, periodicity, ...) and a report"
 
@@ -127,12 +127,7 @@ def _add_synthesis_options(p: argparse.ArgumentParser) -> None:
     synth.add_argument(
         "--limit", type=integer(1), default=None, metavar="N", help="first N clips per dataset"
     )
-    synth.add_argument(
-        "--device",
-        default="auto",
-        help="where the generators run: auto (the default: CUDA when available, else the CPU), "
-        "cpu, cuda or cuda:N",
-    )
+    add_device_backend_arguments(synth, what="each generator")
 
 
 def _add_report_options(p: argparse.ArgumentParser) -> None:
@@ -160,6 +155,11 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _run_options(args: argparse.Namespace) -> dict[str, str]:
+    """Where and how each generator runs (--device, --backend, --precision)."""
+    return {"device": args.device, "backend": args.backend, "precision": args.precision}
+
+
 def _systems(args: argparse.Namespace) -> dict:
     """The systems of copy synthesis: --checkpoint (or --model), each --compare, Griffin-Lim."""
 
@@ -168,7 +168,7 @@ def _systems(args: argparse.Namespace) -> dict:
         checkpoint, config = model_source(args)
         label = (args.name[0] if args.name else None) or getattr(args, "model", None)
         label = label or Path(checkpoint).name.split(".")[0]
-        systems[label] = Vocoder.from_checkpoint(checkpoint, config=config, device=args.device)
+        systems[label] = Vocoder.from_checkpoint(checkpoint, config=config, **_run_options(args))
     for item in args.compare:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
@@ -176,7 +176,9 @@ def _systems(args: argparse.Namespace) -> dict:
         if label in systems:
             raise HiFiGANError(f"system label {label!r} is used twice")
         path, config = resolve_model(path)  # a built-in name: its verified file and preset
-        systems[label] = Vocoder.from_checkpoint(path, config=config, device=args.device)
+        systems[label] = Vocoder.from_checkpoint(path, config=config, **_run_options(args))
+    if systems:
+        report_backend(args)
     if not args.no_griffin_lim:
         # inverts the first model's mel, at its rate (v1's mel without a model)
         first = next(iter(systems.values()), None)

@@ -9,62 +9,33 @@ The ranges are part of each option's documented meaning: where 0 is accepted it 
 something (``--keep 0`` keeps all, ``listen --port 0`` picks a free port), and the help text
 says what. Environment variables that stand in for options go through the same callables
 (:func:`env_value`).
+
+The options that choose where and how a model runs (``--device``, ``--backend``,
+``--precision``) are defined once here (:func:`add_device_backend_arguments`), with the
+library's defaults and names, for every command that runs one.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
-from collections.abc import Callable
-from typing import TypeVar
+import sys
 
-from ..errors import HiFiGANError
+import torch
 
-T = TypeVar("T")
+from ..inference.backends import AUTO, BACKEND_CHOICES, BACKENDS, resolve_backend
+from ..inference.vocoder import resolve_device
+from ..precision import PRECISIONS
+from ..settings import (  # noqa: F401 (the value types, shared with the library's switches)
+    MAX_COUNT,
+    Bounded,
+    env_value,
+    integer,
+    launcher_ranks,
+    number,
+    one_of,
+)
 
 MAX_THREADS = 1024
-MAX_COUNT = 1_000_000_000  # steps, clips, trials: far past any real run, well inside int64
-
-
-def _show(value: float) -> str:
-    """A bound as people write it: 4096, 0.001, 1e+09 -> 1000000000."""
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:g}"
-
-
-class Bounded:
-    """A finite number in ``[low, high]`` (``(low, high]`` with ``above=True``) as an argparse
-    type; ``whole`` numbers are parsed as ``int``. Instances are what ``tests/test_options.py``
-    discovers as the numeric options."""
-
-    def __init__(self, low: float, high: float, *, whole: bool, above: bool = False) -> None:
-        self.low, self.high, self.whole, self.above = low, high, whole, above
-
-    def accepts(self, value: float) -> bool:
-        """Whether a parsed value lies in the range."""
-        over_low = value > self.low if self.above else value >= self.low
-        return math.isfinite(value) and over_low and value <= self.high
-
-    def describe(self) -> str:
-        """The accepted range in words, as the usage error states it."""
-        kind = "a whole number" if self.whole else "a finite number"
-        if self.above:
-            return f"{kind} greater than {_show(self.low)} and at most {_show(self.high)}"
-        return f"{kind} from {_show(self.low)} to {_show(self.high)}"
-
-    def __call__(self, text: str) -> int | float:
-        try:
-            value = int(text) if self.whole else float(text)
-        except (TypeError, ValueError):
-            value = None
-        if value is None or not self.accepts(value):
-            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}")
-        return value
-
-    def __repr__(self) -> str:
-        return f"<{self.describe()}>"
 
 
 class Port(Bounded):
@@ -77,16 +48,6 @@ class Port(Bounded):
     def describe(self) -> str:
         extra = ", or 0 for any free port" if self.any_port else ""
         return f"a port from 1 to 65535{extra}"
-
-
-def integer(low: int, high: int = MAX_COUNT) -> Bounded:
-    """A whole number from ``low`` to ``high``."""
-    return Bounded(low, high, whole=True)
-
-
-def number(low: float, high: float, *, above: bool = False) -> Bounded:
-    """A finite float from ``low`` (excluded with ``above``) to ``high``."""
-    return Bounded(low, high, whole=False, above=above)
 
 
 def port(*, any_port: bool = False) -> Port:
@@ -119,40 +80,63 @@ def _preview(text: str) -> str:
     return f"{size} with {bad!r} at position {text.index(bad) + 1}"
 
 
-def one_of(*values: str, fold_case: bool = False) -> Callable[[str], str]:
-    """A switch: exactly one of ``values`` (in any case with ``fold_case``)."""
-
-    def parse(text: str) -> str:
-        value = text.lower() if fold_case else text
-        if value not in values:
-            raise argparse.ArgumentTypeError(
-                f"expected {' or '.join(repr(v) for v in values)}, got {text!r}"
-            )
-        return value
-
-    return parse
+#: what ``--device`` accepts, in every command that takes one
+DEVICE_CHOICES = "auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N"
 
 
-def env_value(name: str, parse: Callable[[str], T]) -> T | None:
-    """The environment variable ``name`` parsed by an option's type (None when unset); a bad
-    value raises :class:`HiFiGANError` naming the variable and the accepted values."""
-    text = os.environ.get(name)
-    if text is None:
-        return None
-    try:
-        return parse(text)
-    except argparse.ArgumentTypeError as e:
-        raise HiFiGANError(f"environment variable {name}: {e}") from None
+def add_device_argument(p: argparse._ActionsContainer, *, what: str = "the model") -> None:
+    """``--device``, default ``auto`` (see :func:`~hifigan.inference.vocoder.resolve_device`),
+    on a parser or an argument group."""
+    p.add_argument("--device", default=AUTO, help=f"where {what} runs: {DEVICE_CHOICES}")
 
 
-def launcher_ranks() -> tuple[int, int, int]:
-    """``(RANK, WORLD_SIZE, LOCAL_RANK)`` as a launcher such as ``torchrun`` sets them (0, 1
-    and 0 when unset), checked as options are: whole numbers, the rank inside the world."""
-    world = env_value("WORLD_SIZE", integer(1, 65_536)) or 1
-    rank = env_value("RANK", integer(0, 65_535)) or 0
-    local_rank = env_value("LOCAL_RANK", integer(0, 65_535)) or 0
-    if rank >= world:
-        raise HiFiGANError(
-            f"environment variable RANK: {rank} is not a process of WORLD_SIZE {world}"
+def _auto_summary() -> str:
+    """What ``auto`` picks per device, in words, from :func:`resolve_backend` itself."""
+    picks = {kind: resolve_backend(AUTO, torch.device(kind)) for kind in ("cpu", "cuda")}
+    return ", ".join(f"{backend} on {kind}" for kind, backend in picks.items())
+
+
+def add_device_backend_arguments(p: argparse._ActionsContainer, *, what: str = "the model") -> None:
+    """``--device``, ``--backend`` and ``--precision`` as every command that runs a model
+    takes them: defaults ``auto``, ``auto`` and ``fp32``; names from the registries
+    (:data:`~hifigan.inference.backends.BACKENDS`, :data:`~hifigan.precision.PRECISIONS`)."""
+    add_device_argument(p, what=what)
+    p.add_argument(
+        "--backend",
+        default=AUTO,
+        choices=BACKEND_CHOICES,
+        help=f"how the generator runs: {AUTO} (the default: the fastest backend that matches "
+        f"eager within 1e-4 on the device: {_auto_summary()}), or one of {', '.join(BACKENDS)}"
+        "; eager is the reference",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=list(PRECISIONS),
+        help=f"numeric precision: {', '.join(PRECISIONS)} (default fp32; the others run on "
+        "the fast backends, fp16 on CUDA only)",
+    )
+
+
+def backend_note(backend: str, device: str | torch.device, precision: str = "fp32") -> str:
+    """The line a command prints about the backend it runs, e.g. ``backend: fast (auto on cpu;
+    --backend eager for the reference path)``."""
+    dev = resolve_device(device)
+    chosen = resolve_backend(backend, dev, precision)
+    what = chosen if precision == "fp32" else f"{chosen}, {precision}"
+    if backend != AUTO:
+        return f"backend: {what}"
+    if precision != "fp32":
+        return f"backend: {what} (auto on {dev.type}: the backend that runs {precision})"
+    if chosen == "eager":
+        return (
+            f"backend: {what} (auto on {dev.type}: the reference path, since fast has no "
+            "measured gain there yet; --backend fast to try it)"
         )
-    return rank, world, local_rank
+    return f"backend: {what} (auto on {dev.type}; --backend eager for the reference path)"
+
+
+def report_backend(args: argparse.Namespace) -> None:
+    """Print :func:`backend_note` for ``args.backend``, ``args.device`` and ``args.precision``
+    on standard error, once per command."""
+    print(backend_note(args.backend, args.device, args.precision), file=sys.stderr)

@@ -47,7 +47,7 @@ from .common import (
     claim_authors_export,
     model_source,
 )
-from .options import integer, number
+from .options import add_device_argument, integer, number
 from .prepare import add_data_arguments, data_options
 
 HELP = "train a vocoder (or fine-tune one) on a dataset; resumable, torchrun-ready"
@@ -74,11 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="folder of <id>.npy input mels (fine-tuning on a TTS model's output)",
     )
     add_data_arguments(p)
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
-    )
+    add_device_argument(p, what="training")
     p.add_argument(
         "--precision",
         default=None,

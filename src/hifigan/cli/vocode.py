@@ -44,7 +44,7 @@ from ..conventions import (
 )
 from ..conventions.detect import MAX_LOG_VALUE
 from ..errors import HiFiGANError, InputError
-from ..inference import BACKENDS, Vocoder
+from ..inference import Vocoder
 from ..inference.inputs import range_problem
 from ..inference.vocoder import AUTO, resolve_device
 from ..io import (
@@ -58,7 +58,6 @@ from ..io import (
     to_int16,
 )
 from ..outputs import OutputPlan
-from ..precision import PRECISIONS
 from ..pretrained import DEFAULT_MODEL
 from .common import (
     add_model_arguments,
@@ -70,7 +69,7 @@ from .common import (
     output_plan,
     process_files,
 )
-from .options import integer, launcher_ranks
+from .options import add_device_backend_arguments, integer, launcher_ranks, report_backend
 
 HELP = "turn audio (copy synthesis) or mel files into 16-bit wav files"
 STDIN = "-"
@@ -94,23 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder (- with input -: raw 16-bit PCM on standard output)",
     )
     add_model_arguments(p, default_model=DEFAULT_MODEL)
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (the default: CUDA when available, else the CPU), cpu, cuda or cuda:N",
-    )
-    p.add_argument(
-        "--backend",
-        default="eager",
-        choices=BACKENDS,
-        help="how to run the generator (default eager)",
-    )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=list(PRECISIONS),
-        help="numeric precision (default fp32)",
-    )
+    add_device_backend_arguments(p)
     p.add_argument(
         "--stream", action="store_true", help="synthesize through the exact streaming path"
     )
@@ -416,6 +399,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         edge_padding=args.edge_padding,
     )
+    report_backend(args)
     if args.inputs == [STDIN]:
         return vocode_stdin(vocoder, args, plan)
     if world > 1:

@@ -43,7 +43,7 @@ from ..generator import Generator
 from ..io import warn
 from ..pretrained import was_verified
 from ..toolkits import edge_frames, model_mel, pad_edges
-from .backends import make_backend
+from .backends import make_backend, resolve_backend
 from .inputs import (
     as_audio,
     as_mel,
@@ -98,8 +98,10 @@ class Vocoder:
         generator: a :class:`Generator` (its weight norm is removed in place).
         config: the model's config (mel parameters and sample rate).
         device: where to run.
-        backend: ``eager`` (the reference), ``fast``, ``compiled`` or ``onnx``
-            (see :mod:`hifigan.inference.backends`).
+        backend: ``auto`` (the default: the fastest backend exact on ``device``, ``fast`` on
+            the CPU, see :func:`~hifigan.inference.backends.resolve_backend`), ``eager`` (the
+            reference), ``fast``, ``compiled`` or ``onnx``; :attr:`backend_name` is the one
+            that runs.
         precision: ``fp32``; ``bf16`` (``fast``/``compiled``); ``fp16`` (CUDA only).
         block_frames: mels longer than this are synthesized in blocks of this many frames
             (exact, bounded memory).
@@ -114,7 +116,7 @@ class Vocoder:
         config: HiFiGANConfig,
         device: str | torch.device = "cpu",
         *,
-        backend: str = "eager",
+        backend: str = "auto",
         precision: str = "fp32",
         block_frames: int = BLOCK_FRAMES,
         edge_padding: str = "authors",
@@ -129,11 +131,11 @@ class Vocoder:
         if generator.has_weight_norm:
             generator.remove_weight_norm()
         self.generator = generator.eval().to(self.device)
-        self.backend_name = backend
+        self.backend_name = resolve_backend(backend, self.device, precision)
         self.precision = precision
         self.block_frames = block_frames
         self.backend = make_backend(
-            backend, self.generator, precision=precision, device=self.device
+            self.backend_name, self.generator, precision=precision, device=self.device
         )
         self.receptive_field: ReceptiveField = receptive_field(config.generator)
         self.mel_transform = model_mel(config.mel).to(self.device)
@@ -145,7 +147,7 @@ class Vocoder:
         config: HiFiGANConfig | str | Path | None = None,
         device: str | torch.device = "cpu",
         *,
-        backend: str = "eager",
+        backend: str = "auto",
         precision: str = "fp32",
         block_frames: int = BLOCK_FRAMES,
         verified: bool = False,
