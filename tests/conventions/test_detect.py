@@ -121,6 +121,7 @@ def hifigan_mels(files):
         yield f, module(torch.from_numpy(load_audio(f, 22050)[0])).numpy()
 
 
+@pytest.mark.slow
 def test_guard_is_silent_on_the_authors_mels_of_real_speech():
     # every LJSpeech and VCTK clip, and 200 of Kathleen's
     kathleen = clips("kathleen")

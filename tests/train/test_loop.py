@@ -383,6 +383,7 @@ def test_torchrun_with_two_processes_matches_one_process(tmp_path, data, tiny):
     assert metrics[0] == pytest.approx(metrics[1], rel=1e-4), metrics
 
 
+@pytest.mark.slow
 def test_the_readme_commands(run_cli, tmp_path, monkeypatch):
     """README: train the debug preset on the LJSpeech folder, resume it, vocode with best.pt."""
     monkeypatch.chdir(tmp_path)

@@ -43,7 +43,13 @@ def raw(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("preset", "rate"), [("v1-16k", 16000), ("v1-24k", 24000), ("v1-44k", 44100), ("v1-48k", 48000)]
+    ("preset", "rate"),
+    [
+        ("v1-16k", 16000),
+        ("v1-24k", 24000),
+        ("v1-44k", 44100),
+        pytest.param("v1-48k", 48000, marks=pytest.mark.slow),  # as the three rates above
+    ],
 )
 def test_a_run_at_another_rate_trains_and_vocodes_at_that_rate(tmp_path, raw, capsys, preset, rate):
     config = debug_at(preset)

@@ -407,6 +407,7 @@ def test_the_lock_names_its_holder_and_goes_with_it(tmp_path):
     assert run.is_dir() and not (run / LOCK).exists()
 
 
+@pytest.mark.slow
 def test_a_second_trainer_is_refused_and_a_killed_one_leaves_the_folder_free(
     tmp_path, dataset, config, run_cli
 ):
