@@ -2,7 +2,8 @@
 
 Uses the system's Chromium (``/usr/bin/chromium``, or ``HIFIGAN_CHROMIUM``) driven by
 Playwright's Python package; skips without either. With ``HIFIGAN_SCREENSHOT=PATH`` it also
-saves a screenshot of the page after vocoding (``docs/images/serve.png`` is made this way).
+saves a screenshot of the page vocoding a TTS mel with the built-in lj-v1
+(``docs/images/serve.png`` is made this way; skipped without the variable).
 The answers the page relies on (``X-Model``, ``X-Warnings``, the rounded JSON mel) are checked
 over HTTP at the end.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -25,8 +27,9 @@ pytest.importorskip("playwright")
 from playwright.sync_api import expect, sync_playwright
 from serve_helpers import MODEL, lj_v2_spec, npy_bytes, running_server
 
+from hifigan.bundled import demo_clip_file
+from hifigan.conventions import load_convention
 from hifigan.io import load_audio
-from inference_helpers import log_mel
 
 from conftest import LJ_V2, LJSPEECH, need
 
@@ -127,9 +130,6 @@ def test_page_vocodes_an_upload_plays_and_downloads(page, server, clip, tmp_path
     info = sf.info(str(saved))
     assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", 22050)
     assert info.frames % 256 == 0 and abs(info.frames - sf.info(str(clip)).frames) < 512
-    screenshot = os.environ.get("HIFIGAN_SCREENSHOT")
-    if screenshot:
-        page.screenshot(path=screenshot, full_page=True)
     assert all(url.startswith((server.url, "blob:", "data:")) for url in requests)
 
 
@@ -190,34 +190,75 @@ def test_a_refused_upload_leaves_nothing_of_the_previous_input(page, clip, tmp_p
     expect(page.locator("#stat-audio")).to_have_text("–")
 
 
-def test_a_npy_mel_is_accepted_drawn_and_vocoded(page, tmp_path):
+@pytest.fixture(scope="module")
+def tts_mel(tmp_path_factory) -> Path:
+    """A TTS model's mel as it comes: coqui's convention (dB, [-4, 4]) of the first 2 s of
+    the bundled demo clip, as ``hifigan mel --convention coqui`` computes it."""
+    convention = load_convention("coqui")
+    with demo_clip_file() as path:
+        audio, _ = load_audio(path, convention.sample_rate)
+    with torch.inference_mode():
+        mel = convention.mel_spectrogram()(torch.from_numpy(audio[: 2 * RATE])).numpy()
+    out = tmp_path_factory.mktemp("tts") / "tts_coqui.npy"
+    out.write_bytes(npy_bytes(mel.astype(np.float32)))
+    return out
+
+
+def test_a_tts_mel_is_checked_converted_and_vocoded(page, tts_mel, clip, tmp_path):
     assert ".npy" in page.locator("#file").get_attribute("accept").split(",")
     expect(page.locator("#mel-options")).to_be_hidden()
-    mel = tmp_path / "tts_output.npy"
-    mel.write_bytes(npy_bytes(log_mel(86, seed=2).numpy()))
-    upload(page, mel)
+    expect(page.locator("#verdict")).to_be_hidden()
+    upload(page, tts_mel)
     expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
-    expect(page.locator("#mel-options")).to_be_visible()
-    expect(page.locator("#convention")).to_have_value("hifigan")
-    expect(page.locator("#convention option")).to_have_text([f"hifigan ({MODEL}'s own)"])
-    expect(page.locator("#convention-note")).to_contain_text("convert other conventions")
+    frames = np.load(tts_mel).shape[1]
+    assert drawn_frames(page, "input-mel") == frames
     expect(page.locator("#input-audio")).to_be_hidden()  # a mel has nothing to play
-    assert drawn_frames(page, "input-mel") == 86
+    # mel-check's verdict, from the server
+    verdict = page.locator("#verdict")
+    expect(verdict).to_be_visible()
+    expect(verdict).to_have_class(re.compile("misfit"))
+    expect(page.locator("#verdict-summary")).to_have_text(
+        f"mel-check: coqui (detected from statistics); does not fit {MODEL}: choose coqui"
+    )
+    page.click("#verdict-summary")
+    expect(page.locator("#verdict-text")).to_contain_text("likely: coqui")
+    # the choice: the model's own by default, then auto, then every named convention
+    select = page.locator("#convention")
+    expect(select).to_have_value("")
+    options = select.locator("option")
+    expect(options.first).to_have_text("the model's own (hifigan)")
+    expect(options.nth(1)).to_have_text("auto: detect it from the mel")
+    expect(select.locator("option[value=coqui]")).to_have_text("coqui (80 bands, 22050 Hz)")
+    select.select_option("coqui")
     vocode_and_wait(page)
     duration = page.locator("#output-audio").evaluate(
         "a => new Promise(r => a.duration > 0 ? r(a.duration) : a.onloadedmetadata = "
         "() => r(a.duration))"
     )
-    assert abs(duration - 86 * HOP / RATE) < 1e-3
-    assert page.locator("#download").get_attribute("download") == f"tts_output_{MODEL}.wav"
-    # a mel with the wrong number of bands is refused in the page's words
+    # converted from centred frames to the model's: the 2 s the mel was made from
+    assert abs(duration - 2.0) < HOP / RATE
+    # the facts of the output: model, input, convention applied
+    expect(page.locator("#stat-model")).to_have_text(MODEL)
+    expect(page.locator("#stat-input")).to_have_text(f"mel 80 × {frames}")
+    expect(page.locator("#stat-convention")).to_have_text("coqui (request)")
+    assert page.locator("#download").get_attribute("download") == f"tts_coqui_{MODEL}.wav"
+    # a new input starts afresh: no verdict, the default choice, no output facts
+    upload(page, clip)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    expect(verdict).to_be_hidden()
+    expect(page.locator("#mel-options")).to_be_hidden()
+    expect(select).to_have_value("")
+    expect(page.locator("#stat-convention")).to_have_text("–")
+    # a mel the model cannot take as it is: refused with the server's words and the file name
     wrong = tmp_path / "wrong.npy"
-    wrong.write_bytes(npy_bytes(np.zeros((100, 20), np.float32)))
+    wrong.write_bytes(npy_bytes(np.full((100, 20), -5.0, np.float32)))
     upload(page, wrong)
+    expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+    page.click("#vocode")
     expect(status(page)).to_have_text(
-        f"wrong.npy: the mel has 100 bands, {MODEL} takes 80", timeout=TIMEOUT_MS
+        "wrong.npy: mel has shape (100, 20), but the model expects 80 bands (shape (80, frames))",
+        timeout=TIMEOUT_MS,
     )
-    expect(page.locator("#vocode")).to_be_disabled()
 
 
 def test_resampling_and_mixing_are_shown_with_the_input(page, clip, tmp_path):
@@ -281,3 +322,22 @@ def test_the_answers_the_page_reads(server, clip, tmp_path):
     mel = np.array(payload["mel"])
     assert mel.shape == (80, payload["frames"])
     assert np.allclose(mel, np.round(mel, 2))
+
+
+def test_screenshot_of_a_tts_mel_vocoded_by_a_built_in_model(browser, tts_mel):
+    """``HIFIGAN_SCREENSHOT=PATH``: the page after vocoding a coqui mel with lj-v1."""
+    screenshot = os.environ.get("HIFIGAN_SCREENSHOT")
+    if not screenshot:
+        pytest.skip("set HIFIGAN_SCREENSHOT=PATH to take the docs' screenshot")
+    with running_server(models=["lj-v1"]) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 980})
+        page.goto(server.url + "/")
+        expect(page.locator("#model")).to_have_value("lj-v1", timeout=TIMEOUT_MS)
+        upload(page, tts_mel)
+        expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)
+        page.select_option("#convention", "coqui")
+        vocode_and_wait(page)
+        vocode_and_wait(page)  # the second time, with the model's first-call costs paid
+        expect(page.locator("#stat-convention")).to_have_text("coqui (request)")
+        page.screenshot(path=screenshot, full_page=True)
+        page.close()

@@ -1,17 +1,22 @@
 // The hifigan serve web page: pick a model, upload a recording (or the demo clip) or a mel
-// (.npy), vocode it through POST /v1/vocode, and compare both mel-spectrograms (from
-// POST /v1/mel?format=json). Plain JavaScript, no build step, no requests to anything but
-// this server.
+// (.npy, in any convention the server knows: GET /v1/conventions, checked by
+// POST /v1/mel-check), vocode it through POST /v1/vocode, and compare both mel-spectrograms
+// (from POST /v1/mel?format=json). Plain JavaScript, no build step, no requests to anything
+// but this server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "hifigan-api-key";
 const DYNAMIC_RANGE = 11.5; // natural-log units shown below the input's loudest bin
 const TICK_MS = 100; // how often the elapsed time of a running request is updated
-const STAT_IDS = ["stat-model", "stat-audio", "stat-synth", "stat-speed", "stat-trip", "stat-batch"];
+const STAT_IDS = [
+  "stat-model", "stat-input", "stat-convention", "stat-audio", "stat-synth", "stat-speed",
+  "stat-trip", "stat-batch",
+];
 
 const state = {
   models: [],
+  conventions: null, // GET /v1/conventions: the names a mel may be sent in, each model's default
   input: null, // Blob: an audio file or a .npy mel
   inputName: "",
   inputIsMel: false,
@@ -74,7 +79,9 @@ async function api(path, options = {}) {
     try {
       message = (await response.json()).error || message;
     } catch (e) { /* not JSON */ }
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
   }
   return response;
 }
@@ -92,18 +99,70 @@ function showModelInfo() {
   $("model-info").textContent = m
     ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop ${m.hop_length}`
     : "";
-  // the server vocodes a mel as the model's own convention: it is the only choice offered
+  fillConventions();
+}
+
+// The convention choice: the model's default first (its own, unless the server was started
+// with --mel-convention), then detection, then every convention the server knows.
+function fillConventions() {
+  const m = currentModel();
   const select = $("convention");
   select.innerHTML = "";
-  if (m) {
+  if (!m) return;
+  const add = (value, text) => {
     const option = document.createElement("option");
-    option.value = m.mel;
-    option.textContent = `${m.mel} (${m.name}'s own)`;
+    option.value = value;
+    option.textContent = text;
     select.appendChild(option);
-    $("convention-note").textContent =
-      `this server vocodes mels as ${m.mel} (log of the magnitude mel, ${m.n_mels} bands); ` +
-      "convert other conventions first (hifigan mel-check tells which one a file follows)";
+  };
+  const known = state.conventions || { conventions: [], models: {} };
+  const own = (known.models[m.name] || {}).default || null;
+  add("", own ? `the model's default (${own})` : `the model's own (${m.mel})`);
+  if (known.auto) add(known.auto, "auto: detect it from the mel");
+  for (const c of known.conventions) {
+    const mine = c.name === m.mel ? `, ${m.name}'s own` : "";
+    add(c.name, `${c.name} (${c.n_mels} bands, ${c.sample_rate} Hz${mine})`);
   }
+  $("convention-note").textContent = "the convention of the TTS model that made the mel";
+}
+
+async function loadConventions() {
+  try {
+    state.conventions = await (await api("/v1/conventions")).json();
+  } catch (e) {
+    state.conventions = null; // an older server: the model's own convention only
+  }
+}
+
+function showVerdict(report) {
+  const box = $("verdict");
+  if (!report) {
+    box.hidden = true;
+    box.open = false;
+    $("verdict-summary").textContent = "";
+    $("verdict-text").textContent = "";
+    box.classList.remove("misfit");
+    return;
+  }
+  const fits = report.fits_model;
+  const advice = report.mel_convention ? `: choose ${report.mel_convention}` : "";
+  $("verdict-summary").textContent =
+    `mel-check: ${report.convention || "no named convention"} (${report.how}); ` +
+    `${fits ? "fits" : "does not fit"} ${report.model}${fits ? "" : advice}`;
+  $("verdict-text").textContent = report.text;
+  box.classList.toggle("misfit", !fits);
+  box.hidden = false;
+}
+
+async function checkMel(generation) {
+  const model = modelName();
+  const response = await api(`/v1/mel-check?model=${encodeURIComponent(model)}`, {
+    method: "POST",
+    body: state.input,
+  });
+  const report = await response.json();
+  if (generation !== state.generation || model !== modelName()) throw new StaleError();
+  showVerdict(report);
 }
 
 async function loadModels() {
@@ -164,10 +223,18 @@ async function fetchMel(blob, model) {
   return response.json();
 }
 
+// The values shown: from the loudest down DYNAMIC_RANGE, or down to the quietest when a mel
+// of another convention spans less (coqui's [-4, 4], a normalised mel).
 function melRange(mel) {
   let high = -Infinity;
-  for (const row of mel) for (const v of row) if (v > high) high = v;
-  return [high - DYNAMIC_RANGE, high];
+  let low = Infinity;
+  for (const row of mel) {
+    for (const v of row) {
+      if (v > high) high = v;
+      if (v < low) low = v;
+    }
+  }
+  return [Math.max(low, high - DYNAMIC_RANGE), high];
 }
 
 function halfToFloat(h) {
@@ -272,8 +339,10 @@ function resetInput() {
   $("input-audio").hidden = true;
   $("input-name").textContent = "no input yet";
   $("mel-options").hidden = true;
+  $("convention").value = "";
   $("vocode").disabled = true;
   showWarnings([]);
+  showVerdict(null);
   drawMel($("input-mel"), [], [0, 1]);
   clearOutput();
 }
@@ -313,14 +382,22 @@ async function drawInputMel() {
     mel = data.mel;
     showWarnings((data.warnings || []).map((w) => `${state.inputName}: ${w}`));
   } else {
-    const m = currentModel();
-    if (m && mel.length !== m.n_mels) {
-      throw new Error(`${state.inputName}: the mel has ${mel.length} bands, ${m.name} takes ${m.n_mels}`);
-    }
+    showVerdict(null);
+    setStatus("checking the mel's convention…");
+    await checkMel(generation);
   }
   state.range = melRange(mel);
   drawMel($("input-mel"), mel, state.range);
   setStatus("ready: press Vocode");
+}
+
+// What the input was, in a few words (its name heads the input card).
+function inputFacts() {
+  if (state.inputIsMel && state.inputMel) {
+    const bands = state.inputMel.length;
+    return `mel ${bands} × ${bands ? state.inputMel[0].length : 0}`;
+  }
+  return "recording";
 }
 
 function outputName(model) {
@@ -354,7 +431,10 @@ async function vocode() {
   const request = startRequest();
   const { controller, started } = request;
   try {
-    const response = await api(`/v1/vocode?model=${encodeURIComponent(requested)}`, {
+    const convention = state.inputIsMel ? $("convention").value : "";
+    let path = `/v1/vocode?model=${encodeURIComponent(requested)}`;
+    if (convention) path += `&mel_convention=${encodeURIComponent(convention)}`;
+    const response = await api(path, {
       method: "POST",
       body: state.input,
       signal: controller.signal,
@@ -375,6 +455,10 @@ async function vocode() {
     link.hidden = false;
     $("output-model").textContent = `made by ${model}`;
     $("stat-model").textContent = model;
+    $("stat-input").textContent = inputFacts();
+    const applied = response.headers.get("X-Mel-Convention") || "";
+    const how = response.headers.get("X-Mel-Convention-From") || "";
+    $("stat-convention").textContent = applied + (how ? ` (${how})` : "");
     $("stat-audio").textContent = `${audioSeconds.toFixed(2)} s`;
     $("stat-synth").textContent = `${synthSeconds.toFixed(3)} s`;
     $("stat-speed").textContent = `${(audioSeconds / synthSeconds).toFixed(1)}× real time`;
@@ -386,12 +470,15 @@ async function vocode() {
     setStatus("drawing the output's mel-spectrogram…");
     const data = await fetchMel(wav, model);
     if (generation !== state.generation) return;
-    drawMel($("output-mel"), data.mel, state.range || melRange(data.mel));
+    // a mel of another convention has other values: the output gets its own range
+    const converted = state.inputIsMel && applied && applied !== (currentModel() || {}).mel;
+    drawMel($("output-mel"), data.mel, converted ? melRange(data.mel) : state.range);
     setStatus("done");
   } catch (e) {
     if (generation !== state.generation) return;
     const elapsed = ((performance.now() - started) / 1000).toFixed(1);
     if (e.name === "AbortError") setStatus(`cancelled after ${elapsed} s`);
+    else if (e.status === 400) setStatus(`${state.inputName}: ${e.message}`, true); // the input's fault
     else setStatus(e.message, true);
   } finally {
     if (state.request === request) endRequest();
@@ -475,6 +562,7 @@ async function start() {
 
 async function init() {
   try {
+    await loadConventions();
     await loadModels();
     setStatus("upload a recording or a mel, or use the demo clip");
   } catch (e) {
