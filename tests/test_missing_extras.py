@@ -214,6 +214,14 @@ def test_commands_without_the_serve_extra_say_one_line(tmp_path, blocked, args, 
     assert not (tmp_path / "ratings.sqlite").exists()
 
 
+def test_the_service_made_in_python_without_the_serve_extra(monkeypatch):
+    from hifigan.serve import ServeConfig, create_app
+
+    _absent(monkeypatch, "websockets")
+    with pytest.raises(MissingExtraError, match=r"^hifigan.serve.create_app needs the serve extra"):
+        create_app(ServeConfig(models=["nope"]))
+
+
 def test_demo_report_names_the_eval_extra_when_scoring_cannot_run(monkeypatch):
     from hifigan.cli.demo import objective_metrics
 

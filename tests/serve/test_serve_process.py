@@ -66,3 +66,28 @@ def test_workers_share_one_port(tmp_path):
     said = re.findall(r"note: torch uses (\d+) CPU threads? per process \((.*)\)", running.output())
     assert len(said) == 1 and int(said[0][0]) >= 1, running.output()
     assert said[0][1] == "the cores idle at start, shared by 2 workers"
+
+
+def test_the_command_line_defaults_are_the_service_defaults(monkeypatch):
+    """Every option that sets a ServeConfig field starts from that field's default, so that
+    ``hifigan serve`` without options and ``create_app(ServeConfig())`` serve alike."""
+    import argparse
+    import dataclasses
+
+    from hifigan.cli import serve as command
+    from hifigan.serve import ServeConfig
+
+    monkeypatch.delenv("HIFIGAN_API_KEY", raising=False)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    dests = {action.dest for action in parser._actions}
+    fields = [f.name for f in dataclasses.fields(ServeConfig)]
+    assert set(fields) - {"models"} <= dests, set(fields) - dests
+    assert command.config_from_args(parser.parse_args([])) == ServeConfig()
+    changed = command.config_from_args(parser.parse_args(["--max-queue", "3", "--model", "a"]))
+    assert changed == dataclasses.replace(ServeConfig(), max_queue=3, models=["a"])
+    monkeypatch.setenv("HIFIGAN_API_KEY", "s3cret")
+    assert command.config_from_args(parser.parse_args([])).api_key == "s3cret"
+    help_text = parser.format_help()
+    assert f"(default {ServeConfig().max_queue})" in help_text
+    assert f"(default {ServeConfig().host})" in help_text

@@ -21,19 +21,20 @@ Endpoints and examples: ``docs/serving.md``.
 
 from __future__ import annotations
 
-from ..extras import install_command
+from ..extras import require
 from .config import ServeConfig
 
 SERVE_EXTRA = "serve"
 SERVE_MODULES = ("starlette", "uvicorn", "websockets")
-INSTALL_HINT = install_command(SERVE_EXTRA)
 
 
 def create_app(*args, **kwargs):
-    """The Starlette application (see :func:`hifigan.serve.app.create_app`)."""
+    """The Starlette application (see :func:`hifigan.serve.app.create_app`); without the serve
+    extra, a one-line :class:`~hifigan.extras.MissingExtraError`."""
+    require(SERVE_EXTRA, *SERVE_MODULES, purpose="hifigan.serve.create_app")
     from .app import create_app as _create_app
 
     return _create_app(*args, **kwargs)
 
 
-__all__ = ["INSTALL_HINT", "SERVE_EXTRA", "SERVE_MODULES", "ServeConfig", "create_app"]
+__all__ = ["SERVE_EXTRA", "SERVE_MODULES", "ServeConfig", "create_app"]
