@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from hifigan.serve.batching import Batcher, batch_settings
+from hifigan.serve.batching import Batcher, ModelThread, batch_settings
 
 HOP = 4
 
@@ -187,3 +187,158 @@ def test_the_service_batches_by_the_device_default(tmp_path):
         for slot in slots:
             slot.executor.shutdown()
     assert batchers == [(1, 689), (8, 689), (8, None)]
+
+
+def test_the_model_thread_takes_turns_between_lanes():
+    thread = ModelThread("test-model")
+    try:
+        started, release = threading.Event(), threading.Event()
+        order: list[str] = []
+
+        def blocker() -> None:
+            started.set()
+            release.wait(10)
+
+        def job(name: str) -> str:
+            order.append(name)
+            return name
+
+        first = thread.submit(blocker)
+        assert started.wait(10)  # running: what follows queues behind it
+        batches, stream = thread.lane("batches"), thread.lane()
+        futures = [thread.submit(job, f"upload {i}") for i in range(4)]
+        futures += [batches.submit(job, f"batch {i}") for i in range(2)]
+        futures.append(stream.submit(job, "stream"))
+        release.set()
+        assert [f.result(10) for f in futures] == [
+            *(f"upload {i}" for i in range(4)),
+            "batch 0",
+            "batch 1",
+            "stream",
+        ]
+        first.result(10)
+        # one job of each lane in turn: the stream waits for one upload and one batch, not six
+        assert order == [
+            "upload 0",
+            "batch 0",
+            "stream",
+            "upload 1",
+            "batch 1",
+            "upload 2",
+            "upload 3",
+        ]
+    finally:
+        thread.shutdown()
+
+
+def test_the_model_thread_hands_back_errors_and_cancels_on_shutdown():
+    thread = ModelThread("test-model")
+    release = threading.Event()
+    running = thread.submit(release.wait, 10)
+    failing = thread.lane().submit(int, "not a number")
+    queued = thread.lane("batches").submit(len, [1, 2])
+    cancelled = thread.submit(len, [1])
+    assert cancelled.cancel()
+    release.set()
+    with pytest.raises(ValueError, match="invalid literal"):
+        failing.result(10)
+    assert running.result(10) is True and queued.result(10) == 2
+    blocked = threading.Event()
+    thread.submit(blocked.wait, 10)
+    left = thread.lane().submit(len, [1, 2, 3])
+    thread.shutdown(wait=False, cancel_futures=True)
+    blocked.set()
+    assert left.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        thread.submit(len, [])
+    thread.shutdown()  # the thread ends
+
+
+def test_batches_run_in_a_lane_of_the_model_thread():
+    recorder = Recorder()
+    thread = ModelThread("test-model")
+    try:
+        batcher = Batcher(recorder, thread.lane("batches"), max_batch=8, max_wait=0.5)
+        results = asyncio.run(submit_all(batcher, [30, 20]))
+    finally:
+        thread.shutdown()
+    assert recorder.calls == [[30, 20]]
+    assert [r.audio.shape for r in results] == [(30 * HOP,), (20 * HOP,)]
+
+
+def run_load_test(checkpoint, *options: str) -> tuple[list[list[str]], list[str]]:
+    """``scripts/load_test_serve.py`` at a tiny scale (1 s requests): its table's rows (cells)
+    and the servers' start notes."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    command = [sys.executable, str(REPO / "scripts" / "load_test_serve.py")]
+    command += ["--model", str(checkpoint), "--request-seconds", "1", "--threads", "1"]
+    command += ["--offline-repeats", "2", *options]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("1.00 s requests, model ")
+    assert lines[0].endswith("1 torch threads for the offline run and every server")
+    assert lines[2].startswith("| mode | clients | requests | audio s/s | p50 ms | p99 ms |")
+    table = [line for line in lines[4:] if line.startswith("|")]
+    notes = [line for line in lines if line.startswith("* ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in table], notes
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A randomly initialised V3 generator in our checkpoint format: fast on any CPU."""
+    import torch
+
+    from hifigan import Generator, HiFiGANConfig
+    from hifigan.checkpoint import save_checkpoint
+
+    config = HiFiGANConfig.preset("v3")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "small.pt"
+    save_checkpoint(path, config, Generator.from_config(config))
+    return path
+
+
+def test_load_test_script_runs_with_the_default_batching(small_checkpoint):
+    # a check that the script works, not a measurement: the timings are not looked at
+    rows, notes = run_load_test(
+        small_checkpoint, "--modes", "default", "--clients", "1", "2", "--requests", "2"
+    )
+    assert rows[0][0].startswith("offline: read, mel and synthesis in one process, no server (2 ")
+    assert [(r[0], r[1], r[2], r[6]) for r in rows[1:]] == [
+        ("default (no batching options)", "1", "2", "1 x2"),
+        ("default (no batching options)", "2", "2", "1 x2"),  # the CPU does not batch
+    ]
+    for row in rows:
+        assert float(row[3]) > 0
+    assert notes == [
+        "* default: torch uses 1 CPU thread per process (--threads)",
+        "* default: batching off (the default on cpu: one request already keeps the CPU busy; "
+        "--max-batch N turns it on)",
+    ]
+
+
+@pytest.mark.slow
+def test_load_test_script_compares_the_three_settings(small_checkpoint):
+    rows, _ = run_load_test(small_checkpoint, "--clients", "1", "2", "--requests", "4")
+    modes = [(r[0], r[1]) for r in rows[1:]]
+    assert modes == [
+        (mode, clients)
+        for mode in (
+            "default (no batching options)",
+            "no batching (`--max-batch 1`)",
+            "forced (`--max-batch 8 --max-batch-seconds 40`)",
+        )
+        for clients in ("1", "2")
+    ]
+    for row in rows[1:]:
+        sizes = {int(part.split(" x")[0]) for part in row[6].split(", ")}
+        forced = row[0].startswith("forced")
+        assert sizes <= {1, 2} if forced else sizes == {1}
+        assert float(row[7].split()[0]) > 100  # peak resident MB of a server with torch

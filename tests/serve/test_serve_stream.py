@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,7 +24,7 @@ from websockets.sync.client import connect
 from hifigan import Vocoder
 from inference_helpers import log_mel
 
-from conftest import LJ_V2, need
+from conftest import LJ_V2, REPO, need
 
 HOP = 256
 RATE = 22050
@@ -151,13 +154,52 @@ def test_a_long_message_is_synthesized_in_bounded_jobs(server, vocoder, monkeypa
     assert np.abs(np.concatenate(pieces) - vocoder(mel).numpy()).max() < EXACT
 
 
-def test_one_frame_messages_at_real_time_pace_are_exact(server, vocoder):
-    mel = log_mel(86, seed=4).numpy()  # 1 s
-    pieces, code = stream_all(server, mel, chunk=1, pace=HOP / RATE)
+def paced_stream(server, mel: np.ndarray, chunk: int, **connect_options):
+    """Send ``mel`` in ``chunk``-frame messages at real-time pace while another thread reads the
+    audio as it comes, as a live client does (one that stops reading stops answering pings).
+
+    Returns: the audio messages, the close code, how many arrived before the last frames
+    were sent.
+    """
+    pieces: list[np.ndarray] = []
+    closed: list[ConnectionClosed] = []
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}", **connect_options) as ws:
+
+        def read() -> None:
+            try:
+                while True:
+                    pieces.append(np.frombuffer(ws.recv(timeout=60), dtype="<f4"))
+            except ConnectionClosed as e:
+                closed.append(e)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        pace = chunk * HOP / RATE
+        start = time.perf_counter()
+        for i, at in enumerate(range(0, mel.shape[1], chunk)):
+            time.sleep(max(0.0, start + i * pace - time.perf_counter()))
+            ws.send(frames_message(mel[:, at : at + chunk]))
+        early = len(pieces)
+        ws.send("end")
+        reader.join(120)
+    assert closed, "the stream did not end"
+    code = closed[0].rcvd.code if closed[0].rcvd is not None else None
+    return pieces, code, early
+
+
+def test_one_frame_messages_at_real_time_pace_outlast_slow_syntheses(server, vocoder, monkeypatch):
+    # every synthesis takes 0.4 s while the client pings every 0.1 s and gives up after 0.3 s
+    # without a pong: a server that read messages (pings included) only between syntheses
+    # would be dropped with 1011 within the first second
+    windows = WindowCounter(monkeypatch, delay=0.4)
+    mel = log_mel(215, seed=4).numpy()  # 2.5 s
+    pieces, code, early = paced_stream(server, mel, 1, ping_interval=0.1, ping_timeout=0.3)
     assert code == 1000
     audio = np.concatenate(pieces)
-    assert audio.shape == (86 * HOP,)
+    assert audio.shape == (215 * HOP,)
     assert np.abs(audio - vocoder(mel).numpy()).max() < EXACT
+    assert early >= 2  # audio came while the frames did, not all at the end
+    assert windows.calls <= 12, windows.calls  # 215 messages, coalesced
 
 
 def test_pings_are_answered_while_the_model_works(server, vocoder, monkeypatch):
@@ -295,3 +337,47 @@ def test_stream_needs_the_api_key():
             assert sum(np.frombuffer(ws.recv(timeout=60), "<f4").size for _ in range(2)) == (
                 15 * HOP
             )
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A randomly initialised V3 generator in our checkpoint format: fast on any CPU."""
+    import torch
+
+    from hifigan import Generator, HiFiGANConfig
+    from hifigan.checkpoint import save_checkpoint
+
+    config = HiFiGANConfig.preset("v3")
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "small.pt"
+    save_checkpoint(path, config, Generator.from_config(config))
+    return path
+
+
+def test_stream_latency_script_runs_end_to_end(small_checkpoint):
+    # a check that the script works, on 1 s of audio: its timings are not looked at
+    command = [sys.executable, str(REPO / "scripts" / "stream_latency.py"), str(small_checkpoint)]
+    command += ["--seconds", "1", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"model {small_checkpoint} (small), 86 frames (1.00 s)")
+    header = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    assert header[:6] == [
+        "frames per message",
+        "messages",
+        "first audio ms",
+        "last audio after last frame ms",
+        "last audio after start ms",
+        "close",
+    ]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[4:]]
+    assert [(row[0], row[1], row[5]) for row in rows] == [
+        ("1", "86", "1000"),
+        ("7", "13", "1000"),
+        ("32", "3", "1000"),
+    ]
+    for row in rows:
+        assert float(row[6]) < EXACT  # max |difference| from offline synthesis
+        assert all(float(cell) >= 0 for cell in row[2:5])

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +98,92 @@ def batch_settings(
     )
 
 
+class ModelThread(Executor):
+    """The one thread that runs all of a model's torch work, taking turns between lanes.
+
+    Each lane is a queue of jobs of one client of the model: the batcher (one batch at a
+    time), each stream (one synthesis at a time), and the default lane (:meth:`submit`: the mel
+    of every upload and ``/v1/mel`` request). The thread runs one job of each lane that has
+    work, in turn, so that a job waits for at most one job of every other lane however many
+    the others have queued: a flood of uploads cannot hold back a stream, nor streams the
+    batches. A lane holds no state once its queue is empty.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._lanes: dict[Hashable, deque[tuple[Future, Callable, tuple, dict]]] = {}
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        """Queue ``fn(*args, **kwargs)`` in the default lane."""
+        return self._put("default", fn, args, kwargs)
+
+    def lane(self, key: Hashable | None = None) -> Executor:
+        """An executor whose jobs form the lane ``key`` (None: a new lane of its own)."""
+        return _Lane(self, object() if key is None else key)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._changed:
+            self._closed = True
+            if cancel_futures:
+                for queue in self._lanes.values():
+                    for future, *_ in queue:
+                        future.cancel()
+                self._lanes.clear()
+            self._changed.notify_all()
+        if wait:
+            self._thread.join()
+
+    def _put(self, key: Hashable, fn: Callable, args: tuple, kwargs: dict) -> Future:
+        future: Future = Future()
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("cannot schedule new jobs after shutdown")
+            self._lanes.setdefault(key, deque()).append((future, fn, args, kwargs))
+            self._changed.notify()
+        return future
+
+    def _next(self) -> tuple[Future, Callable, tuple, dict] | None:
+        """The first job of the lane whose turn it is (None: shut down, nothing left)."""
+        with self._changed:
+            while not self._lanes and not self._closed:
+                self._changed.wait()
+            if not self._lanes:
+                return None
+            key = next(iter(self._lanes))
+            queue = self._lanes.pop(key)
+            job = queue.popleft()
+            if queue:
+                self._lanes[key] = queue  # back of the round
+            return job
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            future, fn, args, kwargs = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as e:  # handed to the waiting caller, as ThreadPoolExecutor does
+                future.set_exception(e)
+            else:
+                future.set_result(result)
+            del job, future, fn, args, kwargs  # do not hold the last job's data while idle
+
+
+class _Lane(Executor):
+    """One lane of a :class:`ModelThread`."""
+
+    def __init__(self, thread: ModelThread, key: Hashable) -> None:
+        self._thread = thread
+        self._key = key
+
+    def submit(self, fn: Callable, /, *args, **kwargs) -> Future:
+        return self._thread._put(self._key, fn, args, kwargs)
+
+
 @dataclass
 class BatchResult:
     """One request's audio and how it was made."""
@@ -118,8 +206,8 @@ class Batcher:
 
     Args:
         synthesize: ``[(n_mels, T_i), ...] -> [(T_i * hop_length,), ...]`` float32 arrays.
-        executor: where ``synthesize`` runs (one thread per model keeps torch off the event
-            loop and the model's calls in order).
+        executor: where ``synthesize`` runs (a lane of the model's :class:`ModelThread` keeps
+            torch off the event loop and takes turns with the model's other work).
         max_batch: most requests per call (1 disables batching).
         max_wait: seconds the collector waits for a batch to fill after its first request.
         max_frames: most padded frames per call (batch size times its longest mel; None: no

@@ -6,7 +6,6 @@ work for the model runs there, never on the event loop) and its dynamic batcher;
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 from ..errors import HiFiGANError
 from ..inference import Vocoder
 from ..pretrained import DEFAULT_MODEL, ModelChoice, choose_model
-from .batching import Batcher, batch_settings
+from .batching import Batcher, ModelThread, batch_settings
 from .config import ServeConfig
 from .counters import Metrics
 
@@ -58,11 +57,11 @@ class ModelSlot:
         self.vocoder = vocoder
         self.metrics = metrics
         self.pending = 0  # vocode requests admitted and not yet answered
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hifigan-{name}")
+        self.executor = ModelThread(f"hifigan-{name}")  # takes turns: uploads, batches, streams
         batching = batch_settings(vocoder.device, config.max_batch, config.max_batch_seconds)
         self.batcher = Batcher(
             self.synthesize,
-            self.executor,
+            self.executor.lane("batches"),
             max_batch=batching.max_batch,
             max_wait=config.max_wait_ms / 1000.0,
             max_frames=batching.max_frames(vocoder.sample_rate, vocoder.hop_length),

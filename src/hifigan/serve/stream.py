@@ -12,8 +12,10 @@ arrives, so the connection (its keepalive pings included) is served while the mo
 the compute loop takes all the frames that arrived during the previous synthesis as one chunk
 (coalescing), so a client that sends one frame per message costs a few large syntheses rather
 than one per frame, each of which would recompute the model's whole receptive field. Each
-synthesis is one job on the model's thread, in turn with the batches of ``/v1/vocode`` and
-the other streams, and at most :data:`MAX_CHUNK_SECONDS` of audio long.
+synthesis is one job in the stream's own lane of the model's thread
+(:class:`~hifigan.serve.batching.ModelThread`), which takes turns with the batches of
+``/v1/vocode``, the mels of uploads and the other streams, and is at most
+:data:`MAX_CHUNK_SECONDS` of audio long.
 
 Errors are one JSON text message ``{"error": "..."}`` followed by a close with the code of
 :data:`CLOSE_CODES`.
@@ -193,6 +195,7 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
     vocoder = slot.vocoder
     streamer = vocoder.streamer()
     limit = chunk_limit(vocoder)
+    lane = slot.executor.lane()  # this stream's turns on the model's thread
 
     def push(frames: np.ndarray) -> np.ndarray:
         return streamer.push(torch.from_numpy(frames))[0].cpu().numpy()
@@ -216,9 +219,9 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
                 # there (batches, other streams): a long chunk cannot hold the thread for long
                 for start in range(0, frames.shape[1], limit):
                     piece = np.ascontiguousarray(frames[:, start : start + limit])
-                    await send(await loop.run_in_executor(slot.executor, push, piece))
+                    await send(await loop.run_in_executor(lane, push, piece))
             if ended:
-                await send(await loop.run_in_executor(slot.executor, finish))
+                await send(await loop.run_in_executor(lane, finish))
                 await websocket.close(1000)
                 return
     finally:
