@@ -199,6 +199,7 @@ def torchrun_vocode(*args) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_torchrun_splits_the_files_and_each_is_written_once(run_cli, tmp_path):
     mels = tmp_path / "mels"
     mels.mkdir()

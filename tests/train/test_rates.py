@@ -47,8 +47,9 @@ def raw(tmp_path_factory):
     [
         ("v1-16k", 16000),
         ("v1-24k", 24000),
-        ("v1-44k", 44100),
-        pytest.param("v1-48k", 48000, marks=pytest.mark.slow),  # as the three rates above
+        # the same run at the two high rates: slow
+        pytest.param("v1-44k", 44100, marks=pytest.mark.slow),
+        pytest.param("v1-48k", 48000, marks=pytest.mark.slow),
     ],
 )
 def test_a_run_at_another_rate_trains_and_vocodes_at_that_rate(tmp_path, raw, capsys, preset, rate):
