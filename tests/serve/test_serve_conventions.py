@@ -14,7 +14,7 @@ import soundfile as sf
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from serve_helpers import MODEL, lj_v2_spec, running_server
+from serve_helpers import MODEL, lj_v2_spec, npy_bytes, running_server
 
 from hifigan import HiFiGANError
 from hifigan.bundled import demo_clip_file
@@ -291,3 +291,19 @@ def test_the_page_has_an_icon(server):
     assert '<link rel="icon" href="/static/favicon.svg"' in page
     assert server.get("/static/favicon.svg").body == reply.body
     assert json.loads(server.get("/v1/conventions").body)["auto"] == "auto"
+
+
+def test_serve_edge_padding_toolkit_gives_the_toolkits_own_output():
+    """A Coqui checkpoint (tests/fixtures/toolkits) served with --edge-padding toolkit answers
+    what Coqui's inference computes, edges included."""
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "toolkits" / "coqui-v1"
+    mel, expected = np.load(folder / "mel.npy"), np.load(folder / "toolkit_output.npy")
+    model = f"coqui={folder / 'checkpoint_2500.pth'}"
+    with running_server(models=[model], edge_padding="toolkit", backend="eager") as server:
+        hop_length = server.get("/v1/models").json()["models"][0]["hop_length"]
+        reply = server.post("/v1/vocode?format=f32", npy_bytes(mel))
+    assert reply.status == 200, reply.body[:300]
+    audio = np.frombuffer(reply.body, "<f4")
+    # 5 frames repeated at each end, as Coqui does (the authors' edges: frames x hop_length)
+    assert audio.shape == expected.shape == ((mel.shape[1] + 10) * hop_length,)
+    assert np.abs(audio - expected).max() < 1e-4
