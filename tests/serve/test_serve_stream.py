@@ -111,17 +111,15 @@ def test_stream_equals_offline_and_sends_audio_as_soon_as_final(server, vocoder,
     assert np.abs(audio - offline).max() < EXACT
 
 
-def stream_all(server, mel: np.ndarray, chunk: int, pace: float = 0.0, **connect_options):
-    """Send ``mel`` in ``chunk``-frame messages (``pace`` seconds apart; 0: as fast as the
-    socket takes them) and ``end`` without reading; then read everything until the close.
+def stream_all(server, mel: np.ndarray, chunk: int, **connect_options):
+    """Send ``mel`` in ``chunk``-frame messages as fast as the socket takes them and ``end``
+    without reading; then read everything until the close.
 
     Returns: the audio messages, the close code.
     """
     with connect(f"{server.ws_url}/v1/stream?model={MODEL}", **connect_options) as ws:
         for start in range(0, mel.shape[1], chunk):
             ws.send(frames_message(mel[:, start : start + chunk]))
-            if pace:
-                time.sleep(pace)
         ws.send("end")
         pieces = []
         with pytest.raises(ConnectionClosed) as closed:
@@ -256,6 +254,62 @@ def test_streams_and_batches_take_turns_on_the_model(server, vocoder, monkeypatc
     during = sum(at < ended for _, at in answers)
     assert during >= 2, f"{during} requests answered while the stream ran"
     assert np.abs(np.concatenate(pieces) - vocoder(mel).numpy()).max() < EXACT
+
+
+def test_a_flood_of_uploads_holds_a_stream_back_by_one_mel_at_most(server, monkeypatch):
+    # the mels of uploads share the model's thread with streams; each takes 0.3 s here, so
+    # a stream queued behind eight of them in order would wait 2.4 s
+    import io
+
+    import soundfile as sf
+
+    from hifigan.serve.slots import ModelSlot
+
+    order: list[str] = []
+    mel_of = ModelSlot.mel
+
+    def slow_mel(slot, audio):
+        time.sleep(0.3)
+        order.append("mel")
+        return mel_of(slot, audio)
+
+    monkeypatch.setattr(ModelSlot, "mel", slow_mel)
+    window = Vocoder._synthesize_stream_window
+
+    def noted_window(vocoder, mel):
+        order.append("stream")
+        return window(vocoder, mel)
+
+    monkeypatch.setattr(Vocoder, "_synthesize_stream_window", noted_window)
+    upload = io.BytesIO()
+    sf.write(upload, np.random.default_rng(0).normal(0, 0.1, RATE // 4), RATE, format="WAV")
+    replies: list = []
+    uploads = [
+        threading.Thread(
+            target=lambda: replies.append(
+                server.post(f"/v1/vocode?model={MODEL}", upload.getvalue())
+            )
+        )
+        for _ in range(8)
+    ]
+    mel = log_mel(40, seed=9).numpy()
+    with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+        ws.send(frames_message(mel[:, :20]))
+        ws.recv(timeout=60)  # the stream is under way
+        for thread in uploads:
+            thread.start()
+        server.wait_for_metric(8, "hifigan_queue_depth", model=MODEL)
+        time.sleep(0.2)  # their audio decoded, their mels queued on the model's thread
+        sent = len(order)
+        ws.send(frames_message(mel[:, 20:]))
+        ws.recv(timeout=60)
+        turn = order.index("stream", sent)
+        ws.send("end")
+    for thread in uploads:
+        thread.join(60)
+    assert [reply.status for reply in replies] == [200] * 8
+    assert order.count("mel") == 8
+    assert order[sent:turn].count("mel") <= 2, order  # the one running, then the stream's turn
 
 
 def test_sessions_are_counted_by_the_code_that_closed_them(server):
