@@ -9,7 +9,8 @@ http://127.0.0.1:8000/ (a web page), with the API:
   WS   /v1/stream?model=NAME   float32 mel frames in, float32 samples out as they are final
 
 Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms,
---max-batch-seconds) into one exact batched synthesis. The service listens on loopback only
+--max-batch-seconds) into one exact batched synthesis: by default on CUDA, not on the CPU,
+where one request already keeps the cores busy. The service listens on loopback only
 unless --host says otherwise, answers only requests whose Host names an address it listens on
 (--allow-host adds names), and refuses WebSockets and POSTs from pages of other sites
 (--allow-origin allows one); with --api-key (or HIFIGAN_API_KEY) every endpoint but /health
