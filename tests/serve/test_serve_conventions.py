@@ -307,3 +307,27 @@ def test_serve_edge_padding_toolkit_gives_the_toolkits_own_output():
     # 5 frames repeated at each end, as Coqui does (the authors' edges: frames x hop_length)
     assert audio.shape == expected.shape == ((mel.shape[1] + 10) * hop_length,)
     assert np.abs(audio - expected).max() < 1e-4
+
+
+def test_a_stream_takes_the_models_own_convention_only(server, run_cli, clip, folder):
+    pytest.importorskip("websockets")
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    own = np.load(mel_file(run_cli, clip, folder, "hifigan"))
+    frames = np.ascontiguousarray(own.T, "<f4").tobytes()
+    with connect(f"{server.ws_url}/v1/stream?mel_convention=coqui") as ws:
+        error = json.loads(ws.recv(timeout=60))["error"]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=60)
+        assert ws.close_code == 1007
+    assert error == (
+        "streams take the model's own mel convention (hifigan): send the whole mel to "
+        "POST /v1/vocode with mel_convention, or convert it first"
+    )
+    # naming the model's own is fine
+    with connect(f"{server.ws_url}/v1/stream?mel_convention=hifigan") as ws:
+        ws.send(frames)
+        ws.send("end")
+        audio = np.concatenate([np.frombuffer(m, "<f4") for m in ws])
+    assert audio.shape == (own.shape[1] * 256,)

@@ -79,6 +79,15 @@ async def stream(websocket: WebSocket) -> None:
     except RequestError as e:
         await close_with_error(websocket, CLOSE_CODES["unknown model"], e.message)
         return
+    own = slot.vocoder.convention.name
+    if websocket.query_params.get("mel_convention", own) not in ("", own):
+        # converting other framings or bands needs the whole mel: POST /v1/vocode does it
+        message = (
+            f"streams take the model's own mel convention ({own}): send the whole mel to "
+            "POST /v1/vocode with mel_convention, or convert it first"
+        )
+        await close_with_error(websocket, CLOSE_CODES["invalid data"], message)
+        return
     service.metrics.streams.inc(model=slot.name)
     try:
         await run_stream(websocket, service, slot)
