@@ -20,10 +20,7 @@ from hifigan import HiFiGANError
 from hifigan.bundled import demo_clip_file
 from hifigan.conventions import convention_names
 from hifigan.io import load_audio
-from hifigan.serve import ServeConfig
-from hifigan.serve.app import create_app
-from hifigan.serve.counters import Metrics
-from hifigan.serve.slots import load_slots
+from hifigan.serve.conventions import MelConventions
 
 from conftest import LJ_V2, need
 
@@ -226,13 +223,6 @@ def test_the_default_per_model_of_serve_mel_convention(configured, run_cli, clip
     }
 
 
-@pytest.fixture(scope="module")
-def loaded():
-    """The model loaded once, for the checks of the start options."""
-    config = ServeConfig(models=[lj_v2_spec()])
-    return load_slots(config, Metrics())
-
-
 @pytest.mark.parametrize(
     ("conventions", "stats", "expected"),
     [
@@ -245,13 +235,12 @@ def loaded():
     ],
 )
 def test_wrong_start_options_are_one_line_errors(
-    conventions, stats, expected, loaded, monkeypatch, tmp_path
+    conventions, stats, expected, monkeypatch, tmp_path
 ):
     monkeypatch.chdir(tmp_path)
     np.save(tmp_path / "stats.npy", np.ones((2, 80), np.float32))
-    config = ServeConfig(models=[lj_v2_spec()], mel_conventions=conventions, mel_stats=stats)
     with pytest.raises(HiFiGANError) as error:
-        create_app(config, loaded)
+        MelConventions.check_options(conventions, stats, [MODEL])
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
@@ -331,3 +320,15 @@ def test_a_stream_takes_the_models_own_convention_only(server, run_cli, clip, fo
         ws.send("end")
         audio = np.concatenate([np.frombuffer(m, "<f4") for m in ws])
     assert audio.shape == (own.shape[1] * 256,)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_wrong_convention_options_before_loading_a_model(run_cli, workers):
+    code, _, err = run_cli(
+        "serve", "--model", lj_v2_spec(), "--workers", workers, "--mel-convention", "other=coqui"
+    )
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"error: --mel-convention other=coqui: no model 'other' is served (served: {MODEL})"
+    )
+    assert "Traceback" not in err

@@ -222,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..serve.app import server_options
     from ..serve.batching import batch_settings
+    from ..serve.conventions import MelConventions
     from ..serve.counters import Metrics
     from ..serve.guard import WebPolicy
     from ..serve.slots import load_slots, resolve_sources
@@ -257,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         **server_options(config),
     }
     sources = resolve_sources(config.models, config.config)  # fail here, not in a worker
+    names = [source.name for source in sources]
+    MelConventions.check_options(config.mel_conventions, config.mel_stats, names)
     note_default_model(sources[0])
     if args.workers == 1:
         from ..serve.app import create_app

@@ -112,6 +112,17 @@ class MelConventions:
             service._add_stats(spec)
         return service
 
+    @classmethod
+    def check_options(cls, conventions: list[str], stats: list[str], models: list[str]) -> None:
+        """The checks of :meth:`from_options` that need only the models' names, before any
+        model is loaded (a statistics file for a model's own convention waits for the
+        models: its convention is known only then).
+
+        Raises:
+            HiFiGANError: as :meth:`from_options`.
+        """
+        cls.from_options(conventions, stats, dict.fromkeys(models))  # type: ignore[arg-type]
+
     def _add_stats(self, spec: str) -> None:
         name, value = _split(spec)
         if name is None:
@@ -128,6 +139,8 @@ class MelConventions:
                 )
             name = normalised.pop()
         convention = self.lookup(name)
+        if convention is None and None in self.vocoders.values():
+            return  # maybe a model's own, not loaded yet (check_options)
         if convention is None:
             raise HiFiGANError(f"--mel-stats {spec}: {self.unknown(name)}")
         if convention.normalization.kind == "none":
@@ -154,7 +167,8 @@ class MelConventions:
         if name in convention_names():
             return load_convention(name)
         return next(
-            (v.convention for v in self.vocoders.values() if v.convention.name == name), None
+            (v.convention for v in self.vocoders.values() if v and v.convention.name == name),
+            None,
         )
 
     def names(self) -> list[str]:
