@@ -31,26 +31,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from ..conventions import (
-    CONVENTION_FILE,
-    Convention,
-    MelStats,
-    detect_convention,
-    load_convention,
-    load_stats,
-)
-from ..conventions.detect import MAX_LOG_VALUE
+from ..conventions import CONVENTION_FILE, Convention, MelStats, load_convention, load_stats
+from ..conventions.detect import thinned
 from ..errors import HiFiGANError, InputError
 from ..inference import Vocoder
-from ..inference.inputs import range_problem
-from ..inference.vocoder import AUTO, resolve_device
+from ..inference.backends import AUTO
+from ..inference.inputs import frame_size, raw_frames
+from ..inference.vocoder import resolve_device
 from ..io import (
     AUDIO_SUFFIXES,
     MEL_SUFFIXES,
-    check_mel,
     collect_inputs,
     load_audio,
     load_mel,
@@ -129,8 +121,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class MelSource:
-    """Which convention each mel file follows: ``--mel-convention``, else a
-    ``mel_convention.json`` beside the file, else the model's own (checked by the guard)."""
+    """Which convention each mel file follows: ``--mel-convention NAME|FILE``; with ``auto``,
+    a ``mel_convention.json`` beside the file, else the one decided for all the mels of its
+    folder together (:meth:`Vocoder.detect_conventions`); without the option, a
+    ``mel_convention.json`` beside the file, else the model's own (guarded)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.option: Convention | str | None = args.mel_convention
@@ -138,18 +132,56 @@ class MelSource:
             self.option = load_convention(self.option)
         self.stats: MelStats | None = None if args.mel_stats is None else load_stats(args.mel_stats)
         self._said: set[str] = set()
+        self._detected: dict[Path, Convention | str] = {}
 
-    def convention(self, vocoder: Vocoder, mel: np.ndarray, path: Path) -> Convention | None:
-        """The convention of ``path``'s mel, or None for the model's own (unconverted)."""
-        found: Convention | None
-        if self.option == AUTO:
-            found = vocoder.detect_convention(mel, str(path))
-            self._say(f"{path}: detected mel convention {found.name}")
-        elif self.option is not None:
+    def detect(self, vocoder: Vocoder, files: list[Path]) -> None:
+        """With ``auto``: decide the convention of each folder's mels from all of them (those
+        of a folder without a ``mel_convention.json``), and say which, and which mel on its
+        own would have been read otherwise."""
+        if self.option != AUTO:
+            return
+        folders: dict[Path, list[Path]] = {}
+        for path in files:
+            if path.suffix.lower() in MEL_SUFFIXES and not _declared(path).is_file():
+                folders.setdefault(path.parent, []).append(path)
+        for folder, paths in folders.items():
+            mels, read = [], []
+            for path in paths:
+                try:
+                    mels.append(thinned(load_mel(path)))
+                except HiFiGANError:
+                    continue  # reported when its turn comes
+                read.append(path)
+            if not read:
+                continue
+            found = vocoder.detect_conventions(mels, [str(p) for p in read])
+            for path, convention, problem in zip(read, found.conventions, found.problems):
+                self._detected[path] = convention if convention is not None else str(problem)
+            names = [c.name for c in found.conventions if c is not None]
+            for name in sorted(set(names), key=names.index):
+                if len(read) == 1:
+                    self._say(f"{read[0]}: detected mel convention {name}")
+                else:
+                    self._say(
+                        f"{folder}: detected mel convention {name} ({names.count(name)} of "
+                        f"{len(read)} mels, judged together)"
+                    )
+            for note in found.notes:
+                self._say(note)
+
+    def convention(self, vocoder: Vocoder, path: Path) -> Convention | None:
+        """The convention of ``path``'s mel, or None for the model's own."""
+        declared = _declared(path)
+        found: Convention | str | None
+        if self.option == AUTO and path in self._detected:
+            found = self._detected[path]
+            if isinstance(found, str):
+                raise InputError(found, path)
+        elif self.option is not None and self.option != AUTO:
             found = self.option
-        elif (path.parent / CONVENTION_FILE).is_file():
-            found = load_convention(path.parent / CONVENTION_FILE)
-            self._say(f"{path.parent / CONVENTION_FILE}: mels read as convention {found.name}")
+        elif declared.is_file():
+            found = load_convention(declared)
+            self._say(f"{declared}: mels read as convention {found.name}")
         else:
             return None
         if found == vocoder.convention and self.stats is None:
@@ -161,6 +193,11 @@ class MelSource:
         if line not in self._said:
             self._said.add(line)
             print(line, file=sys.stderr)
+
+
+def _declared(path: Path) -> Path:
+    """The convention file that may sit beside ``path``."""
+    return path.parent / CONVENTION_FILE
 
 
 class StreamStats:
@@ -209,7 +246,7 @@ class StreamStats:
 
 def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
     """Raw float32 little-endian frames from standard input, ``(n_mels, c)`` as they arrive
-    (at most ``chunk_frames`` per chunk)."""
+    (at most ``chunk_frames`` per chunk; see :func:`raw_frames`)."""
     stream = sys.stdin.buffer
     frame_bytes = 4 * n_mels
     pending = b""
@@ -220,15 +257,13 @@ def read_stdin_frames(n_mels: int, chunk_frames: int) -> Iterator[np.ndarray]:
         pending += data
         whole = len(pending) // frame_bytes * frame_bytes
         if whole:
-            frames = np.frombuffer(pending[:whole], dtype="<f4").reshape(-1, n_mels)
+            frames = raw_frames(pending[:whole], n_mels, "standard input")
             pending = pending[whole:]
-            if not np.isfinite(frames).all():
-                raise InputError("mel contains NaN or infinite values", "<stdin>")
-            yield np.ascontiguousarray(frames.T, dtype=np.float32)
+            yield frames
     if pending:
         raise InputError(
-            f"standard input ended inside a frame ({len(pending)} bytes left; a frame is "
-            f"{frame_bytes} bytes: {n_mels} float32 values)",
+            f"standard input ended inside a frame ({len(pending)} bytes left; "
+            f"{frame_size(n_mels)})",
             "<stdin>",
         )
 
@@ -307,23 +342,6 @@ def synthesize_file(
     return wave
 
 
-def check_form(vocoder: Vocoder, mel: np.ndarray, path: Path) -> None:
-    """:func:`check_mel`, naming the convention a mel of another band count looks like (when
-    its statistics fit one)."""
-    n = vocoder.n_mels
-    other_bands = mel.ndim == 2 and mel.shape[0] != n and mel.shape[1] not in (0, n)
-    if other_bands and np.isfinite(mel).all() and np.abs(mel).max() <= MAX_LOG_VALUE:
-        ranked = detect_convention(mel)
-        if ranked and ranked[0].score >= -1.0:
-            name = ranked[0].name
-            raise InputError(
-                f"mel has shape {mel.shape}, but the model expects {n} bands (shape ({n}, "
-                f"frames)); it looks like {name}: vocode it with --mel-convention {name}",
-                path,
-            )
-    check_mel(mel, n, path)
-
-
 def vocode_file(
     vocoder: Vocoder,
     path: Path,
@@ -343,13 +361,8 @@ def vocode_file(
     try:
         if suffix in MEL_SUFFIXES:
             mel = load_mel(path)
-            convention = source.convention(vocoder, mel, path)
-            if convention is None:
-                check_form(vocoder, mel, path)
-                if range_problem(torch.from_numpy(mel)) is None:  # else refused at synthesis
-                    vocoder.prepare_mel(mel, label=str(path))  # the guard's warnings
-            else:
-                mel = vocoder.prepare_mel(mel, convention, source.stats, label=str(path)).numpy()
+            convention = source.convention(vocoder, path)
+            mel = vocoder.prepare_input(mel, convention, source.stats, label=str(path)).numpy()
         else:
             # the reader mixes channels before it refuses non-finite samples, which numpy
             # would report as a stray warning (inf - inf) ahead of the error
@@ -402,6 +415,7 @@ def run(args: argparse.Namespace) -> int:
     report_backend(args)
     if args.inputs == [STDIN]:
         return vocode_stdin(vocoder, args, plan)
+    source.detect(vocoder, files)  # every process decides alike, from all the files
     if world > 1:
         print(f"process {rank} of {world}: {len(mine)} of {len(files)} inputs", file=sys.stderr)
     status = process_files(
@@ -419,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
 def process_device(device: str, world: int) -> str:
     """``cuda`` (or ``auto`` on a machine with CUDA) means GPU ``LOCAL_RANK`` when several
     processes share a machine."""
-    if device == "auto":
+    if device == AUTO:
         device = resolve_device(device).type
     if world > 1 and device == "cuda":
         return f"cuda:{launcher_ranks()[2]}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,14 @@ MAX_LOG_VALUE = 1e4
 # the guard reads the statistics of at most this many evenly spaced frames: percentiles are
 # as stable, and the check's cost stops growing with the mel's length
 GUARD_FRAMES = 256
+# the pooled statistics of several mels read at most this many frames in all (at least
+# POOL_MIN_FRAMES of each mel, with its extremes)
+POOL_FRAMES = 4096
+POOL_MIN_FRAMES = 16
+# within this many nepers above an ``ln(x + c)`` floor lie the values of x below c / 10
+APPROACH = 0.1
+# values this close (relative) to a floor sit exactly at it: float32 rounding, not signal
+EXACT = 1e-5
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ def mel_statistics(mel: np.ndarray) -> MelStatistics:
     m = np.asarray(mel, dtype=np.float64)
     lo = float(m.min())
     pct = {p: float(v) for p, v in zip((1, 5, 50, 95, 99), np.percentile(m, [1, 5, 50, 95, 99]))}
-    at_floor = np.abs(m - lo) <= 1e-4 * max(1.0, abs(lo))
+    at_floor = np.abs(m - lo) <= EXACT * max(1.0, abs(lo))
     # a band is empty when (nearly) all its frames sit at the overall minimum
     empty = at_floor.mean(axis=1) > 0.95
     top = int(np.argmin(empty[::-1])) if not empty.all() else len(empty)
@@ -119,10 +128,17 @@ def mel_statistics(mel: np.ndarray) -> MelStatistics:
         percentiles=pct,
         std=float(m.std()),
         at_minimum=float(at_floor.mean()),
-        normalized=looks_normalized(m),
+        normalized=_standardised(m),
         band_means=m.mean(axis=1),
         empty_top_bands=top,
     )
+
+
+def _standardised(m: np.ndarray) -> bool:
+    """Per-band mean ~0 and deviation ~1, with values of both signs: a standardised mel has
+    about as many negative values as positive ones, a non-negative one (``ln(x + 1)``) none."""
+    negative = float((m < 0).mean())
+    return 0.15 < negative < 0.85 and looks_normalized(m)
 
 
 # ---------------------------------------------------------------------- detection
@@ -137,6 +153,63 @@ def detect_convention(
     ``same_values``.
     """
     check_log_mel(mel)
+    return _rank(np.asarray(mel), candidates)
+
+
+@dataclass(frozen=True)
+class SharedDetection:
+    """What several mels of one source (``(n_mels, frames_i)`` each, one band count) follow.
+
+    ``ranked``: the candidates ranked on the mels' pooled statistics, best first. ``alone``:
+    for each mel, its own ranking, or why on its own it reads as no log-mel at all (a quiet
+    ``ln(x + 1)`` mel looks like a linear one).
+    """
+
+    ranked: list[Candidate]
+    alone: list[list[Candidate] | str]
+
+
+def detect_shared_convention(
+    mels: Sequence[np.ndarray], candidates: list[str | Convention] | None = None
+) -> SharedDetection:
+    """Rank conventions by how well the pooled statistics of ``mels`` fit: every mel gives
+    about as many evenly spaced frames (and its extremes), so that quiet mels show the floor
+    and loud ones the level, together.
+
+    Raises :class:`InputError` for a mel no log-mel can be (wrong form, NaN, huge values),
+    for mels of different band counts, and when every mel looks like a linear-magnitude one.
+    """
+    arrays = [np.asarray(m) for m in mels]
+    if not arrays:
+        raise InputError("no mels to detect a convention from")
+    for m in arrays:
+        check_log_values(m)
+    bands = {m.shape[0] for m in arrays}
+    if len(bands) > 1:
+        raise InputError(f"mels of different band counts ({sorted(bands)}) share no convention")
+    alone: list[list[Candidate] | str] = []
+    for m in arrays:
+        problem = linear_problem(m)
+        alone.append(problem if problem is not None else _rank(thinned(m), candidates))
+    usable = [thinned(m) for m, a in zip(arrays, alone) if not isinstance(a, str)]
+    if not usable:
+        raise InputError(str(alone[0]))
+    return SharedDetection(_rank(pool_mels(usable), candidates, usable), alone)
+
+
+def pool_mels(mels: Sequence[np.ndarray], frames: int = POOL_FRAMES) -> np.ndarray:
+    """Evenly spaced frames of every mel side by side, ``(n_mels, about frames)`` float64:
+    each mel gives about as many (at least :data:`POOL_MIN_FRAMES`, and its extremes)."""
+    per = max(POOL_MIN_FRAMES, frames // len(mels))
+    return np.concatenate([thinned(np.asarray(m, np.float64), per) for m in mels], axis=1)
+
+
+def _rank(
+    mel: np.ndarray,
+    candidates: list[str | Convention] | None,
+    files: Sequence[np.ndarray] | None = None,
+) -> list[Candidate]:
+    """``mel``'s candidates ranked, best first (``files``: the mels that ``mel`` pools)."""
     stats = mel_statistics(mel)
     names = candidates if candidates is not None else convention_names()
     found = []
@@ -144,7 +217,7 @@ def detect_convention(
         c = load_convention(name)
         if c.n_mels != stats.n_mels:
             continue
-        score, reasons = _plausibility(np.asarray(mel, dtype=np.float64), stats, c)
+        score, reasons = _plausibility(np.asarray(mel, dtype=np.float64), stats, c, files)
         found.append((c, score, reasons))
     # ties (same statistics) go to the more common convention: the table order of PREFERENCE
     rank = {n: i for i, n in enumerate(PREFERENCE)}
@@ -165,24 +238,65 @@ def _value_family(c: Convention) -> tuple:
     return (c.n_mels, c.compression, c.normalization.kind != "none", round(level_offset(c), 1))
 
 
-def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float, list[str]]:
+def _plausibility(
+    m: np.ndarray, s: MelStatistics, c: Convention, files: Sequence[np.ndarray] | None = None
+) -> tuple[float, list[str]]:
     """Score and reasons for ``m`` following ``c``: 0 when it looks like typical speech in
     ``c``, +2 when values sit exactly at ``c``'s floor, less for every neper outside the typical
-    range and every violated constraint."""
+    range and every violated constraint.
+
+    With ``files`` (the mels ``m`` pools), the level and range are judged per mel and the
+    median file's misses count: a mel's loudness and spread belong to it, not to the pool."""
+    penalty, reasons = _value_cues(m, s, c)
+    if s.normalized and c.normalization.kind != "none":
+        reasons.append("per-band mean ~0 and deviation ~1: normalised with its stats file")
+        return -penalty + 1.0, reasons
+    if files is None:
+        miss, missed = _range_cues(m, c)
+    else:
+        judged = sorted((_range_cues(f, c) for f in files), key=lambda item: item[0])
+        miss, missed = judged[(len(judged) - 1) // 2]
+        missed = [f"median mel: {r}" for r in missed]
+    penalty += miss
+    reasons += missed
+    if penalty <= 0 and not any("floor" in r for r in reasons):
+        reasons.append(f"level and range fit typical speech read as {c.name}")
+    return -penalty, reasons
+
+
+def _value_cues(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float, list[str]]:
+    """Penalty and reasons from the values' sign, floor and clip level read as ``c``."""
     comp = c.compression
     reasons: list[str] = []
     penalty = 0.0
     floor = floor_value(comp)
     tol = 1e-3 * max(1.0, abs(floor))
+    exact = EXACT * max(1.0, abs(floor))
     if s.minimum < floor - tol:
         penalty += 10.0 + min(floor - s.minimum, 10.0)
         reasons.append(f"values go below its floor {floor:.4g} (min {s.minimum:.4g})")
     if comp.kind == "db_normalized" and comp.clip and s.maximum > comp.max_abs_value + tol:
         penalty += 10.0
         reasons.append(f"values exceed its clip level {comp.max_abs_value:g}")
-    if s.at_minimum > 1e-3 and abs(s.minimum - floor) <= tol:
+    # ln(x + c) comes ever closer to ln(c) as x falls, and reaches it only for x = 0; a clamp
+    # max(x, c) stacks everything below c exactly on its floor
+    near = float(((m > floor + exact) & (m <= floor + APPROACH)).mean())
+    approaches = s.minimum > floor + exact and near > 1e-3
+    if s.at_minimum > 1e-3 and abs(s.minimum - floor) <= exact:
         penalty -= 2.0
         reasons.append(f"{100 * s.at_minimum:.1f}% of values sit exactly at its floor {floor:.4g}")
+    elif approaches and comp.kind.endswith("_add"):
+        penalty -= 2.0
+        reasons.append(
+            f"{100 * near:.2f}% of values come within {APPROACH:g} of its floor {floor:.4g} "
+            "without reaching it, as ln(x + c) does"
+        )
+    elif approaches and comp.kind.endswith("_clamp"):
+        penalty += 2.0
+        reasons.append(
+            f"{100 * near:.2f}% of values lie just above its floor {floor:.4g} and none at it: "
+            "an offset ln(x + c), not a clamp"
+        )
     elif s.at_minimum > 5e-3:
         # a shared minimum that is not this convention's floor: another one's floor or clip
         penalty += 3.0
@@ -190,16 +304,21 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
             f"{100 * s.at_minimum:.1f}% of values sit at {s.minimum:.4g}, which is not its "
             f"floor {floor:.4g}"
         )
-    normalizable = c.normalization.kind != "none"
-    if s.normalized and normalizable:
-        reasons.append("per-band mean ~0 and deviation ~1: normalised with its stats file")
-        return -penalty + 1.0, reasons
+    return penalty, reasons
+
+
+def _range_cues(m: np.ndarray, c: Convention) -> tuple[float, list[str]]:
+    """Nepers by which ``m``'s level and spread, read as ``c``, miss typical speech."""
+    comp = c.compression
     # the level and spread this mel would have in the authors' convention
     # a huge log value read as log10 overflows to inf: cap it so the percentiles stay finite
-    x = np.minimum(expand(torch.from_numpy(m), comp).numpy(), np.finfo(np.float64).max)
+    x = np.asarray(m, dtype=np.float64)
+    x = np.minimum(expand(torch.from_numpy(x), comp).numpy(), np.finfo(np.float64).max)
     nep = np.log(np.maximum(x, 1e-12) ** (1.0 / c.power)) - level_offset(c)
-    nep = np.maximum(nep, math.log(max(floor_linear(c.compression), 1e-12)) - level_offset(c))
+    nep = np.maximum(nep, math.log(max(floor_linear(comp), 1e-12)) - level_offset(c))
     p1, p50, p99 = np.percentile(nep, [1, 50, 99])
+    penalty = 0.0
+    reasons = []
     for label, value, (lo, hi) in (
         ("median", p50, TYPICAL_MEDIAN),
         ("99th percentile", p99, TYPICAL_P99),
@@ -212,13 +331,20 @@ def _plausibility(m: np.ndarray, s: MelStatistics, c: Convention) -> tuple[float
                 f"{label} {value:.2f} nepers (read as {c.name}) is outside typical speech "
                 f"[{lo:g}, {hi:g}]"
             )
-    if penalty <= 0 and not any("floor" in r for r in reasons):
-        reasons.append(f"level and range fit typical speech read as {c.name}")
-    return -penalty, reasons
+    return penalty, reasons
 
 
 def check_log_mel(mel: np.ndarray, path: str | Path | None = None) -> None:
     """Raise :class:`InputError` unless ``mel`` can be a log-mel of some convention."""
+    check_log_values(mel, path)
+    problem = linear_problem(mel)
+    if problem is not None:
+        raise InputError(problem, path)
+
+
+def check_log_values(mel: np.ndarray, path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` for what no log-mel can be: another shape than ``(n_mels,
+    frames)``, NaN or infinite values, values beyond :data:`MAX_LOG_VALUE`."""
     m = np.asarray(mel)
     if m.ndim != 2 or m.shape[1] == 0:
         raise InputError(f"mel must have shape (n_mels, frames), got {tuple(m.shape)}", path)
@@ -231,14 +357,22 @@ def check_log_mel(mel: np.ndarray, path: str | Path | None = None) -> None:
             "spectrogram? take the log first, or compute it with `hifigan mel`)",
             path,
         )
+
+
+def linear_problem(mel: np.ndarray) -> str | None:
+    """Why ``mel`` looks like a linear-magnitude mel rather than a log-mel, or None.
+
+    A quiet ``ln(x + 1)`` mel looks the same (``ln(1 + x)`` is ``x`` for small ``x``): mels of
+    one source are better judged together (:func:`detect_shared_convention`)."""
+    m = np.asarray(mel)
     if m.min() >= 0 and m.size >= 64:
         p50, p99 = np.percentile(m, [50, 99])
         if p99 > 0 and p50 / p99 < 0.03 and m.max() > 1.5:
-            raise InputError(
+            return (
                 f"all values are >= 0 with a median {p50:.3g} far below the 99th percentile "
-                f"{p99:.3g}: this looks like a linear-magnitude mel, not a log-mel",
-                path,
+                f"{p99:.3g}: this looks like a linear-magnitude mel, not a log-mel"
             )
+    return None
 
 
 # ---------------------------------------------------------------------- identification
@@ -304,14 +438,24 @@ def _standardize(m: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- guard
-def _thinned(mel: np.ndarray) -> np.ndarray:
-    """At most about :data:`GUARD_FRAMES` evenly spaced frames of ``(bands, frames)``, and
-    always those holding its extremes (a floor or clip level may show in a few frames only)."""
-    step = math.ceil(mel.shape[1] / GUARD_FRAMES)
+def thinned(mel: np.ndarray, limit: int = GUARD_FRAMES) -> np.ndarray:
+    """At most about ``limit`` evenly spaced frames of ``(bands, frames)``, and always those
+    holding its extremes (a floor or clip level may show in a few frames only)."""
+    step = math.ceil(mel.shape[1] / limit)
     if step <= 1:
         return mel
     extremes = [np.argmin(mel) % mel.shape[1], np.argmax(mel) % mel.shape[1]]
     return mel[:, np.unique(np.r_[np.arange(0, mel.shape[1], step), extremes])]
+
+
+def looks_like(mel: np.ndarray) -> str | None:
+    """The named convention whose typical speech ``mel`` fits (score at least -1), or None
+    (also for values no log-mel can hold)."""
+    try:
+        ranked = detect_convention(mel)
+    except InputError:
+        return None
+    return ranked[0].name if ranked and ranked[0].score >= -1.0 else None
 
 
 def check_convention(
@@ -325,13 +469,13 @@ def check_convention(
     """
     exp = load_convention(expected)
     check_log_mel(mel, path)
-    mel = _thinned(np.asarray(mel))
+    mel = thinned(np.asarray(mel))
     n_mels = mel.shape[0]
     prefix = f"{path}: " if path is not None else ""
     if n_mels != exp.n_mels:
         ranked = detect_convention(mel)
-        if ranked and ranked[0].score >= -1.0:
-            name = ranked[0].name
+        name = looks_like(mel)
+        if name is not None:
             hint = f"; it looks like {name}: vocode it with --mel-convention {name}"
         elif ranked:
             names = ", ".join(sorted(c.name for c in ranked))

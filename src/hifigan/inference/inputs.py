@@ -174,6 +174,30 @@ def check_audio_out(
     check_log_range(mel, label)
 
 
+def frame_size(n_mels: int) -> str:
+    """How many bytes one raw frame of ``n_mels`` float32 values takes, in words."""
+    return f"a frame is {4 * n_mels} bytes: {n_mels} float32 values"
+
+
+def raw_frames(data: bytes, n_mels: int, what: str = "message") -> np.ndarray:
+    """Raw little-endian float32 mel frames, frame after frame (``frames x n_mels`` values),
+    as a writable ``(n_mels, frames)`` float32 array.
+
+    ``data`` must hold whole frames (``what`` names it in the error: ``message of 956 bytes
+    is not a whole number of frames``); every value must be finite.
+    """
+    frame_bytes = 4 * n_mels
+    if len(data) % frame_bytes:
+        raise InputError(
+            f"{what} of {len(data)} bytes is not a whole number of frames ({frame_size(n_mels)})"
+        )
+    frames = np.frombuffer(data, dtype="<f4").reshape(-1, n_mels)
+    bad = int((~np.isfinite(frames)).sum())
+    if bad:
+        raise InputError(f"mel contains {bad} NaN or infinite values")
+    return np.array(frames.T, dtype=np.float32, order="C")
+
+
 def check_mel_out(mel: Tensor, audio: Tensor) -> None:
     """Refuse a non-finite mel computed from finite ``audio`` (samples far beyond full scale
     overflow the power spectrum)."""
@@ -192,6 +216,8 @@ __all__ = [
     "check_audio_out",
     "check_log_range",
     "check_mel_out",
+    "frame_size",
     "labelled",
     "range_problem",
+    "raw_frames",
 ]

@@ -19,6 +19,7 @@ inputs and batching in :mod:`hifigan.inference.streaming`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +30,27 @@ from ..allocator import keep_freed_memory
 from ..checkpoint import load_generator
 from ..config import HiFiGANConfig
 from ..conventions import (
+    Candidate,
     Convention,
     MelStats,
     check_convention,
     convention_from_mel_config,
     convention_names,
     convert_mel,
-    detect_convention,
     load_convention,
+)
+from ..conventions.detect import (
+    check_log_values,
+    detect_shared_convention,
+    linear_problem,
+    looks_like,
 )
 from ..errors import HiFiGANError, InputError
 from ..generator import Generator
-from ..io import warn
+from ..io import check_mel, warn
 from ..pretrained import was_verified
 from ..toolkits import edge_frames, model_mel, pad_edges
-from .backends import make_backend, resolve_backend
+from .backends import AUTO, make_backend, resolve_backend
 from .inputs import (
     as_audio,
     as_mel,
@@ -62,7 +69,6 @@ from .streaming import (
 )
 
 BLOCK_FRAMES = 2048
-AUTO = "auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -79,6 +85,28 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device {device!r} requested, but CUDA is not available to torch {torch.__version__}"
         )
     return dev
+
+
+@dataclass(frozen=True)
+class ConventionDetection:
+    """The conventions :meth:`Vocoder.detect_conventions` decided, one per mel.
+
+    ``conventions[i]``: mel ``i``'s (None when it can be no log-mel: ``problems[i]`` says
+    why). ``notes``: one line per mel that on its own would have been read otherwise.
+    """
+
+    conventions: tuple[Convention | None, ...]
+    problems: tuple[str | None, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def convention(self) -> Convention | None:
+        """The convention of the most mels (None when no mel has one)."""
+        found = [c for c in self.conventions if c is not None]
+        if not found:
+            return None
+        names = [c.name for c in found]
+        return found[names.index(max(names, key=names.count))]
 
 
 def _dims(x: object) -> int:
@@ -227,16 +255,101 @@ class Vocoder:
         check_audio_out(audio, mel, label=label, precision=self.precision)
 
     # ------------------------------------------------------------------ conventions
-    def detect_convention(self, mel: Tensor | np.ndarray, label: str | None = None) -> Convention:
-        """The convention ``(bands, frames)`` most likely follows, judged from its statistics
-        among the named ones and the model's own; the model's own when it fits as well as the
-        best (statistics cannot tell, e.g., a half-hop shift apart)."""
-        m = _numpy(mel)
+    def detect_convention(
+        self,
+        mel: Tensor | np.ndarray | Sequence[Tensor | np.ndarray],
+        label: str | None = None,
+    ) -> Convention:
+        """The convention a mel ``(bands, frames)`` most likely follows, judged from its
+        statistics among the named ones and the model's own; the model's own when it fits as
+        well as the best (statistics cannot tell, e.g., a half-hop shift apart).
+
+        Several mels (a list, or a ``(batch, bands, frames)`` batch) of one source are judged
+        together, as :meth:`detect_conventions` does; the convention of the most of them is
+        returned.
+        """
+        if isinstance(mel, (list, tuple)) or _dims(mel) == 3:
+            found = self.detect_conventions(list(mel))
+            if found.convention is None:
+                raise InputError(labelled(label, next(p for p in found.problems if p)))
+            return found.convention
+        found = self.detect_conventions([mel], [label] if label else None)
+        if found.problems[0] is not None:
+            raise InputError(labelled(label, found.problems[0]))
+        return found.conventions[0]
+
+    def detect_conventions(
+        self,
+        mels: Sequence[Tensor | np.ndarray],
+        labels: Sequence[str] | None = None,
+    ) -> ConventionDetection:
+        """Decide the convention of several mels of one source (a TTS model's output: one
+        convention) from their pooled statistics, as :meth:`detect_convention` decides one.
+
+        Quiet mels show the floor, loud ones the level: together they tell conventions apart
+        that each mel alone may not. Mels of another band count than most are decided among
+        themselves. A mel that on its own would be read otherwise gets a note (one line, led
+        by its label: ``labels``, default ``mel i of the list``); a mel no log-mel can be (NaN,
+        huge values, another shape) gets its problem and no convention.
+        """
+        arrays = [_numpy(m) for m in mels]
+        names = list(labels) if labels is not None else []
+        names += [f"mel {i} of the list" for i in range(len(names), len(arrays))]
+        problems: list[str | None] = [None] * len(arrays)
+        conventions: list[Convention | None] = [None] * len(arrays)
+        notes: list[str] = []
+        groups: dict[int, list[int]] = {}
+        for i, m in enumerate(arrays):
+            try:
+                check_log_values(m)
+            except InputError as e:
+                problems[i] = str(e)
+                continue
+            groups.setdefault(m.shape[0], []).append(i)
+        order = sorted(groups.values(), key=len, reverse=True)
         own = self.convention
-        names = convention_names()
-        ranked = detect_convention(m, names if own.name in names else [*names, own])
-        if not ranked:
-            raise InputError(labelled(label, f"no named mel convention has {m.shape[0]} bands"))
+        candidates = convention_names()
+        if own.name not in candidates:
+            candidates = [*candidates, own]
+        for k, group in enumerate(order):
+            bands = arrays[group[0]].shape[0]
+            try:
+                shared = detect_shared_convention([arrays[i] for i in group], candidates)
+            except InputError:  # every one looks linear: each says why
+                for i in group:
+                    problems[i] = linear_problem(arrays[i])
+                continue
+            if not shared.ranked:
+                for i in group:
+                    problems[i] = f"no named mel convention has {bands} bands"
+                continue
+            chosen = self._decide(shared.ranked)
+            twins = {chosen.name, *shared.ranked[0].same_values}
+            others = f"the {len(group) - 1} other mels" if len(group) > 2 else "the other mel"
+            for i, alone in zip(group, shared.alone):
+                conventions[i] = chosen
+                if k and len(order[0]) > 1:
+                    notes.append(
+                        f"{names[i]}: {bands} bands, unlike most mels beside it: decided apart, "
+                        f"as {chosen.name}"
+                    )
+                if isinstance(alone, str):
+                    notes.append(
+                        f"{names[i]}: on its own {alone}; read as {chosen.name}, with {others}"
+                    )
+                elif alone and len(group) > 1:
+                    single = self._decide(alone)
+                    if single.name not in twins:
+                        notes.append(
+                            f"{names[i]}: on its own it looks like {single.name}; read as "
+                            f"{chosen.name}, with {others}"
+                        )
+        return ConventionDetection(tuple(conventions), tuple(problems), tuple(notes))
+
+    def _decide(self, ranked: list[Candidate]) -> Convention:
+        """The convention a ranking decides for: the best, or the model's own when it fits
+        as well (or has the best one's values)."""
+        own = self.convention
         best = ranked[0]
         mine = next((c for c in ranked if c.name == own.name), None)
         if mine is not None and (own.name in best.same_values or mine.score >= best.score):
@@ -317,38 +430,75 @@ class Vocoder:
         convention: str | Path | Convention | None,
         stats: str | Path | MelStats | None,
     ) -> Tensor | np.ndarray | list[Tensor]:
-        """``mel`` with each of its mels through :meth:`prepare_mel`; the checks of its form
-        come first (for a foreign convention, all but the band count)."""
+        """``mel`` with each of its mels through :meth:`prepare_input`."""
         if isinstance(mel, (list, tuple)):
-            labels = [f"mel {i} of the list" for i in range(len(mel))]
-            return [self._prepare_one(m, convention, stats, lb) for m, lb in zip(mel, labels)]
-        if convention is None:  # the guard only: the mel itself goes on
-            x = self._mel(mel)
-            batched = _dims(mel) == 3
-            for i, item in enumerate(x):
-                if range_problem(item) is None:  # otherwise refused at synthesis, and why
-                    self.prepare_mel(item, label=f"mel {i} of the batch" if batched else None)
-            return mel
+            return [
+                self.prepare_input(m, convention, stats, label=f"mel {i} of the list")
+                for i, m in enumerate(mel)
+            ]
+        if _dims(mel) == 2:
+            return self.prepare_input(mel, convention, stats)
+        if convention is None:
+            x = self._mel(mel)  # the batch's form first, and as a batch
+            labels = [f"mel {i} of the batch" if _dims(mel) == 3 else None for i in range(len(x))]
+            return torch.stack([self.prepare_input(m, label=lb) for m, lb in zip(x, labels)])
         if _dims(mel) == 3:
             items = [
-                self._prepare_one(m, convention, stats, f"mel {i} of the batch")
+                self.prepare_input(m, convention, stats, label=f"mel {i} of the batch")
                 for i, m in enumerate(mel)
             ]
             return torch.stack(items)
-        return self._prepare_one(mel, convention, stats, None)
+        return self.prepare_input(mel, convention, stats)  # refused, and why
 
-    def _prepare_one(
+    def prepare_input(
         self,
         mel: Tensor | np.ndarray,
-        convention: str | Path | Convention | None,
-        stats: str | Path | MelStats | None,
-        label: str | None,
+        convention: str | Path | Convention | None = None,
+        stats: str | Path | MelStats | None = None,
+        *,
+        label: str | None = None,
     ) -> Tensor:
-        foreign = convention is not None and _dims(mel) == 2
-        x = as_mel(mel, mel.shape[0] if foreign else self.n_mels, label=label, batched=False)[0]
-        if convention is None and range_problem(x) is not None:
-            return x  # refused at synthesis, and why
-        return self.prepare_mel(x, convention, stats, label=label)
+        """One mel as the generator will read it: ``(bands, frames)`` -> ``(n_mels, frames')``
+        float32, on the CPU. The one path of :meth:`__call__`, ``hifigan vocode`` and the
+        service.
+
+        Without ``convention`` (or with the model's own and no ``stats``) the mel's form is
+        checked (one of another band count is refused, naming the convention it looks like)
+        and its statistics are guarded (:meth:`prepare_mel`'s warnings); values no log-mel can
+        hold pass unguarded, for synthesis to refuse them and say why. With ``convention``
+        (``"auto"`` too) it is converted by :meth:`prepare_mel`. Errors name ``label``.
+        """
+        named = convention is not None and not (isinstance(convention, str) and convention == AUTO)
+        if named and stats is None and load_convention(convention) == self.convention:
+            convention = None  # the model's own: nothing to convert, guard it
+        try:
+            if convention is None:
+                self._check_form(_numpy(mel) if _dims(mel) == 2 else None)
+                x = as_mel(mel, self.n_mels, batched=False)[0]
+                if range_problem(x) is None:  # otherwise refused at synthesis, and why
+                    self.prepare_mel(x, label=label)
+                return x
+            bands = mel.shape[0] if _dims(mel) == 2 else self.n_mels
+            x = as_mel(mel, bands, batched=False)[0]
+            return self.prepare_mel(x, convention, stats, label=label)
+        except InputError as e:
+            if e.path is not None or label is None:
+                raise
+            raise InputError(str(e), label) from None
+
+    def _check_form(self, mel: np.ndarray | None) -> None:
+        """Refuse a 2-D mel of another band count, naming the convention it looks like."""
+        n = self.n_mels
+        if mel is None or mel.shape[0] == n:
+            return
+        if mel.shape[1] not in (0, n):  # (frames, n_mels) is a transposed mel, not another one
+            name = looks_like(mel)
+            if name is not None:
+                raise InputError(
+                    f"mel has shape {mel.shape}, but the model expects {n} bands (shape ({n}, "
+                    f"frames)); it looks like {name}: vocode it with --mel-convention {name}"
+                )
+        check_mel(mel, n)
 
     def _batch(self, mels: Sequence[Tensor | np.ndarray]) -> list[Tensor]:
         labels = [f"mel {i} of the list" for i in range(len(mels))]

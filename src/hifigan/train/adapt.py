@@ -36,6 +36,7 @@ from ..checkpoint import load_generator
 from ..config import HiFiGANConfig
 from ..errors import ConfigError
 from ..inference import resolve_device
+from ..inference.backends import AUTO
 from ..io import atomic_write_text
 from ..mel import MelSpectrogram
 from ..precision import bf16_supported
@@ -49,7 +50,6 @@ from .step import Networks, train_step
 from .validation import validate
 
 RECIPE = "recipe.json"
-AUTO = "auto"
 AUTO_CLIPS = 10  # validation clips that score the candidates of --model auto
 
 # ---------------------------------------------------------------------- defaults
@@ -159,7 +159,7 @@ def available_cpus() -> int:
 
 def device_type(device: str) -> str:
     """``cuda`` or ``cpu``: the kind of device ``device`` (``auto``, ``cpu``, ``cuda:N``) means."""
-    if device == "auto":
+    if device == AUTO:
         return resolve_device(device).type
     return "cuda" if device.startswith("cuda") else "cpu"
 
