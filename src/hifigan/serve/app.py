@@ -266,6 +266,13 @@ async def unless_disconnected(request: Request, work: Awaitable):
     return task.result()
 
 
+def requested_model(request: Request) -> tuple[Service, ModelSlot]:
+    """The process's service and the model that ``?model=`` names (the default for none;
+    404 for one not served)."""
+    service: Service = request.app.state.service
+    return service, service.slot(request.query_params.get("model"))
+
+
 def query_format(request: Request, allowed: tuple[str, ...]) -> str:
     fmt = request.query_params.get("format", allowed[0])
     if fmt not in allowed:
@@ -347,8 +354,7 @@ async def metrics_text(request: Request) -> Response:
 
 @handles_errors
 async def vocode(request: Request) -> Response:
-    service: Service = request.app.state.service
-    slot = service.slot(request.query_params.get("model"))
+    service, slot = requested_model(request)
     fmt = query_format(request, ("wav", "f32"))
     body = await read_body(request)
     if not slot.admit(service.config.max_queue):
@@ -395,8 +401,7 @@ async def vocode(request: Request) -> Response:
 
 @handles_errors
 async def mel(request: Request) -> Response:
-    service: Service = request.app.state.service
-    slot = service.slot(request.query_params.get("model"))
+    service, slot = requested_model(request)
     fmt = query_format(request, ("npy", "json"))
     body = await read_body(request)
     if is_npy(body):
@@ -423,8 +428,7 @@ async def mel(request: Request) -> Response:
 
 @handles_errors
 async def mel_check(request: Request) -> Response:
-    service: Service = request.app.state.service
-    slot = service.slot(request.query_params.get("model"))
+    service, slot = requested_model(request)
     body = await read_body(request)
     if not is_npy(body):
         raise RequestError(400, "send a mel (.npy) to /v1/mel-check (this body is audio)")
