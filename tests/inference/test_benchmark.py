@@ -75,6 +75,17 @@ def test_bench_says_whether_fast_runs_the_narrow_kernel(run_cli, monkeypatch):
     assert "narrow-stage kernel" not in out
 
 
+def test_bench_times_auto_as_the_device_it_stands_for(run_cli):
+    """``--device auto`` among the listed devices is named as what it resolved to, once."""
+    code, out, err = run_cli(
+        "bench", "--preset", "v3", "--backend", "fast", "--device", "auto", "cpu",
+        "--seconds", "0.1", "--repeats", "1", "--warmup", "0", "--threads", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert [r["device"] for r in json.loads(out)] == list(dict.fromkeys([expected, "cpu"]))
+
+
 def test_bench_needs_a_model_and_valid_numbers(run_cli):
     code, _, err = run_cli("bench")
     assert code == 1 and "no model given" in err

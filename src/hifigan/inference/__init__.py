@@ -7,7 +7,7 @@ the fused generator of ``fast``; ``onnx``: ONNX Runtime and the export, in ``onn
 
 from __future__ import annotations
 
-from .backends import BACKENDS, check_backend, make_backend
+from .backends import BACKENDS, check_backend, make_backend, resolve_backend
 from .fast import FastGenerator
 from .onnx import ExportError, ExportReport, OnnxBackend, export_onnx
 from .streaming import (
@@ -35,6 +35,7 @@ __all__ = [
     "export_onnx",
     "make_backend",
     "receptive_field",
+    "resolve_backend",
     "resolve_device",
     "synthesize_batch",
     "synthesize_blocks",
