@@ -242,6 +242,12 @@ def test_a_tts_mel_is_checked_converted_and_vocoded(page, tts_mel, clip, tmp_pat
     expect(page.locator("#stat-input")).to_have_text(f"mel 80 × {frames}")
     expect(page.locator("#stat-convention")).to_have_text("coqui (request)")
     assert page.locator("#download").get_attribute("download") == f"tts_coqui_{MODEL}.wav"
+    # another convention gives other audio: the output of this one goes
+    select.select_option("auto")
+    expect(page.locator("#download")).to_be_hidden()
+    expect(page.locator("#stat-convention")).to_have_text("–")
+    vocode_and_wait(page)
+    expect(page.locator("#stat-convention")).to_have_text("coqui (detected)")
     # a new input starts afresh: no verdict, the default choice, no output facts
     upload(page, clip)
     expect(status(page)).to_have_text("ready: press Vocode", timeout=TIMEOUT_MS)

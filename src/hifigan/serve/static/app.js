@@ -532,6 +532,12 @@ async function onModelChange() {
   }
 }
 
+// Another convention gives other audio: the output of the previous one goes (a running
+// request keeps its choice; its output says which convention it applied).
+function onConventionChange() {
+  if (!state.request) clearOutput();
+}
+
 async function onKey(event) {
   event.preventDefault();
   state.key = $("api-key").value.trim();
@@ -554,6 +560,7 @@ async function start() {
   $("vocode").addEventListener("click", vocode);
   $("cancel").addEventListener("click", cancelRequest);
   $("model").addEventListener("change", onModelChange);
+  $("convention").addEventListener("change", onConventionChange);
   $("key-bar").addEventListener("submit", onKey); // the button, or Enter in the key field
   drawMel($("input-mel"), [], [0, 1]);
   drawMel($("output-mel"), [], [0, 1]);
