@@ -328,6 +328,25 @@ def test_sessions_are_counted_by_the_code_that_closed_them(server):
     assert count("101") == 0  # no session is left counted as merely opened
 
 
+def test_a_client_that_hangs_up_right_after_end_is_counted_by_its_close_code(server):
+    # the server is still computing the held-back tail when the client's close arrives
+    def count(status: str) -> float:
+        return server.metric("hifigan_requests_total", endpoint="/v1/stream", status=status)
+
+    before = count("1000")
+    for seed in range(4):
+        with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+            ws.send(frames_message(log_mel(60, seed=seed).numpy()))
+            ws.send("end")
+        # leaving the block closes with 1000 without reading a single answer
+    deadline = time.monotonic() + 30
+    while count("1000") != before + 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count("1000") == before + 4
+    assert count("101") == 0
+    server.wait_for_metric(0, "hifigan_active_streams", model=MODEL)
+
+
 def stream_error(server, messages: list, query: str = f"model={MODEL}") -> tuple[int, str]:
     """Send ``messages``; return the close code and the JSON error the server sent."""
     with connect(f"{server.ws_url}/v1/stream?{query}") as ws:

@@ -31,6 +31,7 @@ import torch
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hifigan import HiFiGANError
+from hifigan.inference.inputs import raw_frames
 
 from .payload import RequestError, f32_bytes, without_path
 
@@ -41,6 +42,8 @@ CLOSE_CODES = {
     "internal": 1011,
     "unknown model": 4404,
 }
+DEPARTURE_WAIT_S = 2.0
+"""How long a stream whose client left waits for the client's closing message."""
 MAX_CHUNK_SECONDS = 2.0
 """Most audio one synthesis job of a stream computes; a longer backlog is split into jobs of
 this size, so that the batches and other streams sharing the model's thread wait at most
@@ -55,19 +58,12 @@ class StreamError(Exception):
 
 
 def frames_of(data: bytes, n_mels: int) -> np.ndarray:
-    """A binary message -> ``(n_mels, c)`` float32 frames, or :class:`StreamError`."""
-    frame_bytes = 4 * n_mels
-    if len(data) % frame_bytes:
-        raise StreamError(
-            CLOSE_CODES["invalid data"],
-            f"message of {len(data)} bytes is not a whole number of frames (a frame is "
-            f"{frame_bytes} bytes: {n_mels} float32 values)",
-        )
-    frames = np.frombuffer(data, dtype="<f4").reshape(-1, n_mels)
-    if not np.isfinite(frames).all():
-        bad = int((~np.isfinite(frames)).sum())
-        raise StreamError(CLOSE_CODES["invalid data"], f"mel contains {bad} NaN or infinite values")
-    return np.array(frames.T, dtype=np.float32, order="C")  # a writable copy, for torch
+    """A binary message -> ``(n_mels, c)`` float32 frames (a writable copy, for torch), or
+    :class:`StreamError`."""
+    try:
+        return raw_frames(data, n_mels)
+    except HiFiGANError as e:
+        raise StreamError(CLOSE_CODES["invalid data"], str(e)) from None
 
 
 async def stream(websocket: WebSocket) -> None:
@@ -96,7 +92,8 @@ async def stream(websocket: WebSocket) -> None:
     except HiFiGANError as e:
         await close_with_error(websocket, CLOSE_CODES["invalid data"], without_path(e))
     except (WebSocketDisconnect, ClientGone, OSError):
-        pass  # the client left: its stream state is dropped with this call
+        # the client left: its stream state is dropped with this call
+        await take_departure(websocket)
     except Exception as e:
         await close_with_error(websocket, CLOSE_CODES["internal"], f"internal error ({e})")
     finally:
@@ -237,6 +234,20 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def take_departure(websocket: WebSocket) -> None:
+    """Take the client's closing message if nobody has yet (a client that hung up while the
+    server was still sending, e.g. right after ``end``), so that the session is counted with
+    the client's close code rather than as merely opened. Waits at most
+    :data:`DEPARTURE_WAIT_S`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEPARTURE_WAIT_S
+    with contextlib.suppress(Exception):  # already taken, or the connection is gone
+        while (left := deadline - loop.time()) > 0:
+            message = await asyncio.wait_for(websocket.receive(), left)
+            if message["type"] == "websocket.disconnect":
+                return
 
 
 async def close_with_error(websocket: WebSocket, code: int, message: str) -> None:
