@@ -14,19 +14,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .errors import ConfigError
-
-T = TypeVar("T")
+from .jsonconfig import check_fields, from_json, parse_json, read_json, show_json
 
 
 @dataclass
-class MelConfig:
-    """Log-mel front end (the generator's input and the mel loss).
-
-    The generator input uses ``fmax``; the training loss uses ``fmax_loss`` (None = Nyquist).
-    """
+class MelFrontEnd:
+    """The analysis every log-mel front end names: a model config's ``mel`` section
+    (:class:`MelConfig`) and a toolkit's mel convention (``hifigan.conventions.Convention``)
+    alike. ``fmax`` None means the Nyquist frequency."""
 
     sample_rate: int = 22050
     n_fft: int = 1024
@@ -35,6 +33,28 @@ class MelConfig:
     n_mels: int = 80
     fmin: float = 0.0
     fmax: float | None = 8000.0
+
+    def front_end(self) -> dict[str, Any]:
+        """These fields by name: keyword arguments of :class:`~hifigan.mel.MelSpectrogram`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(MelFrontEnd)}
+
+    def front_end_problems(
+        self, *, centred: bool = False, **more_fmax: float | None
+    ) -> Iterator[tuple[str, str]]:
+        """``(field, problem)`` of :func:`mel_front_end_problems` for these values;
+        ``more_fmax`` names further maximum frequencies held to the same range."""
+        values = self.front_end()
+        fmax = {"fmax": values.pop("fmax"), **more_fmax}
+        return mel_front_end_problems(**values, fmax=fmax, centred=centred)
+
+
+@dataclass
+class MelConfig(MelFrontEnd):
+    """Log-mel front end (the generator's input and the mel loss).
+
+    The generator input uses ``fmax``; the training loss uses ``fmax_loss`` (None = Nyquist).
+    """
+
     fmax_loss: float | None = None
     # the full mel convention (its JSON form, see hifigan.conventions) when the model reads
     # another toolkit's mel; None: the authors' mel at the values above
@@ -115,7 +135,9 @@ class HiFiGANConfig:
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> HiFiGANConfig:
         """Build from our nested format or the authors' flat ``config.json`` format."""
         if not isinstance(data, dict):
-            raise ConfigError("expected a JSON object", source)
+            raise ConfigError(
+                f"a model config must be a JSON object, got {show_json(data)}", source
+            )
         if any(key in data for key in _CONVENTION_ONLY_KEYS):
             raise ConfigError(
                 "is a mel convention, not a model config: pass it as --convention (hifigan mel) "
@@ -124,18 +146,7 @@ class HiFiGANConfig:
             )
         if _looks_flat(data):
             data = _authors_to_nested(data, source)
-        unknown = set(data) - {"name", "mel", "generator", "discriminator", "train"}
-        if unknown:
-            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}", source)
-        config = cls(
-            name=str(data.get("name", "custom")),
-            mel=_build(MelConfig, data.get("mel", {}), "mel", source),
-            generator=_build(GeneratorConfig, data.get("generator", {}), "generator", source),
-            discriminator=_build(
-                DiscriminatorConfig, data.get("discriminator", {}), "discriminator", source
-            ),
-            train=_build(TrainConfig, data.get("train", {}), "train", source),
-        )
+        config = from_json(cls, {"name": "custom", **data}, source)
         config.validate(source)
         return config
 
@@ -209,6 +220,14 @@ class HiFiGANConfig:
     def validate(self, source: str = "config") -> None:
         """Raise :class:`ConfigError` (naming ``source``) if any value is out of range or the
         values are inconsistent with each other."""
+        check_fields(self, source)
+        for problem in _mel_problems(self.mel):
+            raise ConfigError(problem, source)
+        if self.mel.convention is not None:
+            # its own module checks it (and imports this one)
+            from .conventions.spec import convention_from_dict
+
+            convention_from_dict(self.mel.convention, source, path="mel.convention")
         for problem in _problems(self):
             raise ConfigError(problem, source)
 
@@ -217,103 +236,6 @@ def preset_names() -> list[str]:
     """Names of the built-in presets."""
     folder = resources.files("hifigan.presets")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-# ---------------------------------------------------------------------- JSON files
-# a config or convention file is a few kilobytes; anything far larger is not one
-MAX_JSON_BYTES = 16 << 20
-
-
-class _JSONConstant(str):
-    """A ``NaN``, ``Infinity`` or ``-Infinity`` literal met while parsing (Python's json
-    accepts them; JSON does not), refused once the field that holds it is known."""
-
-
-def parse_json(text: str, source: str) -> Any:
-    """JSON text -> Python values; NaN and Infinity literals are refused naming their field.
-
-    Raises:
-        ConfigError: naming ``source``, the line of a syntax error or the field of a literal.
-    """
-    try:
-        # a byte-order mark, as Windows editors save UTF-8, is not part of the JSON text
-        data = json.loads(text.removeprefix("\ufeff"), parse_constant=_JSONConstant)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"invalid JSON at line {e.lineno}: {e.msg}", source) from None
-    except RecursionError:
-        raise ConfigError("invalid JSON: nested too deeply", source) from None
-    found = _find_constant(data, "")
-    if found is not None:
-        where, literal = found
-        raise ConfigError(
-            f"field '{where}' is {literal}: numbers must be finite (NaN and Infinity are not JSON)",
-            source,
-        )
-    return data
-
-
-def _find_constant(data: Any, where: str) -> tuple[str, str] | None:
-    """The first ``(field path, literal)`` of a :class:`_JSONConstant` inside ``data``."""
-    if isinstance(data, _JSONConstant):
-        return where or "(top level)", str(data)
-    if isinstance(data, dict):
-        items = ((f"{where}.{k}" if where else str(k), v) for k, v in data.items())
-    elif isinstance(data, list):
-        items = ((f"{where}[{i}]", v) for i, v in enumerate(data))
-    else:
-        return None
-    for name, value in items:
-        found = _find_constant(value, name)
-        if found is not None:
-            return found
-    return None
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Read and parse the JSON file ``path`` (a ``what``: "config file", ...), each failure as
-    one :class:`ConfigError` line naming the file: missing, a folder, too large, not text,
-    invalid JSON, a NaN or Infinity literal."""
-    try:
-        if path.is_dir():
-            raise ConfigError(f"is a folder, not a {what}", path)
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ConfigError(
-                f"is {size / 2**20:.0f} MiB, far larger than any {what} "
-                f"(at most {MAX_JSON_BYTES >> 20} MiB read)",
-                path,
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", path) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} ({e.strerror or e})", path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        from .io import describe_file
-
-        kind = describe_file(path) or "a binary file"
-        raise ConfigError(f"is {kind}, not a {what} (JSON text)", path) from None
-    return parse_json(text, str(path))
-
-
-def json_number(value: Any, kind: type) -> int | float:
-    """``value`` as an ``int`` or ``float`` field (``kind``), or :class:`TypeError`.
-
-    Booleans and strings are not numbers; an int field takes integral floats (``1024.0``);
-    NaN and infinities are refused (configs that reach us as Python objects, e.g. inside a
-    checkpoint, may hold them).
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"must be {'an integer' if kind is int else 'a number'}")
-    if not math.isfinite(value):
-        raise TypeError("must be a finite number")
-    if kind is int:
-        if value != int(value):
-            raise TypeError("must be an integer")
-        return int(value)
-    return float(value)
 
 
 # ---------------------------------------------------------------------- mel front-end budget
@@ -540,100 +462,14 @@ def _authors_to_nested(data: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def _build(cls: type[T], data: Any, section: str, source: str) -> T:
-    """Instantiate a config dataclass from a dict, checking names and converting lists."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"section {section!r} must be a JSON object", source)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) in {section!r}: {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(fields)})",
-            source,
-        )
-    values = {}
-    defaults = cls()
-    for key, value in data.items():
-        default = getattr(defaults, key)
-        try:
-            if value is None and "None" in str(fields[key].type):
-                values[key] = None
-                continue
-            values[key] = _coerce(value, default)
-        except (TypeError, ValueError, OverflowError) as e:
-            if "finite" in str(e):
-                raise ConfigError(
-                    f"{section}.{key} = {value!r} is not a finite number", source
-                ) from None
-            raise ConfigError(
-                f"{section}.{key} = {value!r} has the wrong type "
-                f"(expected something like {default!r})",
-                source,
-            ) from None
-    return cls(**values)
-
-
-def _coerce(value: Any, like: Any) -> Any:
-    """Convert a JSON value to the type of the default ``like`` (lists become tuples); a
-    wrong type or a non-finite number raises :class:`TypeError`."""
-    if isinstance(like, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise TypeError
-        inner = like[0] if like else None
-        return tuple(_coerce(v, inner) if inner is not None else v for v in value)
-    if isinstance(like, bool):
-        if not isinstance(value, bool):
-            raise TypeError
-        return value
-    if isinstance(like, int):
-        return json_number(value, int)
-    if isinstance(like, float) or (like is None and isinstance(value, (int, float))):
-        return json_number(value, float)
-    if like is None:
-        return value
-    if isinstance(like, str):
-        if not isinstance(value, str):
-            raise TypeError
-        return value
-    return value
-
-
 # ---------------------------------------------------------------------- validation
 def _finite(value: float) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _mel_problems(m: MelConfig) -> Iterator[str]:
-    fmax = {"fmax": m.fmax, "fmax_loss": m.fmax_loss}
-    values = {k: getattr(m, k) for k in ("sample_rate", "n_fft", "hop_length", "win_length")}
-    problems = mel_front_end_problems(**values, n_mels=m.n_mels, fmin=m.fmin, fmax=fmax)
-    for key, problem in problems:
+    for key, problem in m.front_end_problems(fmax_loss=m.fmax_loss):
         yield f"mel.{key} {problem}"
-    if m.convention is not None:
-        yield from _carried_convention_problems(m.convention)
-
-
-def _carried_convention_problems(data: Any) -> Iterator[str]:
-    """A toolkit's convention carried in ``mel.convention``: its front end is held to the
-    budget as soon as the config is read; its other fields are checked where it is used
-    (:func:`hifigan.conventions.spec.convention_from_dict`, which imports this module)."""
-    if not isinstance(data, dict):
-        yield f"mel.convention must be a JSON object, got {type(data).__name__}"
-        return
-    sizes = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels")
-    if any(key not in data for key in sizes):
-        missing = ", ".join(key for key in sizes if key not in data)
-        yield f"mel.convention lacks {missing}"
-        return
-    problems = mel_front_end_problems(
-        **{key: data[key] for key in sizes},
-        fmin=data.get("fmin", 0.0),
-        fmax={"fmax": data.get("fmax")},
-        centred=bool(data.get("center", False)),
-    )
-    for key, problem in problems:
-        yield f"mel.convention.{key} {problem}"
 
 
 def _generator_problems(g: GeneratorConfig, hop_length: int) -> Iterator[str]:
@@ -814,11 +650,7 @@ def _size_problems(config: HiFiGANConfig) -> Iterator[str]:
 
 
 def _problems(config: HiFiGANConfig) -> Iterator[str]:
-    """Every problem of ``config``, mel first (later checks rely on a sane mel section)."""
-    mel = list(_mel_problems(config.mel))
-    yield from mel
-    if mel:
-        return
+    """Every problem of ``config`` past its mel section (checked first: these rely on it)."""
     hop_length = config.mel.hop_length
     found = [
         *_generator_problems(config.generator, hop_length),

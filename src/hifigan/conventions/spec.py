@@ -18,8 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..config import MelConfig, json_number, mel_front_end_problems, parse_json, read_json
+from ..config import MelConfig, MelFrontEnd
 from ..errors import ConfigError
+from ..jsonconfig import check_fields, from_json, parse_json, read_json, show_json
 from ..mel import FILTER_NORMS, MEL_SCALES, PAD_MODES, MelSpectrogram
 
 COMPRESSIONS = ("ln_clamp", "ln_add", "log10_clamp", "log10_add", "db", "db_normalized")
@@ -71,22 +72,18 @@ class Normalization:
     stats: str | None = None
 
 
-@dataclass(frozen=True)
-class Convention:
-    """Every parameter of a mel-spectrogram convention (see the module docstring).
+@dataclass(unsafe_hash=True)
+class Convention(MelFrontEnd):
+    """Every parameter of a mel-spectrogram convention (see the module docstring): the analysis
+    fields of :class:`~hifigan.config.MelFrontEnd` (``fmax`` None means the Nyquist frequency)
+    and those below. ``magnitude_eps`` is added to ``re^2 + im^2`` before the square root (the
+    authors' 1e-9).
 
-    ``fmax`` None means the Nyquist frequency. ``magnitude_eps`` is added to ``re^2 + im^2``
-    before the square root (the authors' 1e-9).
+    A convention is read-only once built (:meth:`replace` makes a changed copy): the named ones
+    are shared, and conventions are keys of the caches of filterbanks and conversions.
     """
 
-    name: str
-    sample_rate: int = 22050
-    n_fft: int = 1024
-    hop_length: int = 256
-    win_length: int = 1024
-    n_mels: int = 80
-    fmin: float = 0.0
-    fmax: float | None = 8000.0
+    name: str = field(kw_only=True)
     mel_scale: str = "slaney"
     filter_norm: str = "slaney"
     window: str = "hann_periodic"
@@ -98,6 +95,16 @@ class Convention:
     normalization: Normalization = field(default_factory=Normalization)
     description: str = ""
     used_by: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # each field is set once, by __init__ (a frozen dataclass cannot extend MelFrontEnd,
+        # which MelConfig extends mutable)
+        if name in self.__dict__:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -148,13 +155,7 @@ class Convention:
         from .values import compress
 
         return MelSpectrogram(
-            sample_rate=self.sample_rate,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            n_mels=self.n_mels,
-            fmin=self.fmin,
-            fmax=self.fmax_hz,
+            **self.front_end(),
             mel_scale=self.mel_scale,
             filter_norm=self.filter_norm,
             periodic_window=self.window == "hann_periodic",
@@ -167,9 +168,10 @@ class Convention:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form (the layout :func:`load_convention` reads)."""
-        data = dataclasses.asdict(self)
-        data["used_by"] = list(self.used_by)
+        """Plain JSON form (the layout :func:`load_convention` reads, the named files' order)."""
+        fields = dataclasses.asdict(self)
+        data = {key: fields.pop(key) for key in ("name", "description", "used_by")}
+        data.update(fields, used_by=list(self.used_by))
         if not self.compression.is_db:
             data["compression"] = {"kind": self.compression.kind, "floor": self.compression.floor}
         return data
@@ -235,98 +237,34 @@ def load_convention(name_or_path: str | Path | Convention) -> Convention:
     return convention
 
 
-def convention_from_dict(data: Any, source: str = "mel convention") -> Convention:
-    """Build and validate a :class:`Convention` from its JSON form."""
+def convention_from_dict(
+    data: Any, source: str | Path = "mel convention", path: str = ""
+) -> Convention:
+    """Build and validate a :class:`Convention` from its JSON form (``path``: where it sits in a
+    larger file, e.g. ``mel.convention`` in a model config)."""
     if not isinstance(data, dict):
-        raise ConfigError("a mel convention must be a JSON object", source)
+        what = path or "a mel convention"
+        raise ConfigError(f"{what} must be a JSON object, got {show_json(data)}", source)
     if any(key in data for key in ("generator", "upsample_rates", "resblock", "train")):
         raise ConfigError(
             "is a model config, not a mel convention: pass it as --config (its mel is the "
             "authors' convention at its values)",
             source,
         )
-    values = _fields_from(Convention, data, "", source)
-    values["compression"] = Compression(
-        **_fields_from(Compression, data.get("compression", {}), "compression.", source)
-    )
-    values["normalization"] = Normalization(
-        **_fields_from(Normalization, data.get("normalization", {}), "normalization.", source)
-    )
-    if "used_by" in values:
-        values["used_by"] = tuple(values["used_by"])
-    convention = Convention(**values)
-    validate_convention(convention, source)
+    convention = from_json(Convention, data, source, path)
+    validate_convention(convention, source, path)
     return convention
 
 
-def _fields_from(cls: type, data: Any, prefix: str, source: str) -> dict[str, Any]:
-    """The values of ``data`` for ``cls``'s fields, type-checked (nested objects excluded)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"field '{prefix.rstrip('.')}' must be a JSON object", source)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown field '{prefix}{unknown[0]}' (known: {', '.join(fields)})", source
-        )
-    if cls is Convention and "name" not in data:
-        raise ConfigError("field 'name' is missing", source)
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ("compression", "normalization") and cls is Convention:
-            continue
-        expected = _TYPES[key] if key in _TYPES else type(getattr(_DEFAULTS[cls], key))
-        values[key] = _check_type(value, expected, f"{prefix}{key}", source)
-    return values
-
-
-def _check_type(value: Any, expected: Any, name: str, source: str) -> Any:
-    """``value`` converted to ``expected`` (int, float, str, bool, "float|None", "list[str]");
-    numbers go through :func:`hifigan.config.json_number` (finite, no booleans or strings)."""
-    ok = True
-    if expected in (int, float, "float|None") and value is not None:
-        kind = int if expected is int else float
-        try:
-            return json_number(value, kind)
-        except TypeError as e:
-            if "finite" in str(e):
-                raise ConfigError(f"field '{name}' {e}, got {value!r}", source) from None
-            ok = False
-    elif expected == "float|None":
-        return None
-    elif expected == "str|None":
-        ok = value is None or isinstance(value, str)
-    elif expected == "list[str]":
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    elif expected is bool:
-        ok = isinstance(value, bool)
-    elif expected is str:
-        ok = isinstance(value, str)
-    else:
-        ok = False
-    if not ok:
-        label = {
-            "float|None": "a number or null",
-            "str|None": "a string or null",
-            "list[str]": "a list of strings",
-        }.get(expected, getattr(expected, "__name__", str(expected)))
-        raise ConfigError(f"field '{name}' must be {label}, got {value!r}", source)
-    return value
-
-
-_TYPES: dict[str, Any] = {"fmax": "float|None", "used_by": "list[str]", "stats": "str|None"}
-_DEFAULTS: dict[type, Any] = {
-    Convention: Convention(name=""),
-    Compression: Compression(),
-    Normalization: Normalization(),
-}
-
-
-def validate_convention(c: Convention, source: str = "mel convention") -> None:
-    """Raise :class:`ConfigError` naming ``source`` and the field if a value is impossible."""
+def validate_convention(
+    c: Convention, source: str | Path = "mel convention", path: str = ""
+) -> None:
+    """Raise :class:`ConfigError` naming ``source`` and the field (under ``path``) if a value
+    is impossible: of the wrong type (a convention built in Python), out of range, or unknown."""
+    check_fields(c, source, path)
 
     def fail(name: str, message: str) -> None:
-        raise ConfigError(f"field '{name}' {message}", source)
+        raise ConfigError(f"{path}.{name} {message}" if path else f"{name} {message}", source)
 
     choices = {
         "mel_scale": MEL_SCALES,
@@ -345,19 +283,8 @@ def validate_convention(c: Convention, source: str = "mel convention") -> None:
         fail("normalization.stats", "needs a normalization kind other than none")
     if not c.name:
         fail("name", "must not be empty")
-    sizes = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels")
-    for key, problem in mel_front_end_problems(
-        **{k: getattr(c, k) for k in sizes},
-        fmin=c.fmin,
-        fmax={"fmax": c.fmax},
-        centred=c.center,
-    ):
+    for key, problem in c.front_end_problems(centred=c.center):
         fail(key, problem)
-    for key in ("power", "magnitude_eps"):
-        _finite_field(getattr(c, key), key, source)
-    for f in dataclasses.fields(Compression):
-        if f.type == "float":
-            _finite_field(getattr(c.compression, f.name), f"compression.{f.name}", source)
     if c.power not in (1.0, 2.0):
         fail("power", f"must be 1 (magnitude) or 2 (power), got {c.power}")
     if c.magnitude_eps < 0:
@@ -369,15 +296,6 @@ def validate_convention(c: Convention, source: str = "mel convention") -> None:
         fail("compression", "needs gain_db > 0, min_level_db < 0 and max_abs_value > 0")
 
 
-def _finite_field(value: Any, name: str, source: str) -> None:
-    """Refuse a non-finite number in a field built without :func:`_check_type` (a
-    :class:`Convention` made in Python)."""
-    try:
-        json_number(value, float)
-    except TypeError as e:
-        raise ConfigError(f"field '{name}' {e}, got {value!r}", source) from None
-
-
 def convention_from_mel_config(mel: MelConfig) -> Convention:
     """The convention a model with this mel config reads: the authors' (``hifigan``) at the
     config's rate, FFT, bands and range; named after a shipped convention when it is one.
@@ -386,14 +304,8 @@ def convention_from_mel_config(mel: MelConfig) -> Convention:
         return convention_from_dict(mel.convention, source="the model's mel convention")
     base = load_convention("hifigan")
     derived = base.replace(
+        **mel.front_end(),
         name="hifigan-config",
-        sample_rate=mel.sample_rate,
-        n_fft=mel.n_fft,
-        hop_length=mel.hop_length,
-        win_length=mel.win_length,
-        n_mels=mel.n_mels,
-        fmin=float(mel.fmin),
-        fmax=mel.sample_rate / 2 if mel.fmax is None else float(mel.fmax),
         description="the authors' mel at a model config's parameters",
         used_by=(),
     )
