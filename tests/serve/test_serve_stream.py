@@ -347,6 +347,28 @@ def test_a_client_that_hangs_up_right_after_end_is_counted_by_its_close_code(ser
     server.wait_for_metric(0, "hifigan_active_streams", model=MODEL)
 
 
+def test_a_client_that_hangs_up_after_a_bad_message_is_counted_by_a_close_code(server):
+    def counts() -> dict[str, float]:
+        return {
+            status: server.metric("hifigan_requests_total", endpoint="/v1/stream", status=status)
+            for status in ("1000", "1007", "101")
+        }
+
+    before = counts()
+    for _ in range(4):
+        with connect(f"{server.ws_url}/v1/stream?model={MODEL}") as ws:
+            ws.send(b"\x00" * 7)  # not a whole frame: the server closes with 1007 ...
+        # ... unless the client's own close (1000) came first
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = counts()
+        if now["1000"] + now["1007"] == before["1000"] + before["1007"] + 4:
+            break
+        time.sleep(0.05)
+    assert now["1000"] + now["1007"] == before["1000"] + before["1007"] + 4
+    assert now["101"] == 0
+
+
 def stream_error(server, messages: list, query: str = f"model={MODEL}") -> tuple[int, str]:
     """Send ``messages``; return the close code and the JSON error the server sent."""
     with connect(f"{server.ws_url}/v1/stream?{query}") as ws:

@@ -238,7 +238,8 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
 
 async def take_departure(websocket: WebSocket) -> None:
     """Take the client's closing message if nobody has yet (a client that hung up while the
-    server was still sending, e.g. right after ``end``), so that the session is counted with
+    server was still sending, e.g. right after ``end`` or after a bad message), so that the
+    session is counted with
     the client's close code rather than as merely opened. Waits at most
     :data:`DEPARTURE_WAIT_S`."""
     loop = asyncio.get_running_loop()
@@ -251,9 +252,12 @@ async def take_departure(websocket: WebSocket) -> None:
 
 
 async def close_with_error(websocket: WebSocket, code: int, message: str) -> None:
-    with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+    """Send the JSON error and close with ``code``; if the client has left, take its close."""
+    try:
         await websocket.send_json({"error": message})
         await websocket.close(code, reason=message[:100])
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        await take_departure(websocket)
 
 
 __all__ = ["CLOSE_CODES", "END", "stream"]
