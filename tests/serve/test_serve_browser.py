@@ -38,7 +38,7 @@ CLIP = LJSPEECH / "wavs" / "LJ001-0001.flac"
 TIMEOUT_MS = 120_000
 TWIN = "twin"  # the same weights served under a second name
 WAIT_MS = 1000  # every request waits this long for its batch: time to act while it runs
-HOP, RATE = 256, 22050
+HOP_LENGTH, RATE = 256, 22050
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +205,10 @@ def tts_mel(tmp_path_factory) -> Path:
 
 
 def test_a_tts_mel_is_checked_converted_and_vocoded(page, tts_mel, clip, tmp_path):
+    # the page's icon is served (no 404 in the browser's console)
+    icon = "fetch(document.querySelector('link[rel=icon]').href).then(r => r.status)"
+    assert page.evaluate(icon) == 200
+    expect(page.locator("#model-info")).to_have_text("22050 Hz · 80 bands · hop_length 256")
     assert ".npy" in page.locator("#file").get_attribute("accept").split(",")
     expect(page.locator("#mel-options")).to_be_hidden()
     expect(page.locator("#verdict")).to_be_hidden()
@@ -236,7 +240,7 @@ def test_a_tts_mel_is_checked_converted_and_vocoded(page, tts_mel, clip, tmp_pat
         "() => r(a.duration))"
     )
     # converted from centred frames to the model's: the 2 s the mel was made from
-    assert abs(duration - 2.0) < HOP / RATE
+    assert abs(duration - 2.0) < HOP_LENGTH / RATE
     # the facts of the output: model, input, convention applied
     expect(page.locator("#stat-model")).to_have_text(MODEL)
     expect(page.locator("#stat-input")).to_have_text(f"mel 80 × {frames}")

@@ -97,7 +97,7 @@ function currentModel() {
 function showModelInfo() {
   const m = currentModel();
   $("model-info").textContent = m
-    ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop ${m.hop_length}`
+    ? `${m.sample_rate} Hz · ${m.n_mels} bands · hop_length ${m.hop_length}`
     : "";
   fillConventions();
 }
