@@ -3,10 +3,16 @@
 Serves the listed models (the first is the default of requests that name none) at
 http://127.0.0.1:8000/ (a web page), with the API:
 
-  GET  /health, /v1/models, /metrics (Prometheus)
-  POST /v1/vocode?model=NAME   a .npy mel or an audio file -> 16-bit wav (?format=f32: raw)
+  GET  /health, /v1/models, /v1/conventions, /metrics (Prometheus)
+  POST /v1/vocode?model=NAME   a .npy mel or an audio file -> 16-bit wav (?format=f32: raw);
+                               ?mel_convention=NAME|auto: the mel's convention, converted
   POST /v1/mel?model=NAME      an audio file -> the model's mel (.npy, or ?format=json)
+  POST /v1/mel-check           a .npy mel -> hifigan mel-check's verdict (JSON)
   WS   /v1/stream?model=NAME   float32 mel frames in, float32 samples out as they are final
+
+A TTS model's mels go as they are: --mel-convention NAME sets the default convention of
+requests that name none (MODEL=NAME: one model's), --mel-stats the statistics of a
+normalised one.
 
 Concurrent /v1/vocode requests for one model are batched (--max-batch, --max-wait-ms,
 --max-batch-seconds) into one exact batched synthesis: by default on CUDA, not on the CPU,
