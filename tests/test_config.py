@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from hifigan import ConfigError, Generator, HiFiGANConfig, preset_names
-from hifigan.config import upsample_plan
+from hifigan.config import MelConfig, upsample_plan
 
 from conftest import GOLDEN, SHARED, need
 
@@ -310,3 +311,169 @@ def test_a_convention_and_a_config_are_told_apart(tmp_path):
     HiFiGANConfig.preset("v1").save(config)
     with pytest.raises(ConfigError, match=r"cfg\.json: is a model config, not a mel convention"):
         load_convention(config)
+
+
+# ---------------------------------------------------------------------- one validator
+# the same mistake in a model config's mel section, in a mel convention file and in a
+# convention carried by a checkpoint's config: one validator, so one wording ({} is the
+# field's place in the file)
+_SAME_MISTAKES = [
+    ("hop_length", "256", '{}hop_length must be an integer, got "256"'),
+    ("n_fft", True, "{}n_fft must be an integer, got true"),
+    ("n_mels", 80.5, "{}n_mels must be an integer, got 80.5"),
+    ("sample_rate", None, "{}sample_rate must be an integer, got null"),
+    ("win_length", [1024], "{}win_length must be an integer, got [1024]"),
+    ("fmin", "0", '{}fmin must be a number, got "0"'),
+    ("fmax", False, "{}fmax must be a number or null, got false"),
+    ("fmax", float("nan"), "{}fmax must be a finite number, got NaN"),
+    ("hop", 256, "unknown field {}hop (did you mean hop_length?)"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), _SAME_MISTAKES)
+def test_the_same_mistake_reads_the_same_in_configs_and_conventions(tmp_path, key, value, problem):
+    from hifigan.conventions import load_convention
+
+    nan_literal = " (NaN and Infinity are not JSON)" if value != value else ""
+    config = HiFiGANConfig.preset("v1").to_dict()
+    config["mel"][key] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_file(path)
+    assert str(e.value) == f"{path}: {problem.format('mel.')}{nan_literal}"
+
+    convention = load_convention("hifigan").to_dict()
+    convention[key] = value
+    path = tmp_path / "convention.json"
+    path.write_text(json.dumps(convention))
+    with pytest.raises(ConfigError) as e:
+        load_convention(path)
+    assert str(e.value) == f"{path}: {problem.format('')}{nan_literal}"
+
+    carried = HiFiGANConfig.preset("v1").to_dict()
+    carried["mel"]["convention"] = convention  # Python values, as a checkpoint holds them
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(carried, source="g.pt (embedded config)")
+    assert str(e.value) == f"g.pt (embedded config): {problem.format('mel.convention.')}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mel": 80}, "mel must be a JSON object, got 80"),
+        ({"train": None}, "train must be a JSON object, got null"),
+        ({"name": 7}, "name must be a string, got 7"),
+        (
+            {"generator": {"upsample_rates": 256}},
+            "upsample_rates must be a list of integers, got 256",
+        ),
+        (
+            {"generator": {"resblock_dilation_sizes": [[1, 3], [2, "6"]]}},
+            'generator.resblock_dilation_sizes[1][1] must be an integer, got "6"',
+        ),
+        ({"generator": {"conv_padding_mode": 0}}, "generator.conv_padding_mode must be a string"),
+        ({"discriminator": {"msd_scales": 1e400}}, "discriminator.msd_scales must be a finite"),
+        (
+            {"mel": {"convention": "vocos"}},
+            'mel.convention must be a JSON object or null, got "vocos"',
+        ),
+        ({"trian": {}}, "unknown field trian (did you mean train?)"),
+        (
+            {"mel": {"bands": 80, "hop": 256}},
+            "unknown fields mel.bands, mel.hop (known: sample_rate",
+        ),
+    ],
+)
+def test_every_section_and_field_is_typed_by_its_annotation(change, message):
+    data = HiFiGANConfig.preset("v1").to_dict()
+    for section, value in change.items():
+        if isinstance(value, dict) and isinstance(data.get(section), dict):
+            data[section].update(value)
+        else:
+            data[section] = value
+    with pytest.raises(ConfigError) as e:
+        HiFiGANConfig.from_dict(data, source="c.json")
+    assert str(e.value).startswith("c.json: ") and message in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_config_built_in_python_is_held_to_the_same_types():
+    config = HiFiGANConfig.preset("v1")
+    config.train.batch_size = "16"
+    with pytest.raises(ConfigError) as e:
+        config.validate("my config")
+    assert str(e.value) == 'my config: train.batch_size must be an integer, got "16"'
+    config = HiFiGANConfig.preset("v1")
+    config.mel.fmax_loss = float("inf")
+    with pytest.raises(ConfigError, match=r"mel\.fmax_loss must be a finite number, got Inf"):
+        config.validate()
+
+
+def test_mel_config_and_convention_share_the_front_end_fields():
+    from hifigan.config import MelFrontEnd
+    from hifigan.conventions import Convention, load_convention
+
+    shared = [f.name for f in dataclasses.fields(MelFrontEnd)]
+    assert shared == ["sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax"]
+    for cls in (MelConfig, Convention):
+        assert issubclass(cls, MelFrontEnd)
+        assert [f.name for f in dataclasses.fields(cls)][: len(shared)] == shared
+    # a model's mel config and the convention it reads are built from one another
+    vocos = load_convention("vocos")
+    mel = MelConfig(**vocos.front_end(), convention=vocos.to_dict())
+    assert mel.front_end() == vocos.front_end() and (mel.n_mels, mel.hop_length) == (100, 256)
+    # the convention stays read-only and hashable (it keys caches), MelConfig stays editable
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        vocos.n_fft = 2048
+    assert hash(vocos.replace()) == hash(vocos) and vocos.replace(n_mels=80) != vocos
+    mel.n_mels = 80
+    assert mel.n_mels == 80
+
+
+def test_a_checkpoint_carrying_a_convention_loads_and_a_broken_one_is_named(tmp_path):
+    from hifigan import Generator
+    from hifigan.checkpoint import load_generator, save_checkpoint
+    from hifigan.conventions import convention_from_mel_config, load_convention
+
+    pwg = load_convention("parallel-wavegan")
+    config = HiFiGANConfig.preset("debug")
+    config.mel = MelConfig(**pwg.front_end(), convention=pwg.to_dict())
+    config.validate()
+    path = tmp_path / "g.pt"
+    save_checkpoint(path, config, Generator.from_config(config))
+    _, loaded = load_generator(path)
+    assert loaded == config and isinstance(loaded.mel.convention, dict)
+    assert convention_from_mel_config(loaded.mel) == pwg
+
+    data = torch.load(path, weights_only=True)
+    data["config"]["mel"]["convention"]["compression"]["floor"] = "1e-10"
+    broken = tmp_path / "broken.pt"
+    torch.save(data, broken)
+    with pytest.raises(ConfigError) as e:
+        load_generator(broken)
+    assert str(e.value) == (
+        f"{broken} (embedded config): mel.convention.compression.floor must be a number, "
+        'got "1e-10"'
+    )
+
+
+def test_the_cli_prints_the_one_line_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    config = HiFiGANConfig.preset("debug").to_dict()
+    config["mel"]["hop_length"] = "256"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"")  # never read: the config is refused first
+    done = subprocess.run(
+        [sys.executable, "-m", "hifigan", "mel", wav, "-o", tmp_path / "out", "--config", path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f'error: {path}: mel.hop_length must be an integer, got "256"\n'
+    assert not (tmp_path / "out").exists()

@@ -360,9 +360,9 @@ _STAGE_CAPS = (8, 10, 12, 16)
 
 
 def upsample_plan(hop_length: int, stages: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Upsampling rates and kernel sizes for ``hop`` samples per frame in ``stages`` stages.
+    """Upsampling rates and kernel sizes for ``hop_length`` samples per frame in ``stages`` stages.
 
-    The rule that gives the paper's (8, 8, 2, 2) for hop 256 in four stages and (8, 8, 4) in
+    The rule that gives the paper's (8, 8, 2, 2) for hop_length 256 in four stages and (8, 8, 4) in
     three: the earliest stages take the largest factors (at most 8 where the hop allows), every
     stage at least 2; each kernel is twice its rate, plus one for odd rates so that kernel
     minus rate stays even (the transposed convolution then has symmetric padding).
@@ -378,7 +378,7 @@ def upsample_plan(hop_length: int, stages: int) -> tuple[tuple[int, ...], tuple[
 
 
 def _split(hop_length: int, stages: int, cap: int) -> tuple[int, ...] | None:
-    """The greedy split of ``hop`` into ``stages`` factors in [2, cap], largest first."""
+    """The greedy split of ``hop_length`` into ``stages`` factors in [2, cap], largest first."""
     if stages == 1:
         return (hop_length,) if 2 <= hop_length <= cap else None
     for factor in range(min(cap, hop_length), 1, -1):

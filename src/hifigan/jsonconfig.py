@@ -261,8 +261,12 @@ def _unknown(unknown: list[str], known: list[str], path: str) -> str:
     """The problem of keys that are no field: a close match named, else the known fields."""
     names = ", ".join(_join(path, key) for key in unknown)
     if len(unknown) == 1:
-        close = difflib.get_close_matches(unknown[0], known, n=1)
-        if close:
+        key = unknown[0]
+        # a misspelling, or a shortened name (hop for hop_length)
+        close = difflib.get_close_matches(key, known, n=1) or [
+            name for name in known if name.startswith(key)
+        ]
+        if len(close) == 1:
             return f"unknown field {names} (did you mean {close[0]}?)"
     fields = "fields" if len(unknown) > 1 else "field"
     return f"unknown {fields} {names} (known: {', '.join(known)})"

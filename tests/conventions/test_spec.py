@@ -1,5 +1,6 @@
 """Named mel conventions as data: loading, validation messages, the hifigan path unchanged."""
 
+import dataclasses
 import json
 import math
 
@@ -252,3 +253,40 @@ def test_conventions_built_in_python_are_checked_for_finite_values():
     changed = load_convention("hifigan").replace(magnitude_eps=float("inf"))
     with pytest.raises(ConfigError, match="magnitude_eps must be a finite number, got Infinity"):
         validate_convention(changed, "changed")
+
+
+def test_named_files_and_older_layouts_read_unchanged(tmp_path):
+    from importlib import resources
+
+    folder = resources.files("hifigan.conventions").joinpath("named")
+    for name in NAMED:
+        shipped = json.loads(folder.joinpath(f"{name}.json").read_text())
+        # to_dict writes the shipped files' layout, key for key and in their order
+        assert list(load_convention(name).to_dict()) == list(shipped), name
+    # the layout written before: name first, description and used_by last, every compression
+    # field spelled out
+    c = load_convention("coqui")
+    older = {
+        "name": c.name,
+        **c.front_end(),
+        **{k: getattr(c, k) for k in ("mel_scale", "filter_norm", "window", "center")},
+        **{k: getattr(c, k) for k in ("pad_mode", "power", "magnitude_eps")},
+        "compression": dataclasses.asdict(c.compression),
+        "normalization": dataclasses.asdict(c.normalization),
+        "description": c.description,
+        "used_by": list(c.used_by),
+    }
+    assert load_convention(write(tmp_path, older, "coqui.json")) == c
+
+
+def test_conventions_built_in_python_are_held_to_the_file_types():
+    c = load_convention("hifigan")
+    for changes, message in [
+        ({"n_fft": "1024"}, 'changed: n_fft must be an integer, got "1024"'),
+        ({"center": 1}, "changed: center must be true or false, got 1"),
+        ({"used_by": ["x", 3]}, "changed: used_by[1] must be a string, got 3"),
+        ({"name": None}, "changed: name must be a string, got null"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            validate_convention(c.replace(**changes), "changed")
+        assert str(err.value) == message

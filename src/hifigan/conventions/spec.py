@@ -2,7 +2,7 @@
 
 A :class:`Convention` names every choice that changes the numbers: the analysis (sample rate,
 FFT size, hop, window, mel bands, frequency range, mel scale, filter normalisation), the framing
-(centred frames or the authors' ``(n_fft - hop) / 2`` padding, reflect or zero padding), the
+(centred frames or the authors' ``(n_fft - hop_length) / 2`` padding, reflect or zero padding), the
 magnitude power, the value compression (:class:`Compression`) and an optional normalisation with
 a statistics file (:class:`Normalization`). The named conventions ship as JSON files in
 ``hifigan/conventions/named``; a user's JSON file in the same layout describes a new one.
