@@ -1,6 +1,8 @@
 """Other conventions' mels through the vocoder: the guard, the converters and the folder's
 convention file, in the Python API and in ``hifigan vocode``."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ import torch
 from hifigan import Vocoder
 from hifigan.checkpoint import save_checkpoint
 from hifigan.config import HiFiGANConfig
-from hifigan.conventions import convert_mel, load_convention
+from hifigan.conventions import convention_names, convert_mel, load_convention
 from hifigan.generator import Generator
 from hifigan.io import HiFiGANWarning, load_audio
 
@@ -189,3 +191,147 @@ def test_a_model_of_another_rate_guards_against_its_own_convention(audio):
 
     with pytest.raises(InputError, match=r"mel has 80 bands, .* has 128; it looks like coqui"):
         vocoder.prepare_mel(mel_of("coqui", audio))
+
+
+# ---------------------------------------------------------------------- auto, per folder
+DEMO = Path(__file__).resolve().parents[2] / "src" / "hifigan" / "data" / "sonnet1_librivox.flac"
+# conventions whose values statistics cannot tell apart (a half-hop shift, fmax, a window, or
+# only the level of the filterbank): auto decides for the first, the model's own or the most
+# common; mel_convention.json or hifigan mel-check --audio tell them apart
+SAME_STATISTICS = {
+    "hifigan": {"tacotron2", "bigvgan-22k", "nemo"},
+    "parallel-wavegan": {"parallel-wavegan-24k", "espnet"},
+}
+LEVELS = {"loud": 1.0, "quiet": 0.03, "near-silent": 0.001}
+
+
+def mixed_levels(folder: Path, seconds: float = 2.0) -> Path:
+    """The demo clip's first ``seconds`` at three levels, as float wavs (no 16-bit rounding
+    of the near-silent one)."""
+    import soundfile as sf
+
+    audio = load_audio(DEMO, 22050)[0][: int(seconds * 22050)]
+    folder.mkdir(parents=True)
+    for name, gain in LEVELS.items():
+        sf.write(folder / f"{name}.wav", audio * gain, 22050, subtype="FLOAT")
+    return folder
+
+
+@pytest.fixture
+def checkpoint(tmp_path, vocoder):
+    path = tmp_path / "g.pt"
+    save_checkpoint(path, vocoder.config, Generator.from_config(vocoder.config))
+    return path
+
+
+def auto_folder(run_cli, tmp_path, wavs, name, checkpoint, keep_file=False):
+    """``hifigan mel --convention NAME`` of ``wavs``, then ``hifigan vocode --mel-convention
+    auto`` of the folder: (its standard error, the wavs written)."""
+    mels = tmp_path / f"mels-{name}"
+    code, _, err = run_cli("mel", wavs, "-o", mels, "--convention", name)
+    assert code == 0, err
+    if not keep_file:
+        (mels / "mel_convention.json").unlink()
+    out = tmp_path / f"out-{name}"
+    code, _, err = run_cli(
+        "vocode", mels, "-o", out, "--checkpoint", checkpoint, "--mel-convention", "auto"
+    )
+    assert code == 0, err
+    return err, sorted(p.name for p in out.iterdir())
+
+
+def detected(err: str) -> dict[str, int]:
+    """``{convention: mels}`` from the lines ``FOLDER: detected mel convention NAME (k of n
+    mels, judged together)``."""
+    import re
+
+    found = re.findall(r"detected mel convention (\S+) \((\d+) of (\d+) mels", err)
+    return {name: int(k) for name, k, _ in found}
+
+
+def test_auto_decides_a_folder_together_where_its_mels_alone_disagree(
+    run_cli, tmp_path, checkpoint
+):
+    """nemo-fastpitch's ln(x + 1e-5) gives the authors' numbers wherever the signal is well
+    above 1e-5: alone, the loud mel reads as hifigan; the near-silent one shows values that
+    approach the floor without reaching it, and decides the folder."""
+    wavs = mixed_levels(tmp_path / "wavs")
+    err, written = auto_folder(run_cli, tmp_path, wavs, "nemo-fastpitch", checkpoint)
+    assert detected(err) == {"nemo-fastpitch": 3}, err
+    assert written == ["loud.wav", "near-silent.wav", "quiet.wav"]
+    assert "loud.npy: on its own it looks like hifigan; read as nemo-fastpitch" in err
+    assert "converting mels from convention nemo-fastpitch to hifigan" in err
+    # the same mel alone is read as the model's own (statistics cannot tell them apart)
+    mels = tmp_path / "mels-nemo-fastpitch"
+    code, _, err = run_cli(
+        "vocode", mels / "loud.npy", "-o", tmp_path / "alone", "--checkpoint", checkpoint,
+        "--mel-convention", "auto",
+    )  # fmt: skip
+    assert code == 0 and f"{mels / 'loud.npy'}: detected mel convention hifigan" in err, err
+
+
+def test_auto_reads_a_folders_convention_file(run_cli, tmp_path, checkpoint):
+    """A folder written by hifigan mel --convention says what it holds: auto takes it, also
+    for conventions whose statistics are another's."""
+    wavs = mixed_levels(tmp_path / "wavs", seconds=1.0)
+    err, _ = auto_folder(run_cli, tmp_path, wavs, "tacotron2", checkpoint, keep_file=True)
+    assert "mel_convention.json: mels read as convention tacotron2" in err
+    assert "detected" not in err
+
+
+def test_a_quiet_log1p_folder_of_real_speech_is_read_as_one(run_cli, tmp_path, checkpoint):
+    """Real speech in NeMo's non-negative ln(x + 1): a quiet take alone looks like a linear
+    mel (ln(1 + x) is x for small x) and is refused; with its folder it is read as
+    nemo-log1p, with one line saying so."""
+    import soundfile as sf
+
+    from conftest import SHARED
+
+    files = sorted(need(SHARED / "data" / "unseen" / "wavs").glob("*.flac"))[:2]
+    files += sorted(need(LJSPEECH / "wavs").glob("*.flac"))[1:2]
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    for i, f in enumerate(files):
+        audio = load_audio(f, 22050)[0][: 2 * 22050]
+        sf.write(wavs / f"{i}-loud.wav", audio, 22050, subtype="FLOAT")
+        sf.write(wavs / f"{i}-quiet.wav", audio * 0.1, 22050, subtype="FLOAT")
+    mels = tmp_path / "mels"
+    assert run_cli("mel", wavs, "-o", mels, "--convention", "nemo-log1p")[0] == 0
+    (mels / "mel_convention.json").unlink()
+    lone = []
+    for npy in sorted(mels.glob("*.npy")):
+        code, _, err = run_cli(
+            "vocode", npy, "-o", tmp_path / "alone", "--checkpoint", checkpoint,
+            "--mel-convention", "auto",
+        )  # fmt: skip
+        lone.append(code)
+        if code:
+            assert "looks like a linear-magnitude mel" in err, err
+    assert any(lone), "no mel is misread alone: the case is not shown"
+    code, _, err = run_cli(
+        "vocode", mels, "-o", tmp_path / "out", "--checkpoint", checkpoint,
+        "--mel-convention", "auto",
+    )  # fmt: skip
+    assert code == 0, err
+    assert detected(err) == {"nemo-log1p": 6}, err
+    notes = [line for line in err.splitlines() if "on its own" in line]
+    assert len(notes) == sum(lone) and all("read as nemo-log1p" in n for n in notes), notes
+    assert len(list((tmp_path / "out").iterdir())) == 6
+
+
+def sweep_row(run_cli, tmp_path, wavs, name, checkpoint) -> dict[str, int]:
+    err, written = auto_folder(run_cli, tmp_path, wavs, name, checkpoint)
+    assert len(written) == len(LEVELS)
+    return detected(err)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(convention_names())))
+def test_auto_detects_every_named_convention_from_a_folder_of_mixed_levels(
+    run_cli, tmp_path, checkpoint, name
+):
+    wavs = mixed_levels(tmp_path / "wavs", seconds=1.5)
+    found = sweep_row(run_cli, tmp_path, wavs, name, checkpoint)
+    assert len(found) == 1 and sum(found.values()) == len(LEVELS), found
+    (decided,) = found
+    assert decided == name or name in SAME_STATISTICS.get(decided, ()), found
