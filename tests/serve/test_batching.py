@@ -1,15 +1,27 @@
-"""The dynamic batcher on its own: which requests share a call, and that none is lost."""
+"""The dynamic batcher on its own (which requests share a call, and that none is lost), the
+device's default batching, the model thread's turns, and the load-test script."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 
+from hifigan import Generator, HiFiGANConfig, HiFiGANError, Vocoder
+from hifigan.checkpoint import save_checkpoint
 from hifigan.serve.batching import Batcher, ModelThread, batch_settings
+from hifigan.serve.config import ServeConfig
+from hifigan.serve.counters import Metrics
+from hifigan.serve.slots import ModelSlot
+
+from conftest import REPO
 
 HOP = 4
 
@@ -129,8 +141,6 @@ def test_the_device_decides_the_default_batching(device, max_batch, seconds, exp
 
 
 def test_a_torch_device_and_auto_resolve_like_their_names():
-    import torch
-
     assert batch_settings(torch.device("cpu")) == batch_settings("cpu")
     assert batch_settings(torch.device("cuda", 0)) == batch_settings("cuda")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -138,8 +148,6 @@ def test_a_torch_device_and_auto_resolve_like_their_names():
 
 
 def test_an_unknown_device_is_a_one_line_error():
-    from hifigan import HiFiGANError
-
     with pytest.raises(HiFiGANError, match=r"^unknown device 'tpu9' \(use auto, cpu or cuda\)$"):
         batch_settings("tpu9")
 
@@ -166,15 +174,8 @@ def test_max_batch_seconds_becomes_frames_of_the_model(seconds, frames):
     assert batch_settings("cpu", 8, seconds).max_frames(22050, 256) == frames
 
 
-def test_the_service_batches_by_the_device_default(tmp_path):
+def test_the_service_batches_by_the_device_default():
     """A model served on the CPU without --max-batch gets a batcher of one request."""
-    import torch
-
-    from hifigan import Generator, HiFiGANConfig, Vocoder
-    from hifigan.serve.config import ServeConfig
-    from hifigan.serve.counters import Metrics
-    from hifigan.serve.slots import ModelSlot
-
     config = HiFiGANConfig.preset("v3")
     torch.manual_seed(0)
     vocoder = Vocoder(Generator.from_config(config).eval(), config)
@@ -269,12 +270,8 @@ def test_batches_run_in_a_lane_of_the_model_thread():
 def run_load_test(checkpoint, *options: str) -> tuple[list[list[str]], list[str]]:
     """``scripts/load_test_serve.py`` at a tiny scale (1 s requests): its table's rows (cells)
     and the servers' start notes."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
+    for module in ("starlette", "uvicorn", "websockets"):
+        pytest.importorskip(module)
     command = [sys.executable, str(REPO / "scripts" / "load_test_serve.py")]
     command += ["--model", str(checkpoint), "--request-seconds", "1", "--threads", "1"]
     command += ["--offline-repeats", "2", *options]
@@ -293,11 +290,6 @@ def run_load_test(checkpoint, *options: str) -> tuple[list[list[str]], list[str]
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory):
     """A randomly initialised V3 generator in our checkpoint format: fast on any CPU."""
-    import torch
-
-    from hifigan import Generator, HiFiGANConfig
-    from hifigan.checkpoint import save_checkpoint
-
     config = HiFiGANConfig.preset("v3")
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "small.pt"
