@@ -179,15 +179,10 @@ class MelSpectrogram(nn.Module):
     @classmethod
     def from_config(cls, config: MelConfig, *, for_loss: bool = False) -> MelSpectrogram:
         """The generator-input mel (``fmax``), or with ``for_loss`` the loss mel (``fmax_loss``)."""
-        return cls(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            hop_length=config.hop_length,
-            win_length=config.win_length,
-            n_mels=config.n_mels,
-            fmin=config.fmin,
-            fmax=config.fmax_loss if for_loss else config.fmax,
-        )
+        values = config.front_end()
+        if for_loss:
+            values["fmax"] = config.fmax_loss
+        return cls(**values)
 
     @property
     def min_samples(self) -> int:
