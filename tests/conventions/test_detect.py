@@ -13,8 +13,10 @@ from hifigan.conventions import (
     detect_convention,
     identify_convention,
     load_convention,
+    mel_statistics,
     stats_from_mels,
 )
+from hifigan.conventions.detect import detect_shared_convention
 from hifigan.errors import InputError
 from hifigan.io import load_audio, resample
 
@@ -194,3 +196,43 @@ def test_a_value_that_overflows_when_read_as_log10_still_ranks_without_warnings(
         warnings.simplefilter("error")
         ranked = detect_convention(mel)
     assert ranked and all(np.isfinite(r.score) for r in ranked)
+
+
+# ---------------------------------------------------------------------- several mels together
+def test_a_non_negative_mel_is_never_read_as_normalised():
+    """ln(x + 1) of real speech has a per-band mean and deviation that can look standardised,
+    but no negative value: it is nemo-log1p, not a normalised parallel-wavegan mel."""
+    module = load_convention("nemo-log1p").mel_spectrogram()
+    for f in clips("unseen"):
+        mel = module(torch.from_numpy(load_audio(f, 22050)[0])).numpy()
+        assert not mel_statistics(mel).normalized
+        ranked = detect_convention(mel)
+        assert ranked[0].name == "nemo-log1p", (f.name, ranked[:2])
+
+
+def test_pooled_statistics_show_what_one_loud_mel_cannot(speech):
+    """coqui-tacotron2 floors at 1e-8: a loud mel never goes below 1e-5 and has tacotron2's
+    numbers; a quiet take of the same source goes below, and decides for both."""
+    module = load_convention("coqui-tacotron2").mel_spectrogram()
+    loud = {k: module(torch.from_numpy(w)).numpy() for k, w in speech.items()}
+    clip = next(k for k, m in loud.items() if m.min() >= np.log(1e-5))
+    loud, quiet = loud[clip], module(torch.from_numpy(speech[clip] * 0.03)).numpy()
+    assert quiet.min() < np.log(1e-5)
+    assert detect_convention(loud)[0].name == "hifigan"  # tied: the more common one
+    shared = detect_shared_convention([loud, quiet])
+    assert shared.ranked[0].name == "coqui-tacotron2"
+    hifigan = next(c for c in shared.ranked if c.name == "hifigan")
+    assert hifigan.score < -10 and "values go below its floor" in hifigan.reasons[0]
+    assert [a[0].name for a in shared.alone] == ["hifigan", "coqui-tacotron2"]
+    with pytest.raises(InputError, match=r"different band counts \(\[80, 100\]\)"):
+        detect_shared_convention([loud, np.zeros((100, 5))])
+
+
+def test_a_clamped_floor_and_an_offset_floor_are_told_apart():
+    """max(x, 1e-5) piles the quietest values exactly on ln(1e-5); ln(x + 1e-5) brings them
+    ever closer without reaching it."""
+    wav = load_audio(clips("ljspeech")[0], 22050)[0] * 0.001
+    for name, other in (("hifigan", "nemo-fastpitch"), ("nemo-fastpitch", "hifigan")):
+        mel = load_convention(name).mel_spectrogram()(torch.from_numpy(wav)).numpy()
+        ranked = {c.name: c for c in detect_convention(mel)}
+        assert ranked[name].score > ranked[other].score + 3, (name, ranked[name], ranked[other])

@@ -335,3 +335,22 @@ def test_auto_detects_every_named_convention_from_a_folder_of_mixed_levels(
     assert len(found) == 1 and sum(found.values()) == len(LEVELS), found
     (decided,) = found
     assert decided == name or name in SAME_STATISTICS.get(decided, ()), found
+
+
+def test_the_api_decides_several_mels_together(vocoder):
+    """Vocoder.detect_conventions: the pooled decision, a note for each mel that alone reads
+    otherwise; convention="auto" on a list decides it as one."""
+    audio = load_audio(DEMO, 22050)[0][: 2 * 22050]
+    loud, near_silent = (mel_of("nemo-fastpitch", audio * g) for g in (1.0, 0.001))
+    assert vocoder.detect_convention(loud) == vocoder.convention  # alone: the same numbers
+    found = vocoder.detect_conventions([loud, near_silent, np.full((80, 4), np.nan)], ["a", "b"])
+    assert [c.name if c else None for c in found.conventions] == [
+        "nemo-fastpitch", "nemo-fastpitch", None,
+    ]  # fmt: skip
+    assert found.problems == (None, None, "mel contains NaN or infinite values")
+    note = "a: on its own it looks like hifigan; read as nemo-fastpitch, with the other mel"
+    assert found.notes == (note,)
+    assert vocoder.detect_convention([loud, near_silent]).name == "nemo-fastpitch"
+    together = vocoder([loud, near_silent], convention="auto")
+    named = vocoder([loud, near_silent], convention="nemo-fastpitch")
+    assert all(torch.equal(a, b) for a, b in zip(together, named))

@@ -200,3 +200,33 @@ def test_multichannel_audio_is_mixed_down_in_either_layout(vocoder):
         lambda: vocoder.mel(np.zeros((100, 2), np.float32)),
         "audio is too short: 100 samples, at least 385 needed for one mel frame",
     )
+
+
+def test_raw_frames_are_one_parser_with_one_message():
+    """The frames of hifigan vocode's standard input and of the service's stream messages."""
+    from hifigan.inference.inputs import raw_frames
+
+    mel = log_mel(3).numpy()
+    data = np.ascontiguousarray(mel.T, "<f4").tobytes()
+    frames = raw_frames(data, 80)
+    assert frames.shape == (80, 3) and frames.flags.writeable and np.array_equal(frames, mel)
+    assert raw_frames(b"", 80).shape == (80, 0)
+    with pytest.raises(InputError) as caught:
+        raw_frames(data[:-4], 80, "standard input")
+    assert str(caught.value) == (
+        "standard input of 956 bytes is not a whole number of frames (a frame is 320 bytes: "
+        "80 float32 values)"
+    )
+    bad = mel.copy()
+    bad[0, :2] = [np.nan, np.inf]
+    with pytest.raises(InputError) as caught:
+        raw_frames(np.ascontiguousarray(bad.T, "<f4").tobytes(), 80)
+    assert str(caught.value) == "mel contains 2 NaN or infinite values"
+
+
+def test_a_mel_of_another_band_count_is_refused_alike_alone_and_in_a_list(vocoder):
+    mel = np.zeros((100, 20), np.float32)
+    shape = "mel has shape (100, 20), but the model expects 80 bands (shape (80, frames))"
+    refused(lambda: vocoder(mel), shape)
+    refused(lambda: vocoder([log_mel(4), mel]), f"mel 1 of the list: {shape}")
+    refused(lambda: vocoder.prepare_input(mel, label="x.npy"), f"x.npy: {shape}")

@@ -235,3 +235,22 @@ def test_under_torchrun_a_failing_file_does_not_cut_the_other_process_short(tmp_
     assert f"wrote 3 files to {tmp_path / 'out'}" in done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"m{i}.wav" for i in range(6)]
     assert sf.info(tmp_path / "out" / "m5.wav").frames == 300 * 256
+
+
+def test_stdin_frames_are_refused_with_the_streams_words(tmp_path):
+    """Standard input and the service's stream parse raw frames with one function: NaN is
+    counted alike (tests/serve/test_serve_stream.py has the stream's side)."""
+    from hifigan.checkpoint import save_checkpoint
+    from hifigan.config import HiFiGANConfig
+    from hifigan.generator import Generator
+
+    config = HiFiGANConfig.preset("debug")
+    save_checkpoint(tmp_path / "g.pt", config, Generator.from_config(config))
+    mel = log_mel(6).numpy()
+    mel[:, 3] = np.nan
+    frames = np.ascontiguousarray(mel.T, dtype="<f4").tobytes()
+    base = [sys.executable, "-m", "hifigan", "vocode", "-", "--checkpoint", str(tmp_path / "g.pt")]
+    done = subprocess.run([*base, "-o", "-"], input=frames, capture_output=True)
+    assert done.returncode == 1
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert last == "error: <stdin>: mel contains 80 NaN or infinite values", last

@@ -402,8 +402,8 @@ class Vocoder:
                 result equals its one-by-one synthesis, see :func:`synthesize_batch`); float
                 tensors or arrays, all values finite.
             convention, stats: the mels' convention when it is not the model's (``"auto"``
-                detects it; the band count may then differ), converted before synthesis (see
-                :meth:`prepare_mel`).
+                detects it, for a list's or batch's mels together; the band count may then
+                differ), converted before synthesis (see :meth:`prepare_input`).
             check: without ``convention``, warn when a mel's statistics fit another
                 convention (:meth:`prepare_mel`); off for mels known to be the model's own.
 
@@ -430,7 +430,11 @@ class Vocoder:
         convention: str | Path | Convention | None,
         stats: str | Path | MelStats | None,
     ) -> Tensor | np.ndarray | list[Tensor]:
-        """``mel`` with each of its mels through :meth:`prepare_input`."""
+        """``mel`` with each of its mels through :meth:`prepare_input`; ``auto`` decides for
+        a list's or batch's mels together."""
+        several = isinstance(mel, (list, tuple)) or _dims(mel) == 3
+        if several and isinstance(convention, str) and convention == AUTO and len(mel):
+            convention = self.detect_convention(list(mel))
         if isinstance(mel, (list, tuple)):
             return [
                 self.prepare_input(m, convention, stats, label=f"mel {i} of the list")
