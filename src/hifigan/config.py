@@ -133,7 +133,8 @@ class HiFiGANConfig:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> HiFiGANConfig:
-        """Build from our nested format or the authors' flat ``config.json`` format."""
+        """Build from our nested format or the authors' flat ``config.json`` format, every
+        field checked against its annotation (:func:`hifigan.jsonconfig.from_json`)."""
         if not isinstance(data, dict):
             raise ConfigError(
                 f"a model config must be a JSON object, got {show_json(data)}", source
@@ -218,8 +219,9 @@ class HiFiGANConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self, source: str = "config") -> None:
-        """Raise :class:`ConfigError` (naming ``source``) if any value is out of range or the
-        values are inconsistent with each other."""
+        """Raise :class:`ConfigError` (naming ``source``) if any value has the wrong type (a
+        config built in Python), is out of range, or the values are inconsistent with each
+        other; a carried mel convention is checked as a convention file is."""
         check_fields(self, source)
         for problem in _mel_problems(self.mel):
             raise ConfigError(problem, source)

@@ -165,6 +165,7 @@ def _fields_of(obj: Any) -> dict[str, Any]:
 
 
 def _build(cls: type[T], data: Any, path: str) -> T:
+    """``cls`` from the object ``data`` at ``path``, or :class:`_Wrong`."""
     if not isinstance(data, dict):
         raise _Wrong(path, "must be a JSON object", data)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -254,6 +255,7 @@ _NOTHING = _Nothing()
 
 
 def _join(path: str, key: str) -> str:
+    """The path of field ``key`` inside ``path`` (``mel`` + ``n_fft``: ``mel.n_fft``)."""
     return f"{path}.{key}" if path else key
 
 
