@@ -10,10 +10,11 @@ reports the latency and the compute time per chunk.
 
 Mels made with another toolkit's convention: --mel-convention NAME|FILE.json converts them into
 the model's convention first (--mel-stats FILE undoes a mean-variance normalisation), auto
-detects it from each mel's statistics; a mel_convention.json beside the mels (written by hifigan
-mel --convention) is used when the option is not given. Otherwise each mel is checked against
-the model's convention, with a warning naming the convention it looks like (see
-docs/mel-conventions.md).
+detects it from the statistics of all the mels of a folder together (one line names any mel
+that alone would read otherwise); a mel_convention.json beside the mels (written by hifigan
+mel --convention) is used when the option is not given, or is auto. Otherwise each mel is
+checked against the model's convention, with a warning naming the convention it looks like
+(see docs/mel-conventions.md).
 
 Standard input: the input - reads raw float32 little-endian mel frames (n_mels values per
 frame, frame after frame) as they arrive and streams them; the audio goes to OUTDIR/stdin.wav,
@@ -99,7 +100,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mel-convention",
         metavar="NAME|FILE|auto",
         help="the mels' convention when it is not the model's: a named one (hifigan mel-check "
-        "lists them), a JSON file, or auto to detect it; converted before vocoding",
+        "lists them), a JSON file, or auto to detect it (per folder, from all its mels); "
+        "converted before vocoding",
     )
     p.add_argument(
         "--mel-stats",
