@@ -236,3 +236,16 @@ def test_a_clamped_floor_and_an_offset_floor_are_told_apart():
         mel = load_convention(name).mel_spectrogram()(torch.from_numpy(wav)).numpy()
         ranked = {c.name: c for c in detect_convention(mel)}
         assert ranked[name].score > ranked[other].score + 3, (name, ranked[name], ranked[other])
+
+
+def test_mel_check_judges_a_folder_together(run_cli, tmp_path):
+    """hifigan mel-check of a folder adds the pooled verdict, where a loud mel alone reads as
+    the authors' numbers."""
+    module = load_convention("nemo-fastpitch").mel_spectrogram()
+    wav = load_audio(clips("ljspeech")[0], 22050)[0][: 2 * 22050]
+    for name, gain in (("loud", 1.0), ("near-silent", 0.001)):
+        np.save(tmp_path / f"{name}.npy", module(torch.from_numpy(wav * gain)).numpy())
+    out = run_cli("mel-check", tmp_path)[1]
+    assert f"{tmp_path}: its 2 mels judged together: nemo-fastpitch" in out.splitlines(), out
+    code, out, _ = run_cli("mel-check", tmp_path / "loud.npy")
+    assert code == 0 and "convention: hifigan" in out and "judged together" not in out, out

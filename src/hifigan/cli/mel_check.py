@@ -5,7 +5,9 @@ For each mel file (.npy or .pt, shape (n_mels, frames)) it prints the statistics
 range, floor, percentiles, a band-energy profile), the most likely conventions with the reason,
 whether the mel fits the model's convention (hifigan, the authors', unless --model names another
 model), and the command that vocodes it correctly. A mel_convention.json beside the files (as
-hifigan mel writes) is reported and used. With --audio (the audio the mel was made from, for a
+hifigan mel writes) is reported and used. A folder of several mels gets one more line: the
+convention their pooled statistics fit, as vocode --mel-convention auto decides it. With --audio
+(the audio the mel was made from, for a
 single mel file) the convention is identified exactly by computing every named convention from
 that audio and comparing, and the frame rate is checked against the audio's duration.
 
@@ -33,6 +35,7 @@ from ..conventions import (
     load_convention,
     same_values,
 )
+from ..conventions.detect import detect_shared_convention, thinned
 from ..conventions.report import format_report, mel_report, without_stats
 from ..errors import HiFiGANError, InputError
 from ..io import MEL_SUFFIXES, collect_inputs, load_audio, load_mel
@@ -113,6 +116,31 @@ def _flag(chosen: Convention | None, declared: tuple[Convention, Path] | None) -
     return f" --mel-convention {chosen.name}"
 
 
+def folder_verdicts(files: list[Path]) -> list[str]:
+    """One line per folder of several mels: the convention their pooled statistics fit (as
+    ``hifigan vocode --mel-convention auto`` decides), where a single mel may mislead."""
+    folders: dict[Path, list[np.ndarray]] = {}
+    for path in files:
+        try:
+            folders.setdefault(path.parent, []).append(thinned(load_mel(path)))
+        except HiFiGANError:
+            continue  # reported with its file
+    lines = []
+    for folder, mels in folders.items():
+        if len(mels) < 2 or len({m.shape[0] for m in mels}) > 1:
+            continue
+        try:
+            ranked = detect_shared_convention(mels).ranked
+        except HiFiGANError:
+            continue
+        if ranked:
+            best = ranked[0]
+            twins = ", ".join(best.same_values)
+            also = f" (or {twins}: same statistics)" if twins else ""
+            lines.append(f"{folder}: its {len(mels)} mels judged together: {best.name}{also}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     model, label = model_convention(args.model)
     files = collect_inputs(args.inputs, MEL_SUFFIXES)
@@ -133,5 +161,8 @@ def run(args: argparse.Namespace) -> int:
             print(format_report(report, label))
     if args.json:
         print(json.dumps(reports, indent=2))
+    else:
+        for line in folder_verdicts(files):
+            print(line)
     ok = failures == 0 and all(r.get("fits_model") for r in reports)
     return 0 if ok else 1
