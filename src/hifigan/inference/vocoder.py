@@ -463,8 +463,8 @@ class Vocoder:
         label: str | None = None,
     ) -> Tensor:
         """One mel as the generator will read it: ``(bands, frames)`` -> ``(n_mels, frames')``
-        float32, on the CPU. The one path of :meth:`__call__`, ``hifigan vocode`` and the
-        service.
+        float32 (a converted mel on the CPU). The one path of :meth:`__call__`, ``hifigan
+        vocode`` and the service.
 
         Without ``convention`` (or with the model's own and no ``stats``) the mel's form is
         checked (one of another band count is refused, naming the convention it looks like)
