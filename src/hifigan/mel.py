@@ -9,7 +9,7 @@ value compression); :mod:`hifigan.conventions` builds them from a named conventi
 filterbank and window are buffers of the module, computed once, and follow it to any device.
 
 Every front end is checked against one resource budget before anything is allocated
-(:func:`hifigan.config.mel_front_end_problems`: bounded sizes, the frequency range, and the
+(:func:`hifigan.frontend.mel_front_end_problems`: bounded sizes, the frequency range, and the
 memory of the filterbank and of a minute's mel), and the STFT of a long input runs in blocks
 of frames, so that its working memory stays bounded whatever the input's length.
 """
@@ -17,13 +17,17 @@ of frames, so that its working memory stays bounded whatever the input's length.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import MEL_BLOCK_BYTES, MelConfig, check_mel_front_end, mel_frame_bytes
+from .frontend import MEL_BLOCK_BYTES, check_mel_front_end, mel_frame_bytes
+
+if TYPE_CHECKING:
+    from .config import MelConfig
 
 MEL_SCALES = ("slaney", "htk")
 FILTER_NORMS = ("slaney", "none")
@@ -197,7 +201,7 @@ class MelSpectrogram(nn.Module):
         """``(B, samples)`` float audio -> ``(B, n_mels, frames)`` mel before compression.
 
         Frames are independent, so a long input is transformed in blocks of frames whose STFT
-        takes at most about :data:`~hifigan.config.MEL_BLOCK_BYTES`; inputs shorter than one
+        takes at most about :data:`~hifigan.frontend.MEL_BLOCK_BYTES`; inputs shorter than one
         block (minutes of audio) take the single-call path.
         """
         with torch.autocast(device_type=audio.device.type, enabled=False):

@@ -16,12 +16,15 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import MelConfig, MelFrontEnd
 from ..errors import ConfigError
+from ..frontend import MelFrontEnd
 from ..jsonconfig import check_fields, from_json, parse_json, read_json, show_json
 from ..mel import FILTER_NORMS, MEL_SCALES, PAD_MODES, MelSpectrogram
+
+if TYPE_CHECKING:
+    from ..config import MelConfig
 
 COMPRESSIONS = ("ln_clamp", "ln_add", "log10_clamp", "log10_add", "db", "db_normalized")
 DB_KINDS = ("db", "db_normalized")
@@ -75,7 +78,7 @@ class Normalization:
 @dataclass(unsafe_hash=True)
 class Convention(MelFrontEnd):
     """Every parameter of a mel-spectrogram convention (see the module docstring): the analysis
-    fields of :class:`~hifigan.config.MelFrontEnd` (``fmax`` None means the Nyquist frequency)
+    fields of :class:`~hifigan.frontend.MelFrontEnd` (``fmax`` None means the Nyquist frequency)
     and those below. ``magnitude_eps`` is added to ``re^2 + im^2`` before the square root (the
     authors' 1e-9).
 
