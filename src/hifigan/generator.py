@@ -116,7 +116,8 @@ class ResBlock2(nn.Module):
 
 
 class Generator(nn.Module):
-    """Mel-spectrogram ``(B, n_mels, frames)`` -> waveform ``(B, 1, frames * hop)`` in [-1, 1].
+    """Mel-spectrogram ``(B, n_mels, frames)`` -> waveform ``(B, 1, frames * hop_length)``,
+    in [-1, 1].
 
     ``conv_padding_mode``, ``upsample_paddings`` and ``upsample_output_paddings`` describe other
     toolkits' variants of the same network (see :class:`~hifigan.config.GeneratorConfig`).
@@ -181,8 +182,8 @@ class Generator(nn.Module):
         return parametrize.is_parametrized(self.conv_pre, "weight")
 
     def forward(self, mel: Tensor) -> Tensor:
-        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop)``, hop the product of the upsample
-        rates."""
+        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop_length)``, hop_length the product of
+        the upsample rates."""
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))

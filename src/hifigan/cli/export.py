@@ -1,7 +1,7 @@
 """hifigan export --checkpoint PATH --format onnx -o FILE: a portable inference graph.
 
-The ONNX graph maps mel (batch, n_mels, frames) to audio (batch, 1, frames * hop) with dynamic
-batch and frame axes; the file carries the config, sample rate and receptive field as
+The ONNX graph maps mel (batch, n_mels, frames) to audio (batch, 1, frames * hop_length)
+with dynamic batch and frame axes; the file carries the config, sample rate and receptive field as
 metadata. Before reporting success the export loads the written file in ONNX Runtime and
 checks its output against the eager generator (--tolerance); otherwise nothing is written.
 The export runs on the CPU.

@@ -83,7 +83,7 @@ class GriffinLim:
 
     @torch.inference_mode()
     def __call__(self, mel: Tensor | np.ndarray) -> Tensor:
-        """``(n_mels, frames)`` log-mel -> ``(frames * hop,)`` float32 waveform."""
+        """``(n_mels, frames)`` log-mel -> ``(frames * hop_length,)`` float32 waveform."""
         mel = torch.as_tensor(np.asarray(mel, dtype=np.float32))
         if mel.dim() != 2 or mel.shape[0] != self.n_mels:
             raise InputError(f"mel must have shape ({self.n_mels}, frames), got {tuple(mel.shape)}")
@@ -101,8 +101,8 @@ class GriffinLim:
             previous = rebuilt
             spec = magnitude * accelerated / accelerated.abs().clamp(min=1e-16)
         audio = self._istft(spec, length)
-        # our mel frame t is centred on sample t * hop + (n_fft / 2 - pad), torch.stft's on
-        # t * hop: shift by that offset so the output lines up with the analysed audio
+        # our mel frame t is centred on sample t * hop_length + (n_fft / 2 - pad), torch.stft's on
+        # t * hop_length: shift by that offset so the output lines up with the analysed audio
         offset = c.n_fft // 2 - (c.n_fft - c.hop_length) // 2
         audio = torch.cat([torch.zeros(offset), audio[: length - offset]])
         return audio.clamp(-1.0, 1.0)

@@ -178,7 +178,7 @@ class PitchTracker:
     def track(
         self, audio: np.ndarray, sample_rate: int = 22050, hop_length: int = 256
     ) -> PitchTrack:
-        """Pitch and periodicity of ``(samples,)`` float audio, ``samples // hop`` frames."""
+        """Pitch and periodicity of ``(samples,)`` float audio, ``samples // hop_length`` frames."""
         target_frames = audio.shape[0] // hop_length
         x = sinc_resample(audio, sample_rate, CREPE_RATE)
         crepe_hop = int(hop_length * CREPE_RATE / sample_rate)

@@ -1,8 +1,8 @@
 """Inference backends: interchangeable ways to run one generator.
 
 Every backend is a :data:`~hifigan.inference.streaming.MelToAudio` callable, ``(B, n_mels,
-frames) float32 -> (B, frames * hop) float32`` on the vocoder's device, so streaming, batching
-and long inputs work the same way for all of them:
+frames) float32 -> (B, frames * hop_length) float32`` on the vocoder's device, so streaming,
+batching and long inputs work the same way for all of them:
 
 ========== ============================================================ ========================
 backend    what runs                                                    precisions

@@ -131,7 +131,8 @@ class _Conv(nn.Module):
 
 
 class FastGenerator(nn.Module):
-    """Inference-only generator: mel ``(B, n_mels, frames)`` -> ``(B, 1, frames * hop)`` float32.
+    """Inference-only generator: mel ``(B, n_mels, frames)`` -> ``(B, 1, frames * hop_length)``
+    float32.
 
     Args:
         generator: the source generator (weight norm folded or not; it is not modified).
@@ -303,7 +304,7 @@ class FastGenerator(nn.Module):
         return out
 
     def forward(self, mel: Tensor) -> Tensor:
-        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop)`` float32."""
+        """``(B, n_mels, frames)`` -> ``(B, 1, frames * hop_length)`` float32."""
         on_cpu = mel.device.type == "cpu" and not torch.compiler.is_compiling()
         fuse = self.fuse and on_cpu
         x = mel.to(self.stage_dtypes[0]).unsqueeze(2).contiguous(memory_format=torch.channels_last)

@@ -1,7 +1,7 @@
 """ONNX: export with a parity check, and the ONNX Runtime inference backend.
 
 The exported graph maps ``mel`` ``(batch, n_mels, frames)`` float32 (batch and frames dynamic)
-to ``audio`` ``(batch, 1, frames * hop)`` and carries the config and receptive field as
+to ``audio`` ``(batch, 1, frames * hop_length)`` and carries the config and receptive field as
 ``hifigan.*`` metadata. :func:`export_onnx` writes the file atomically, and only after ONNX
 Runtime, running the written file, reproduces the eager generator on test mels.
 """
@@ -49,7 +49,7 @@ def import_onnxruntime():
 
 class OnnxBackend:
     """ONNX Runtime (CPU) on a serialized model whose input is ``mel`` and output ``audio``:
-    ``(B, n_mels, frames)`` -> ``(B, frames * hop)`` float32 on the CPU.
+    ``(B, n_mels, frames)`` -> ``(B, frames * hop_length)`` float32 on the CPU.
 
     Args:
         model: the ONNX model as bytes or a file path.
@@ -213,7 +213,7 @@ def _with_metadata(model_bytes: bytes, config: HiFiGANConfig) -> bytes:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     model.doc_string = (
-        "HiFi-GAN generator: mel (batch, n_mels, frames) -> audio (batch, 1, frames * hop)"
+        "HiFi-GAN generator: mel (batch, n_mels, frames) -> audio (batch, 1, frames * hop_length)"
     )
     return model.SerializeToString()
 

@@ -15,7 +15,7 @@ that fact:
   padded item from a window that ends at its own end, so each equals its one-by-one output.
 
 The synthesis function they take, :data:`MelToAudio`, is any ``(B, n_mels, T) float32 ->
-(B, T * hop) float32`` callable (an inference backend, or a vocoder's block-wise synthesis).
+(B, T * hop_length) float32`` callable (an inference backend, or a vocoder's block-wise synthesis).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch import Tensor
 from ..config import GeneratorConfig
 from ..errors import InputError
 
-# a batch of log-mels (B, n_mels, T) -> their waveforms (B, T * hop), both float32
+# a batch of log-mels (B, n_mels, T) -> their waveforms (B, T * hop_length), both float32
 MelToAudio = Callable[[Tensor], Tensor]
 
 
@@ -92,9 +92,9 @@ class MelStream:
     """Incremental exact synthesis: push mel frames, get back the audio that became final.
 
     Args:
-        synthesize: ``(B, n_mels, T) -> (B, T * hop)``.
+        synthesize: ``(B, n_mels, T) -> (B, T * hop_length)``.
         field: the generator's receptive field.
-        hop: samples per frame.
+        hop_length: samples per frame.
         n_mels: mel bands (checked on every push).
         edge_frames: repeat the first and the last frame this many times before and after the
             utterance (the toolkit edge padding of Coqui and SpeechBrain models); the output
@@ -211,7 +211,7 @@ def synthesize_blocks(
         mel: ``(B, n_mels, T)``.
 
     Returns:
-        ``(B, T * hop)``, equal to ``synthesize(mel)`` to float rounding.
+        ``(B, T * hop_length)``, equal to ``synthesize(mel)`` to float rounding.
     """
     batch, _, frames = mel.shape
     out = mel.new_empty(batch, frames * hop_length)
@@ -243,7 +243,7 @@ def synthesize_batch(
     the padded batch.
 
     Returns:
-        one ``(T_i * hop,)`` waveform per mel.
+        one ``(T_i * hop_length,)`` waveform per mel.
     """
     lengths = [m.shape[-1] for m in mels]
     longest = max(lengths)

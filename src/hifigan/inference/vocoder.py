@@ -236,7 +236,7 @@ class Vocoder:
 
     # ------------------------------------------------------------------ synthesis
     def _synthesize(self, mel: Tensor) -> Tensor:
-        """``(B, n_mels, T)`` -> ``(B, T * hop)`` with the backend, in blocks when long."""
+        """``(B, n_mels, T)`` -> ``(B, T * hop_length)`` with the backend, in blocks when long."""
         if mel.shape[2] <= self.block_frames:
             return self.backend(mel)
         return synthesize_blocks(
@@ -408,7 +408,8 @@ class Vocoder:
                 convention (:meth:`prepare_mel`); off for mels known to be the model's own.
 
         Returns:
-            ``(frames * hop,)``, ``(batch, frames * hop)``, or a list of ``(frames_i * hop,)``;
+            ``(frames * hop_length,)``, ``(batch, frames * hop_length)``, or a list of
+            ``(frames_i * hop_length,)``;
             float32 in [-1, 1], on the vocoder's device.
 
         Raises:
@@ -590,7 +591,7 @@ class Vocoder:
         return mel
 
     def copy_synthesis(self, audio: Tensor | np.ndarray) -> Tensor:
-        """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop,)``
+        """Re-synthesize audio through its own mel: ``(samples,)`` -> ``(frames * hop_length,)``
         (the audio shapes of :meth:`mel`)."""
         return self(self.mel(audio), check=False)
 

@@ -263,7 +263,7 @@ def train_step(
 
     Args:
         mel: ``(B, n_mels, frames)`` generator input.
-        real: ``(B, 1, frames * hop)`` the matching audio.
+        real: ``(B, 1, frames * hop_length)`` the matching audio.
         update_generator: False for the discriminator update alone, against a generator that
             runs without autograd (the discriminator warm-up of :mod:`~hifigan.train.adapt`).
     """

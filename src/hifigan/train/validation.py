@@ -30,7 +30,7 @@ def validate(
     generator.eval()
     total, samples = 0.0, []
     for i, u in enumerate(utterances):
-        fake = generator(u.mel.unsqueeze(0).to(device)).reshape(-1)  # (frames * hop,)
+        fake = generator(u.mel.unsqueeze(0).to(device)).reshape(-1)  # (frames * hop_length,)
         fake_mel = mel_loss(fake)
         real_mel = u.real_mel.to(device)
         n = min(real_mel.shape[1], fake_mel.shape[1])
