@@ -16,9 +16,9 @@ import torch
 
 from hifigan import Generator, HiFiGANConfig, MelSpectrogram, Vocoder
 from hifigan.checkpoint import save_checkpoint
-from hifigan.config import MEL_MEMORY_BUDGET, mel_memory_estimate
 from hifigan.conventions import load_convention
 from hifigan.errors import ConfigError
+from hifigan.frontend import MEL_MEMORY_BUDGET, mel_memory_estimate
 from hifigan.mel import mel_filterbank
 
 # Runs CLI commands with the address space capped at what the interpreter already maps plus

@@ -411,8 +411,8 @@ def test_a_config_built_in_python_is_held_to_the_same_types():
 
 
 def test_mel_config_and_convention_share_the_front_end_fields():
-    from hifigan.config import MelFrontEnd
     from hifigan.conventions import Convention, load_convention
+    from hifigan.frontend import MelFrontEnd
 
     shared = [f.name for f in dataclasses.fields(MelFrontEnd)]
     assert shared == ["sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax"]
