@@ -177,8 +177,6 @@ def _systems(args: argparse.Namespace) -> dict:
             raise HiFiGANError(f"system label {label!r} is used twice")
         path, config = resolve_model(path)  # a built-in name: its verified file and preset
         systems[label] = Vocoder.from_checkpoint(path, config=config, **_run_options(args))
-    if systems:
-        report_backend(args)
     if not args.no_griffin_lim:
         # inverts the first model's mel, at its rate (v1's mel without a model)
         first = next(iter(systems.values()), None)
@@ -266,6 +264,8 @@ def _evaluate(args: argparse.Namespace, plan: OutputPlan) -> Report:
         for f in files[:plot_files]
         for system in systems
     )
+    if any(system != GRIFFIN_LIM for system in systems):
+        report_backend(args)  # after the output checks, so a refusal stays one line
     rate = next(iter(systems.values())).sample_rate
     return evaluate_copy_synthesis(
         datasets,
