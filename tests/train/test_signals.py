@@ -64,13 +64,44 @@ def config(tmp_path_factory):
     return path
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def default_stop_signals() -> None:
+    """Run in a child before ``exec``: the stop signals at their defaults, as a scheduler or a
+    terminal starts a job, whatever the shell that started pytest ignored (a background job
+    inherits SIGINT ignored, and an ignored signal stays ignored by design)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
+@pytest.fixture(autouse=True)
+def stop_signals_not_ignored():
+    """The in-process tests see SIGINT as Python sets it up, SIGTERM and SIGHUP at their
+    defaults, even when pytest runs as a background job."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler is signal.SIG_IGN:
+            signal.signal(
+                sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            )
+    yield
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
 class Trainer:
     """A ``hifigan train`` subprocess in a session of its own, its standard error collected
     by a thread; ``started`` is set once it has logged step ``ready_step``."""
 
     def __init__(self, cmd: list[str], ready_step: int = 2) -> None:
         self.proc = subprocess.Popen(
-            cmd, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
+            cmd,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            start_new_session=True,
+            preexec_fn=default_stop_signals,
         )
         self.lines: list[str] = []
         self.started = threading.Event()
@@ -223,6 +254,7 @@ def test_timeout_ends_the_run_with_a_checkpoint(tmp_path, dataset, config):
         text=True,
         cwd=REPO,
         timeout=120,
+        preexec_fn=default_stop_signals,
     )
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert "Traceback" not in done.stderr
@@ -244,6 +276,7 @@ def test_a_closed_terminal_ends_the_run_with_a_checkpoint(tmp_path, dataset, con
     cmd += ["--data", str(dataset), "--out", str(run), "--num-workers", "2", *QUIET]
 
     def controlling_terminal() -> None:
+        default_stop_signals()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(
