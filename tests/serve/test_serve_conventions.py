@@ -298,28 +298,86 @@ def test_serve_edge_padding_toolkit_gives_the_toolkits_own_output():
     assert np.abs(audio - expected).max() < 1e-4
 
 
-def test_a_stream_takes_the_models_own_convention_only(server, run_cli, clip, folder):
-    pytest.importorskip("websockets")
+def streamed(server, mel: np.ndarray, query: str, per_message: int = 7) -> np.ndarray:
+    """``mel`` (bands, frames) streamed to ``/v1/stream?query`` in messages of
+    ``per_message`` frames; the audio the server sent."""
+    from websockets.sync.client import connect
+
+    with connect(f"{server.ws_url}/v1/stream?{query}") as ws:
+        for start in range(0, mel.shape[1], per_message):
+            ws.send(np.ascontiguousarray(mel[:, start : start + per_message].T, "<f4").tobytes())
+        ws.send("end")
+        audio = [np.frombuffer(m, "<f4") for m in ws]
+        assert ws.close_code == 1000
+    return np.concatenate(audio)
+
+
+def stream_refusal(server, query: str) -> tuple[int, str]:
+    """The close code and JSON error of a stream opened with ``query``."""
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    own = np.load(mel_file(run_cli, clip, folder, "hifigan"))
-    frames = np.ascontiguousarray(own.T, "<f4").tobytes()
-    with connect(f"{server.ws_url}/v1/stream?mel_convention=coqui") as ws:
+    with connect(f"{server.ws_url}/v1/stream?{query}") as ws:
         error = json.loads(ws.recv(timeout=60))["error"]
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=60)
-        assert ws.close_code == 1007
-    assert error == (
-        "streams take the model's own mel convention (hifigan): send the whole mel to "
-        "POST /v1/vocode with mel_convention, or convert it first"
+        return ws.close_code, error
+
+
+@pytest.mark.parametrize(
+    "name, per_message",
+    [
+        ("coqui", 1),  # centred frames: re-timed, 3 frames held back
+        ("vocos", 7),  # 24 kHz, 100 bands: re-banded and re-timed
+        ("hifigan", 32),  # the model's own: nothing converted
+        pytest.param("bigvgan-44k", 5, marks=pytest.mark.slow),  # same frame times
+        pytest.param("nemo-log1p", 3, marks=pytest.mark.slow),
+    ],
+)
+def test_a_stream_of_another_convention_equals_its_offline_conversion(
+    name, per_message, server, run_cli, clip, folder
+):
+    pytest.importorskip("websockets")
+    mel = np.load(mel_file(run_cli, clip, folder, name))
+    reply = server.post(f"/v1/vocode?format=f32&mel_convention={name}", npy_bytes(mel))
+    assert reply.status == 200, reply.body[:300]
+    offline = np.frombuffer(reply.body, "<f4")
+    audio = streamed(server, mel, f"mel_convention={name}", per_message)
+    assert audio.shape == offline.shape
+    assert np.abs(audio - offline).max() < 2e-5
+
+
+def test_a_stream_follows_the_servers_default_and_statistics(
+    configured, pwg_stats, run_cli, clip, folder
+):
+    """``serve --mel-convention coqui`` applies to streams as to requests, and ``--mel-stats``
+    undoes a normalisation frame by frame."""
+    pytest.importorskip("websockets")
+    coqui = np.load(mel_file(run_cli, clip, folder, "coqui"))
+    offline = np.frombuffer(configured.post("/v1/vocode?format=f32", npy_bytes(coqui)).body, "<f4")
+    assert np.abs(streamed(configured, coqui, f"model={MODEL}") - offline).max() < 2e-5
+    pwg = np.load(mel_file(run_cli, clip, folder, "parallel-wavegan", "--stats", pwg_stats))
+    query = "mel_convention=parallel-wavegan"
+    reply = configured.post(f"/v1/vocode?format=f32&{query}", npy_bytes(pwg))
+    assert reply.status == 200, reply.body[:300]
+    offline = np.frombuffer(reply.body, "<f4")
+    assert np.abs(streamed(configured, pwg, query, 4) - offline).max() < 2e-5
+
+
+def test_a_stream_refuses_what_it_cannot_convert_as_it_arrives(server):
+    pytest.importorskip("websockets")
+    assert stream_refusal(server, "mel_convention=auto") == (
+        1007,
+        "a stream cannot detect its mel convention (auto: that needs the whole mel): name it "
+        "with ?mel_convention=NAME (GET /v1/conventions lists them)",
     )
-    # naming the model's own is fine
-    with connect(f"{server.ws_url}/v1/stream?mel_convention=hifigan") as ws:
-        ws.send(frames)
-        ws.send("end")
-        audio = np.concatenate([np.frombuffer(m, "<f4") for m in ws])
-    assert audio.shape == (own.shape[1] * 256,)
+    assert stream_refusal(server, "mel_convention=parallel-wavegan") == (
+        1007,
+        "convention parallel-wavegan is normalised, and this server has no statistics to undo "
+        "that (start it with --mel-stats parallel-wavegan=FILE)",
+    )
+    code, error = stream_refusal(server, "mel_convention=coqi")
+    assert code == 1007 and error.startswith("unknown mel convention 'coqi' (known: auto, ")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

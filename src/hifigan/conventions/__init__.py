@@ -4,12 +4,13 @@ A TTS model's mel made with another toolkit's convention (log10 instead of ln, d
 normalisation, mean-variance statistics, another frequency range, centred frames, 24 kHz with
 100 bands...) turns into noise in a vocoder trained on the authors' mel. This package names
 those conventions (:func:`load_convention`, JSON files in ``named/``), computes any of them from
-audio (:meth:`Convention.mel_spectrogram`), converts between them (:func:`convert_mel`), and
-tells which one a mel follows (:func:`detect_convention`, :func:`identify_convention`,
-:func:`check_convention`). See ``docs/mel-conventions.md``.
+audio (:meth:`Convention.mel_spectrogram`), converts between them (:func:`convert_mel`, or piece
+by piece as a stream arrives, :class:`MelConverter`), and tells which one a mel follows
+(:func:`detect_convention`, :func:`identify_convention`, :func:`check_convention`).
+See ``docs/mel-conventions.md``.
 """
 
-from .convert import convert_mel, level_offset, looks_normalized, target_frames
+from .convert import MelConverter, convert_mel, level_offset, looks_normalized, target_frames
 from .detect import (
     Candidate,
     MelStatistics,
@@ -45,6 +46,7 @@ __all__ = [
     "Candidate",
     "Compression",
     "Convention",
+    "MelConverter",
     "MelStatistics",
     "MelStats",
     "Normalization",

@@ -9,8 +9,8 @@ where it is not, each step documented with its measured cost in ``docs/mel-conve
   bands (a log-domain interpolation refined by multiplicative updates that minimise the
   Kullback-Leibler divergence, the bins outside the source's range extrapolated), rescaled for the
   window and rate, and integrated by the target filterbank;
-* other framing, hop or sample rate (:func:`_retime`): log-domain Lagrange interpolation at the
-  target frame centres (centred frames sit half a hop earlier than the authors'), with the
+* other framing, hop or sample rate (:class:`MelConverter`): log-domain Lagrange interpolation
+  at the target frame centres (centred frames sit half a hop earlier than the authors'), with the
   target's frame count for the same audio length.
 """
 
@@ -34,6 +34,8 @@ LOW_DECAY = 1.0
 HIGH_DECAY = 0.5
 # multiplicative (KL) updates that refine the linear-frequency estimate; converged by then
 REFINE_STEPS = 20
+# points of the Lagrange interpolation that re-times frames (3 on each side of a position)
+TAPS = 6
 # the smallest linear value the log-domain steps see (below every convention's floor)
 _TINY = 1e-12
 
@@ -55,27 +57,99 @@ def convert_mel(
     in error messages.
     Returns float32.
     """
-    src, tgt = load_convention(source), load_convention(target)
-    v = torch.as_tensor(np.asarray(mel), dtype=torch.float64)
-    if v.ndim != 2 or v.shape[0] != src.n_mels:
-        raise InputError(
-            f"mel has shape {tuple(v.shape)}, but convention {src.name} has {src.n_mels} bands "
-            f"(shape ({src.n_mels}, frames))",
-            path,
+    converter = MelConverter(source, target, stats, target_stats, path)
+    return np.concatenate([converter.push(mel), converter.finish()], axis=1)
+
+
+class MelConverter:
+    """:func:`convert_mel` for a mel that arrives in pieces, as in a stream.
+
+    :meth:`push` each piece, then :meth:`finish`: the outputs, concatenated, equal
+    :func:`convert_mel` of the whole mel. Values and bands convert frame by frame; a change
+    of framing interpolates between neighbouring frames, so that step holds back the frames
+    whose neighbours have not arrived yet (3 at the same frame rate).
+    """
+
+    def __init__(
+        self,
+        source: str | Path | Convention,
+        target: str | Path | Convention,
+        stats: str | Path | MelStats | None = None,
+        target_stats: str | Path | MelStats | None = None,
+        path: str | Path | None = None,
+    ) -> None:
+        self.source, self.target = load_convention(source), load_convention(target)
+        src, tgt = self.source, self.target
+        self.path = path
+        self._stats = stats
+        self._values_only = same_values(src.replace(normalization=tgt.normalization), tgt)
+        self._reframe = not self._values_only and (
+            src.analysis_key() != tgt.analysis_key() or src.magnitude_eps != tgt.magnitude_eps
         )
-    v = _denormalize(v, src, stats, path)
-    if same_values(src.replace(normalization=tgt.normalization), tgt):
-        out = v
-    else:
+        self._retime = self._reframe and not frame_aligned(src, tgt)
+        if target_stats is None:
+            target_stats = tgt.normalization.stats
+        self._target_stats = None
+        if target_stats is not None and tgt.normalization.kind != "none":
+            self._target_stats = _as_stats(target_stats)
+        self._received = 0  # source frames so far
+        self._emitted = 0  # target frames given out by the re-timing step
+        self._log = torch.zeros(tgt.n_mels, 0, dtype=torch.float64)  # held log-linear frames
+        self._first = 0  # the source frame index of self._log's first column
+
+    def push(self, mel: np.ndarray | Tensor) -> np.ndarray:
+        """``(n_mels_source, c)`` -> ``(n_mels_target, c')`` float32: the frames now final."""
+        src, tgt = self.source, self.target
+        v = torch.as_tensor(np.asarray(mel), dtype=torch.float64)
+        if v.ndim != 2 or v.shape[0] != src.n_mels:
+            raise InputError(
+                f"mel has shape {tuple(v.shape)}, but convention {src.name} has {src.n_mels} "
+                f"bands (shape ({src.n_mels}, frames))",
+                self.path,
+            )
+        v = _denormalize(v, src, self._stats, self.path)
+        if self._values_only:
+            return self._finished(v)
         x = expand(v, src.compression)
-        if src.analysis_key() != tgt.analysis_key() or src.magnitude_eps != tgt.magnitude_eps:
-            x = _retime(_rebin(x, src, tgt), src, tgt)
-        out = compress(x, tgt.compression)
-    if target_stats is None:
-        target_stats = tgt.normalization.stats
-    if target_stats is not None and tgt.normalization.kind != "none":
-        out = _as_stats(target_stats).normalize(out)
-    return out.to(torch.float32).numpy()
+        if self._reframe:
+            x = _rebin(x, src, tgt)
+        if not self._retime:
+            return self._finished(compress(x, tgt.compression))
+        floor = max(_TINY, floor_linear(tgt.compression))
+        self._log = torch.cat([self._log, torch.log(x.clamp(min=floor))], dim=1)
+        self._received += v.shape[1]
+        return self._interpolate(final=False)
+
+    def finish(self) -> np.ndarray:
+        """The frames held back until the end: ``(n_mels_target, c'')`` float32 (none unless
+        the framing changes)."""
+        if not self._retime or self._received == 0:
+            return np.zeros((self.target.n_mels, 0), dtype=np.float32)
+        return self._interpolate(final=True)
+
+    def _interpolate(self, final: bool) -> np.ndarray:
+        """The target frames whose interpolation taps have all arrived (``final``: all the
+        rest, past the end repeating the last frame, as over the whole mel)."""
+        src, tgt = self.source, self.target
+        k = torch.arange(self._emitted, target_frames(src, tgt, self._received))
+        pos = frame_positions(k, src, tgt)
+        if not final:
+            pos = pos[pos.floor() + TAPS // 2 <= self._received - 1]
+        # the held frames start at self._first: every tap of these positions is among them,
+        # and the clamps at either edge are those of the whole mel
+        out = lagrange_interpolate(self._log, pos - self._first)
+        self._emitted += len(pos)
+        if len(pos):  # drop the frames no later position reaches
+            keep_from = max(int(pos[-1].floor()) - (TAPS // 2 - 1), self._first)
+            self._log = self._log[:, keep_from - self._first :]
+            self._first = keep_from
+        return self._finished(compress(torch.exp(out), tgt.compression))
+
+    def _finished(self, out: Tensor) -> np.ndarray:
+        """Target values -> normalised as the target's are, float32."""
+        if self._target_stats is not None:
+            out = self._target_stats.normalize(out)
+        return out.to(torch.float32).numpy()
 
 
 def _as_stats(stats: str | Path | MelStats) -> MelStats:
@@ -245,19 +319,22 @@ def target_frames(src: Convention, tgt: Convention, frames: int) -> int:
     return max(tgt.num_frames(samples_t), 1)
 
 
-def _retime(x: Tensor, src: Convention, tgt: Convention) -> Tensor:
-    """Resample the frames of ``x`` (linear, ``(bands, frames)``) at ``tgt``'s frame times."""
-    frames = target_frames(src, tgt, x.shape[1])
-    # frame centre times in source hops
+def frame_positions(k: Tensor, src: Convention, tgt: Convention) -> Tensor:
+    """Where target frames ``k`` sit among the source's frames (fractional source indices)."""
     scale = (tgt.hop_length / tgt.sample_rate) / (src.hop_length / src.sample_rate)
-    pos = (torch.arange(frames, dtype=torch.float64) + tgt.time_offset) * scale - src.time_offset
-    if frames == x.shape[1] and torch.allclose(pos, torch.arange(frames, dtype=torch.float64)):
-        return x
-    floor = max(_TINY, floor_linear(tgt.compression))
-    return torch.exp(lagrange_interpolate(torch.log(x.clamp(min=floor)), pos))
+    return (k.to(torch.float64) + tgt.time_offset) * scale - src.time_offset
 
 
-def lagrange_interpolate(y: Tensor, pos: Tensor, taps: int = 6) -> Tensor:
+def frame_aligned(src: Convention, tgt: Convention) -> bool:
+    """Whether ``tgt``'s frames are ``src``'s, one for one at the same times (no re-timing)."""
+    if src.hop_length * tgt.sample_rate != tgt.hop_length * src.sample_rate:
+        return False
+    if src.time_offset != tgt.time_offset:
+        return False
+    return all(target_frames(src, tgt, n) == n for n in (1, 2, 3, 64, 1000, 100_001))
+
+
+def lagrange_interpolate(y: Tensor, pos: Tensor, taps: int = TAPS) -> Tensor:
     """Values of ``y`` (``(..., frames)``) at fractional frame positions ``pos`` by ``taps``-point
     Lagrange interpolation, the edge frames repeated outside."""
     n = y.shape[-1]

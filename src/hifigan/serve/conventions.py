@@ -18,6 +18,7 @@ import numpy as np
 from hifigan import HiFiGANError, Vocoder
 from hifigan.conventions import (
     Convention,
+    MelConverter,
     MelStats,
     check_convention,
     convention_names,
@@ -204,6 +205,36 @@ class MelConventions:
         the model's convention (see :meth:`choose` and :meth:`read`)."""
         choice, how = self.choose(requested, model)
         return self.read(body, self.vocoders[model], choice, how, max_seconds)
+
+    def stream_converter(self, requested: str | None, model: str) -> MelConverter | None:
+        """What converts a stream's frames sent to ``model`` with ``?mel_convention=requested``
+        into the model's convention, piece by piece (None: they are the model's own).
+
+        Raises:
+            RequestError: for ``auto`` (detection needs the whole mel), an unknown name, or a
+                normalised convention this service has no statistics for (the values of a
+                few frames cannot tell whether they are normalised).
+        """
+        choice, how = self.choose(requested, model)
+        if choice == AUTO:
+            where = "this server's default" if how == "default" else "auto"
+            raise RequestError(
+                400,
+                f"a stream cannot detect its mel convention ({where}: that needs the whole "
+                f"mel): name it with ?{QUERY}=NAME (GET /v1/conventions lists them)",
+            )
+        own = self.vocoders[model].convention
+        if choice is None or (same_values(choice, own) and choice.name not in self.stats):
+            return None
+        assert isinstance(choice, Convention)
+        stats = self.stats.get(choice.name)
+        if stats is None and choice.normalization.kind != "none" and not choice.normalization.stats:
+            raise RequestError(
+                400,
+                f"convention {choice.name} is normalised, and this server has no statistics "
+                f"to undo that (start it with --mel-stats {choice.name}=FILE)",
+            )
+        return MelConverter(choice, own, stats=stats)
 
     # ------------------------------------------------------------------ reading
     def read(

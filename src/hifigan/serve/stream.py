@@ -5,7 +5,10 @@ The client sends binary messages of little-endian float32 mel frames, frame-majo
 ``end``. The server sends the samples that became final as binary float32 little-endian
 messages (nothing while the first :attr:`~hifigan.Vocoder.latency_frames` frames are held
 back), then the tail, then closes with code 1000. The concatenation equals offline synthesis
-to float rounding (:meth:`hifigan.Vocoder.streamer`).
+to float rounding (:meth:`hifigan.Vocoder.streamer`). With ``?mel_convention=NAME`` (or the
+server's default) the frames are that convention's, converted as they arrive
+(:class:`~hifigan.conventions.MelConverter`, which holds back the few frames a change of framing
+interpolates from).
 
 Receiving and synthesis are decoupled: a receive task reads and checks every message as it
 arrives, so the connection (its keepalive pings included) is served while the model works;
@@ -31,8 +34,11 @@ import torch
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hifigan import HiFiGANError
+from hifigan.conventions import MelConverter
+from hifigan.frontend import MelFrontEnd
 from hifigan.inference.inputs import raw_frames
 
+from .conventions import QUERY
 from .payload import RequestError, f32_bytes, without_path
 
 END = "end"
@@ -75,18 +81,16 @@ async def stream(websocket: WebSocket) -> None:
     except RequestError as e:
         await close_with_error(websocket, CLOSE_CODES["unknown model"], e.message)
         return
-    own = slot.vocoder.convention.name
-    if websocket.query_params.get("mel_convention", own) not in ("", own):
-        # converting other framings or bands needs the whole mel: POST /v1/vocode does it
-        message = (
-            f"streams take the model's own mel convention ({own}): send the whole mel to "
-            "POST /v1/vocode with mel_convention, or convert it first"
+    try:
+        converter = websocket.app.state.conventions.stream_converter(
+            websocket.query_params.get(QUERY), slot.name
         )
-        await close_with_error(websocket, CLOSE_CODES["invalid data"], message)
+    except RequestError as e:
+        await close_with_error(websocket, CLOSE_CODES["invalid data"], e.message)
         return
     service.metrics.streams.inc(model=slot.name)
     try:
-        await run_stream(websocket, service, slot)
+        await run_stream(websocket, service, slot, converter)
     except StreamError as e:
         await close_with_error(websocket, e.code, e.message)
     except HiFiGANError as e:
@@ -148,9 +152,10 @@ class Inbox:
         return frames, self.ended
 
 
-async def receive_messages(websocket: WebSocket, service, vocoder, inbox: Inbox) -> None:
-    """Read and check every message as it arrives; the frames go to ``inbox``."""
-    limit_frames = int(service.config.max_seconds * vocoder.sample_rate / vocoder.hop_length)
+async def receive_messages(websocket: WebSocket, service, form: MelFrontEnd, inbox: Inbox) -> None:
+    """Read and check every message as it arrives; the frames (of ``form``'s bands and hop)
+    go to ``inbox``."""
+    limit_frames = int(service.config.max_seconds * form.sample_rate / form.hop_length)
     received = 0
     try:
         while True:
@@ -166,7 +171,7 @@ async def receive_messages(websocket: WebSocket, service, vocoder, inbox: Inbox)
                         f"message of {len(data)} bytes is over this server's limit of "
                         f"{service.config.max_body_mb:g} MB",
                     )
-                frames = frames_of(data, vocoder.n_mels)
+                frames = frames_of(data, form.n_mels)
                 received += frames.shape[1]
                 if received > limit_frames:
                     raise StreamError(
@@ -191,24 +196,36 @@ async def receive_messages(websocket: WebSocket, service, vocoder, inbox: Inbox)
         inbox.fail(e)
 
 
-def chunk_limit(vocoder) -> int:
-    """Most frames synthesized in one call of the model's thread (:data:`MAX_CHUNK_SECONDS`)."""
-    return max(1, int(MAX_CHUNK_SECONDS * vocoder.sample_rate / vocoder.hop_length))
+def chunk_limit(form: MelFrontEnd) -> int:
+    """Most frames (of ``form``'s hop) synthesized in one call of the model's thread
+    (:data:`MAX_CHUNK_SECONDS`)."""
+    return max(1, int(MAX_CHUNK_SECONDS * form.sample_rate / form.hop_length))
 
 
-async def run_stream(websocket: WebSocket, service, slot) -> None:
+async def run_stream(
+    websocket: WebSocket, service, slot, converter: MelConverter | None = None
+) -> None:
+    """Synthesize the frames as they arrive, converted first when ``converter`` is given (the
+    client's convention to the model's)."""
     loop = asyncio.get_running_loop()
     vocoder = slot.vocoder
+    form = converter.source if converter else vocoder.convention  # what the client sends
     streamer = vocoder.streamer()
-    limit = chunk_limit(vocoder)
+    limit = chunk_limit(form)
     lane = slot.executor.lane()  # this stream's turns on the model's thread
 
     def push(frames: np.ndarray) -> np.ndarray:
+        if converter is not None:
+            frames = converter.push(frames)
         return streamer.push(torch.from_numpy(frames))[0].cpu().numpy()
 
     def finish() -> np.ndarray:
-        audio = streamer.finish()
-        return audio[0].cpu().numpy() if audio.shape[1] else np.zeros(0, np.float32)
+        audio = []
+        if converter is not None:  # the frames the conversion held back
+            audio.append(streamer.push(torch.from_numpy(converter.finish()))[0].cpu().numpy())
+        last = streamer.finish()
+        audio.append(last[0].cpu().numpy() if last.shape[1] else np.zeros(0, np.float32))
+        return np.concatenate(audio)
 
     async def send(audio: np.ndarray) -> None:
         if audio.size:
@@ -216,7 +233,7 @@ async def run_stream(websocket: WebSocket, service, slot) -> None:
             service.metrics.audio_seconds.inc(audio.size / vocoder.sample_rate, model=slot.name)
 
     inbox = Inbox()
-    receiver = asyncio.ensure_future(receive_messages(websocket, service, vocoder, inbox))
+    receiver = asyncio.ensure_future(receive_messages(websocket, service, form, inbox))
     try:
         while True:
             frames, ended = await inbox.take()
