@@ -184,3 +184,26 @@ def test_help_is_plain_text(command):
     text = result.stdout
     assert "``" not in text and ":class:" not in text and ":func:" not in text, text
     assert len(text.strip().splitlines()) > 2
+
+
+def test_every_file_the_package_reads_is_in_its_wheel():
+    """A non-Python file under ``src/hifigan`` (presets, conventions, the demo clip, pages, the
+    C kernel) reaches a non-editable install only through ``package-data``: an editable
+    install, as in the tests, finds it either way."""
+    import fnmatch
+
+    # the list under [tool.setuptools.package-data] (tomllib is not in Python 3.10)
+    pyproject = (PACKAGE.parents[1] / "pyproject.toml").read_text()
+    listed = re.search(r"\[tool\.setuptools\.package-data\]\s*hifigan = \[(.*?)\]", pyproject, re.S)
+    assert listed, "pyproject.toml has no package-data list for hifigan"
+    patterns = re.findall(r'"([^"]+)"', listed.group(1))
+    files = [
+        f.relative_to(PACKAGE).as_posix()
+        for f in PACKAGE.rglob("*")
+        if f.is_file() and f.suffix not in (".py", ".pyc") and "__pycache__" not in f.parts
+    ]
+    assert files, "no data files found: has the package moved?"
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    assert missing == [], (
+        f"add these to [tool.setuptools.package-data] in pyproject.toml: {missing}"
+    )
