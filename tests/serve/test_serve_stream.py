@@ -449,15 +449,22 @@ def small_checkpoint(tmp_path_factory):
     return path
 
 
-def test_stream_latency_script_runs_end_to_end(small_checkpoint):
+@pytest.mark.parametrize(
+    ("options", "sent", "expected"),
+    [
+        ([], "", [("1", "86", "1000"), ("7", "13", "1000"), ("32", "3", "1000")]),
+        (["--mel-convention", "coqui", "--frames", "7"], "of coqui ", [("7", "13", "1000")]),
+    ],
+)
+def test_stream_latency_script_runs_end_to_end(small_checkpoint, options, sent, expected):
     # a check that the script works, on 1 s of audio: its timings are not looked at
     command = [sys.executable, str(REPO / "scripts" / "stream_latency.py"), str(small_checkpoint)]
-    command += ["--seconds", "1", "--threads", "1"]
+    command += ["--seconds", "1", "--threads", "1", *options]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].startswith(f"model {small_checkpoint} (small), 86 frames (1.00 s)")
+    assert lines[0].startswith(f"model {small_checkpoint} (small), 86 frames {sent}(1.00 s)")
     header = [cell.strip() for cell in lines[2].strip("|").split("|")]
     assert header[:6] == [
         "frames per message",
@@ -468,11 +475,7 @@ def test_stream_latency_script_runs_end_to_end(small_checkpoint):
         "close",
     ]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[4:]]
-    assert [(row[0], row[1], row[5]) for row in rows] == [
-        ("1", "86", "1000"),
-        ("7", "13", "1000"),
-        ("32", "3", "1000"),
-    ]
+    assert [(row[0], row[1], row[5]) for row in rows] == expected
     for row in rows:
         assert float(row[6]) < EXACT  # max |difference| from offline synthesis
         assert all(float(cell) >= 0 for cell in row[2:5])
