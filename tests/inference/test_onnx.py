@@ -132,6 +132,7 @@ def test_an_opset_the_exporter_cannot_produce_is_refused(run_cli, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # the refused opset stands for the opset choice in the default run
 def test_an_older_opset_is_honoured_when_the_conversion_succeeds(tmp_path):
     generator, config = random_generator("v3")
     report = export_onnx(generator, config, tmp_path / "v3.onnx", opset=17)

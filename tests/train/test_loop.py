@@ -216,6 +216,7 @@ def test_resume_is_exact(tmp_path, data, tiny):
     assert [r["step"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl")] == [0, 2, 3, 4]
 
 
+@pytest.mark.slow  # test_signals.py's matrix stops and resumes runs in the default run
 def test_sigterm_writes_a_loadable_checkpoint_and_the_run_resumes(tmp_path, data, tiny):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "hifigan", "train", "--config", str(tiny), "--data", str(data)]
