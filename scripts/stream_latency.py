@@ -11,7 +11,7 @@ as it comes on another thread. Prints a markdown table, one row per message size
 * last audio after start: from the first message to the last audio;
 * close: the close code (1000, a normal end, is the only good one) and its reason; the stream's
   audio must equal offline synthesis of the same mel (``/v1/vocode``) within 1e-4 (float
-  rounding of windows of other lengths: under 2e-5 for V2, up to 7e-5 for V1);
+  rounding of windows of other lengths: under 2e-5 for V2, 6.2e-5 measured for V1);
 * server CPU: the server process's CPU time during the stream, as a share of its torch
   threads' wall time.
 

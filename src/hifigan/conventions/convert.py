@@ -81,7 +81,10 @@ class MelConverter:
         self.source, self.target = load_convention(source), load_convention(target)
         src, tgt = self.source, self.target
         self.path = path
-        self._stats = stats
+        # read once, not on every push: a path given, or the file the convention names
+        if stats is None:
+            stats = src.normalization.stats
+        self._stats = None if stats is None else _as_stats(stats)
         self._values_only = same_values(src.replace(normalization=tgt.normalization), tgt)
         self._reframe = not self._values_only and (
             src.analysis_key() != tgt.analysis_key() or src.magnitude_eps != tgt.magnitude_eps
@@ -157,12 +160,12 @@ def _as_stats(stats: str | Path | MelStats) -> MelStats:
 
 
 def _denormalize(
-    v: Tensor, src: Convention, stats: str | Path | MelStats | None, path: str | Path | None
+    v: Tensor, src: Convention, stats: MelStats | None, path: str | Path | None
 ) -> Tensor:
-    if stats is None and src.normalization.stats is not None:
-        stats = src.normalization.stats
+    """Undo ``src``'s normalisation with ``stats`` (refused when the values look normalised
+    and there are none)."""
     if stats is not None:
-        return _as_stats(stats).denormalize(v)
+        return stats.denormalize(v)
     if src.normalization.kind != "none" and looks_normalized(v):
         raise InputError(
             f"the mel looks normalised (per-band mean near 0, deviation near 1): convention "
